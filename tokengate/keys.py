@@ -1,0 +1,50 @@
+"""Creating, listing and revoking API keys in Redis (the ``tokengate keys`` command)."""
+
+from __future__ import annotations
+
+import time
+
+import redis.asyncio as aioredis
+
+from tokengate import store
+
+
+async def create_key(
+    r: aioredis.Redis,
+    account: str,
+    *,
+    name: str = "default",
+    expires_at: int = 0,
+    models: list[str] | None = None,
+) -> str:
+    """Create a key for ``account`` (and the account if new); return the key once."""
+    if not store.ACCOUNT_RE.match(account):
+        raise ValueError("account ids are 1-32 lowercase letters and digits")
+    api_key = store.new_key(account)
+    d = store.digest(api_key)
+    async with r.pipeline(transaction=True) as p:
+        p.hsetnx(store.account_key(account), "created", str(int(time.time())))
+        p.sadd(store.ACCOUNTS, account)
+        p.hset(store.key_record(account, d), mapping=store.key_fields(
+            api_key, name=name, expires_at=expires_at, models=models))
+        p.sadd(store.account_keys(account), d)
+        await p.execute()
+    return api_key
+
+
+async def list_keys(r: aioredis.Redis, account: str) -> list[dict[str, str]]:
+    digests = sorted(await r.smembers(store.account_keys(account)))
+    out = []
+    for d in digests:
+        h = await r.hgetall(store.key_record(account, d.decode()))
+        out.append({k.decode(): v.decode() for k, v in h.items()})
+    return out
+
+
+async def revoke_key(r: aioredis.Redis, account: str, key_id: str) -> bool:
+    for d in await r.smembers(store.account_keys(account)):
+        rec = store.key_record(account, d.decode())
+        if (await r.hget(rec, "id") or b"").decode() == key_id:
+            await r.hset(rec, "revoked", "1")
+            return True
+    return False

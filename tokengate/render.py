@@ -1,0 +1,206 @@
+"""Render the Envoy bootstrap from the gateway config.
+
+The template (``templates/envoy.yaml.j2``) holds every Envoy value and its reason;
+this module only computes what varies with the gateway config: routes per model,
+one cluster per deployment, the translator endpoints, and the error shapes Envoy
+uses for its own local replies.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from tokengate.config import GatewayConfig
+from translator.endpoints import LISTING_PATHS, SHAPE_PATHS
+from translator.errors import BadRequest, NotFound, UserFacingError
+from translator.protocols import Protocol
+
+TEMPLATE = Path(__file__).with_name("templates") / "envoy.yaml.j2"
+
+# Router-level filter: request headers held until the body is read (so the body can pick
+# the route); response headers skipped, their facts sent as attributes with the body.
+ROUTER_MODE = {
+    "request_header_mode": "SEND",
+    "request_body_mode": "BUFFERED",
+    "response_header_mode": "SKIP",
+    "response_body_mode": "STREAMED",
+    "request_trailer_mode": "SKIP",
+    "response_trailer_mode": "SKIP",
+}
+ROUTER_REQUEST_ATTRIBUTES: list[str] = []  # the header phase tells all
+ROUTER_RESPONSE_ATTRIBUTES = [
+    "response.code",
+    "response.headers['content-type']",
+    "xds.upstream_host_metadata",
+]
+# Upstream-level filter: once per attempt. Headers always (they carry the attempt's endpoint
+# metadata); the body (the original client body, every attempt) only when it must change.
+UPSTREAM_MODE = {
+    "request_header_mode": "SEND",
+    "request_body_mode": "BUFFERED",
+    "response_header_mode": "SKIP",
+    "response_body_mode": "NONE",
+    "request_trailer_mode": "SKIP",
+    "response_trailer_mode": "SKIP",
+}
+UPSTREAM_REQUEST_ATTRIBUTES = [
+    "xds.upstream_host_metadata",
+    "request.headers['x-tokengate-ctx']",
+]
+
+
+def _flow(obj: Any) -> str:
+    """A YAML flow mapping (JSON is valid YAML) on one line."""
+    return json.dumps(obj, separators=(", ", ": "))
+
+
+@dataclass(frozen=True)
+class _Shape:
+    protocol: Protocol
+    match: str
+
+    def body(self, m: dict[str, Any]) -> str:
+        err = UserFacingError("%LOCAL_REPLY_BODY%", status=m["status"], kind=m["kind"])
+        body = err.body(self.protocol)
+        if self.protocol is Protocol.GEMINI:
+            body["error"]["code"] = "%RESPONSE_CODE%"
+        return _flow(body)
+
+
+_SHAPES = [
+    _Shape(Protocol.GEMINI, _flow({"name": ":path", "string_match": {"safe_regex": {"regex": "^/v1(beta|alpha)/.*"}}})),
+    _Shape(Protocol.ANTHROPIC, _flow({"name": "anthropic-version", "present_match": True})),
+    _Shape(Protocol.OPENAI, _flow({"name": ":path", "present_match": True})),
+]
+
+# Flags Envoy sets on replies it makes up because an upstream failed or was missing.
+_UPSTREAM_FLAGS = ["UH", "UF", "UO", "NR", "URX", "UT", "UC", "UR", "LR", "SI", "DT", "NC"]
+
+
+def _status(op_value: int) -> dict[str, Any]:
+    return {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": op_value, "runtime_key": "unused"}}}}
+
+
+def _error_mappers() -> list[dict[str, Any]]:
+    flags = {"response_flag_filter": {"flags": _UPSTREAM_FLAGS}}
+    out = [
+        {"filter": _flow(_status(413)), "status": 413, "kind": "request_too_large"},
+        {"filter": _flow(_status(431)), "status": 431, "kind": "request_too_large"},
+        {"filter": _flow(_status(408)), "status": 408, "kind": "timeout"},
+    ]
+    for status, kind in ((504, "timeout"), (503, "unavailable")):
+        both = {"and_filter": {"filters": [flags, _status(status)]}}
+        out.append({"filter": _flow(both), "status": status, "kind": kind})
+    out.append({"filter": _flow(flags), "status": 502, "kind": "api_error"})
+    return out
+
+
+def _endpoint(addr: str) -> str:
+    if addr.startswith("unix:"):
+        return _flow({"pipe": {"path": addr.removeprefix("unix:")}})
+    host, _, port = addr.rpartition(":")
+    return _flow({"socket_address": {"address": host, "port_value": int(port)}})
+
+
+def translator_addresses(cfg: GatewayConfig, workers: int, base: Path) -> list[str]:
+    """The gRPC address of each translator process (Unix sockets under socket_dir)."""
+    sock_dir = Path(cfg.translator.socket_dir)
+    if not sock_dir.is_absolute():
+        sock_dir = base / sock_dir
+    return [f"unix:{sock_dir / f'translator-{i}.sock'}" for i in range(workers)]
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def context(cfg: GatewayConfig, *, source: str, addresses: list[str], base: Path) -> dict[str, Any]:
+    def path(p: str) -> str:
+        return p if os.path.isabs(p) else str(base / p)
+
+    clusters = []
+    for d in cfg.deployments:
+        p = cfg.provider(d.provider)
+        clusters.append({
+            "name": f"deployment/{d.name}",
+            "deployment": d.name,
+            "protocol": p.protocol.value,
+            "host": p.host,
+            "port": p.port,
+            "tls": p.tls,
+            "type": "STATIC" if _is_ip(p.host) else "LOGICAL_DNS",
+            "connect_timeout": f"{p.timeout_connect_s:g}s",
+        })
+    model_routes = [
+        (name, f"deployment/{m.deployments[0]}") for name, m in cfg.model_table().items()
+    ]
+
+    def shaped(protocol: Protocol, err: UserFacingError) -> str:
+        return json.dumps(err.body(protocol), separators=(",", ":")).replace("'", "''")
+
+    api_routes = [
+        {"name": f"no-body{p}", "match": _flow(m),
+         "body": shaped(proto, BadRequest("a JSON request body is required"))}
+        for p, (proto, m) in SHAPE_PATHS.items()
+    ]
+    not_found_routes = []
+    for shape in _SHAPES:
+        not_found_routes.append({
+            "name": f"not-found/{shape.protocol.value}",
+            "match": _flow({"prefix": "/", "headers": [json.loads(shape.match)]}),
+            "body": shaped(shape.protocol, NotFound(
+                "Unknown request URL. Check the path and the base URL "
+                "(OpenAI SDKs: http://HOST/v1; Anthropic and Gemini SDKs: http://HOST)."
+            )),
+        })
+    return {
+        "source": source,
+        "server": cfg.server,
+        "tls_cert": path(cfg.server.tls_cert),
+        "tls_key": path(cfg.server.tls_key),
+        "message_timeout": f"{cfg.translator.message_timeout_ms / 1000:g}s",
+        "router_mode": ROUTER_MODE,
+        "router_request_attributes": ROUTER_REQUEST_ATTRIBUTES,
+        "router_response_attributes": ROUTER_RESPONSE_ATTRIBUTES,
+        "upstream_mode": UPSTREAM_MODE,
+        "upstream_request_attributes": UPSTREAM_REQUEST_ATTRIBUTES,
+        "shapes": _SHAPES,
+        "error_mappers": _error_mappers(),
+        "model_routes": model_routes,
+        "listing_routes": [{"name": f"list{p}", "match": _flow(m)} for p, m in LISTING_PATHS.items()],
+        "api_routes": api_routes,
+        "not_found_routes": not_found_routes,
+        "translator_endpoints": [_endpoint(a) for a in addresses],
+        "upstream_clusters": clusters,
+    }
+
+
+def render(
+    cfg: GatewayConfig,
+    *,
+    source: str,
+    addresses: list[str],
+    base: Path,
+    template: Path = TEMPLATE,
+) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template.parent)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - YAML, not HTML
+    )
+    text = env.get_template(template.name).render(
+        **context(cfg, source=source, addresses=addresses, base=base)
+    )
+    return text

@@ -1,0 +1,104 @@
+"""The Redis key layout and API keys.
+
+Every key that belongs to one account carries the account id as a hash tag,
+``tg:{<account>}:…``, so a script touching one account stays on one Redis
+Cluster slot. The API key itself names its account, so the translator finds
+the right slot without a lookup:
+
+    sk-tg-<account>-<secret>          the key, shown once, never stored
+    tg:{<account>}:key:<sha256>       hash: id, prefix, name, created, expires_at,
+                                      revoked, models (comma list), rpm, tpm
+    tg:{<account>}:keys               set of the account's key hashes
+    tg:{<account>}:account            hash: created (billing adds balance and holds)
+    tg:accounts                       set of account ids (admin listing only)
+    tg:metering                       stream of metering events (one per request)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+
+KEY_PREFIX = "sk-tg-"
+ACCOUNT_RE = re.compile(r"^[a-z0-9]{1,32}$")
+_SECRET_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+METERING_STREAM = "tg:metering"
+ACCOUNTS = "tg:accounts"
+
+
+def account_key(account: str) -> str:
+    return f"tg:{{{account}}}:account"
+
+
+def key_record(account: str, digest: str) -> str:
+    return f"tg:{{{account}}}:key:{digest}"
+
+
+def account_keys(account: str) -> str:
+    return f"tg:{{{account}}}:keys"
+
+
+def digest(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def account_of(api_key: str) -> str | None:
+    """The account a well-formed key names, or None for anything else."""
+    if not api_key.startswith(KEY_PREFIX):
+        return None
+    account, sep, secret = api_key[len(KEY_PREFIX):].partition("-")
+    if not sep or not ACCOUNT_RE.match(account) or len(secret) < 32:
+        return None
+    return account
+
+
+def new_key(account: str) -> str:
+    secret = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))  # ~238 bits
+    return f"{KEY_PREFIX}{account}-{secret}"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What the translator knows about a caller once its key checked out."""
+
+    account: str
+    key_id: str
+    name: str = ""
+    expires_at: int = 0  # unix seconds; 0 = never
+    revoked: bool = False
+    models: frozenset[str] = field(default_factory=frozenset)  # empty = every model
+
+    @classmethod
+    def from_hash(cls, account: str, h: dict[bytes, bytes]) -> KeyInfo:
+        def s(name: str) -> str:
+            return h.get(name.encode(), b"").decode()
+
+        return cls(
+            account=account,
+            key_id=s("id"),
+            name=s("name"),
+            expires_at=int(s("expires_at") or 0),
+            revoked=s("revoked") == "1",
+            models=frozenset(m for m in s("models").split(",") if m),
+        )
+
+    def usable_at(self, now: float) -> bool:
+        return not self.revoked and (self.expires_at == 0 or now < self.expires_at)
+
+
+def key_fields(
+    api_key: str, *, name: str, expires_at: int = 0, models: list[str] | None = None
+) -> dict[str, str]:
+    d = digest(api_key)
+    return {
+        "id": d[:16],
+        "prefix": api_key[: len(KEY_PREFIX) + 12],
+        "name": name,
+        "created": str(int(time.time())),
+        "expires_at": str(expires_at),
+        "revoked": "0",
+        "models": ",".join(models or []),
+    }

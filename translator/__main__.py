@@ -1,0 +1,3 @@
+from translator.main import run
+
+run()

@@ -1,0 +1,122 @@
+"""Building ext_proc responses and reading the attributes Envoy sends.
+
+Kept apart from the processors so they read as decisions, not proto plumbing.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
+from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+from envoy.type.v3.http_status_pb2 import HttpStatus
+from google.protobuf.struct_pb2 import Struct, Value
+
+ATTR_NAMESPACE = "envoy.filters.http.ext_proc"
+_OVERWRITE = HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD
+
+
+def _value(v: Value) -> Any:
+    kind = v.WhichOneof("kind")
+    if kind == "string_value":
+        return v.string_value
+    if kind == "number_value":
+        return v.number_value
+    if kind == "bool_value":
+        return v.bool_value
+    if kind == "struct_value":
+        return {k: _value(x) for k, x in v.struct_value.fields.items()}
+    if kind == "list_value":
+        return [_value(x) for x in v.list_value.values]
+    return None
+
+
+def attributes(req: pb.ProcessingRequest) -> dict[str, Any]:
+    """The CEL attributes Envoy evaluated for this message, as plain Python values."""
+    if ATTR_NAMESPACE not in req.attributes:
+        return {}
+    s: Struct = req.attributes[ATTR_NAMESPACE]
+    return {k: _value(v) for k, v in s.fields.items()}
+
+
+_FIELD = re.compile(r'key: "(\w+)" value \{ string_value: "([^"]*)" \}')
+
+
+@functools.lru_cache(maxsize=256)
+def tokengate_metadata(text: str) -> dict[str, str]:
+    """Our endpoint metadata out of ``xds.upstream_host_metadata``.
+
+    Envoy sends that attribute as the proto text format of ``config.core.v3.Metadata``;
+    the handful of distinct values (one per deployment) are parsed once and cached.
+    """
+    section = text.partition('key: "tokengate"')[2]
+    return dict(_FIELD.findall(section))
+
+
+def header_map(headers: pb.HttpHeaders) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for h in headers.headers.headers:
+        out[h.key] = h.raw_value.decode("latin-1") if h.raw_value else h.value
+    return out
+
+
+def header_mutation(
+    set_headers: Mapping[str, str] | None = None, remove: Iterable[str] = ()
+) -> pb.HeaderMutation:
+    return pb.HeaderMutation(
+        set_headers=[
+            HeaderValueOption(
+                header=HeaderValue(key=k, raw_value=v.encode("latin-1")), append_action=_OVERWRITE
+            )
+            for k, v in (set_headers or {}).items()
+        ],
+        remove_headers=list(remove),
+    )
+
+
+def immediate(status: int, headers: Mapping[str, str], body: bytes, details: str) -> pb.ProcessingResponse:
+    return pb.ProcessingResponse(
+        immediate_response=pb.ImmediateResponse(
+            status=HttpStatus(code=status),  # type: ignore[arg-type]
+            headers=header_mutation(headers),
+            body=body,
+            details=details,
+        )
+    )
+
+
+def common(
+    *,
+    body: bytes | None = None,
+    set_headers: Mapping[str, str] | None = None,
+    remove_headers: Iterable[str] = (),
+    clear_route_cache: bool = False,
+) -> pb.CommonResponse:
+    """A CommonResponse; ``body=None`` leaves the body as it is, ``b""`` clears it."""
+    resp = pb.CommonResponse(clear_route_cache=clear_route_cache)
+    if set_headers or remove_headers:
+        resp.header_mutation.CopyFrom(header_mutation(set_headers, remove_headers))
+    if body is not None:
+        if body:
+            resp.body_mutation.body = body
+        else:
+            resp.body_mutation.clear_body = True
+    return resp
+
+
+def request_body(c: pb.CommonResponse) -> pb.ProcessingResponse:
+    return pb.ProcessingResponse(request_body=pb.BodyResponse(response=c))
+
+
+def response_body(c: pb.CommonResponse) -> pb.ProcessingResponse:
+    return pb.ProcessingResponse(response_body=pb.BodyResponse(response=c))
+
+
+def request_headers(c: pb.CommonResponse) -> pb.ProcessingResponse:
+    return pb.ProcessingResponse(request_headers=pb.HeadersResponse(response=c))
+
+
+CONTINUE_RESPONSE_BODY = response_body(pb.CommonResponse())

@@ -1,0 +1,235 @@
+"""The router-level filter: one instance per HTTP request, on Envoy's HCM chain.
+
+    request body   classify the path, find the key, parse the body, resolve the
+                   model, authenticate; then set the routing header and clear the
+                   route cache so Envoy picks the model's route and cluster.
+    response body  (STREAMED) pick the response handler for the deployment that
+                   answered, pass or translate each chunk, read usage; at the end
+                   write the one metering event.
+
+Header phases are skipped (their facts arrive as attributes with the body),
+except on the bodiless listing routes and a forged routing header.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import Enum
+from typing import Any, Protocol as TypingProtocol
+
+import orjson
+import structlog
+from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+
+from tokengate.store import KeyInfo
+from translator import listing
+from translator.auth import NO_KEY, authenticate, check_model
+from translator.endpoints import Endpoint, Kind, classify, client_key
+from translator.extproc.upstream import Ctx
+from translator.errors import BadRequest, ModelNotFound, NotFound, Unauthorized, UserFacingError
+from translator.extproc import messages as m
+from translator.passthrough import Passthrough
+from translator.protocols import Protocol
+from translator.state import Gateway
+from translator.upstream_http import CLIENT_CREDENTIAL_HEADERS
+from translator.usage import Usage
+
+log = structlog.get_logger("tokengate.request")
+
+ROUTE_HEADER = "x-tokengate-model"
+CTX_HEADER = "x-tokengate-ctx"
+
+
+class Phase(Enum):
+    REQUEST = "request"
+    ROUTED = "routed"
+    RESPONDING = "responding"
+    DONE = "done"
+
+
+class ResponseHandler(TypingProtocol):
+    usage: Usage
+    complete: bool
+    finish: str | None
+
+    def feed(self, chunk: bytes) -> bytes | None: ...
+    def flush(self) -> bytes | None: ...
+
+
+class RouterProcessor:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.phase = Phase.REQUEST
+        self.started = time.monotonic()
+        self.request_id = ""
+        self.endpoint: Endpoint | None = None
+        self.api_key: str | None = None
+        self.key: KeyInfo | None = None
+        self.model = ""
+        self.stream = False
+        self.include_usage = False
+        self.status = 0
+        self.deployment = ""
+        self.upstream_protocol: Protocol | None = None
+        self.handler: ResponseHandler | None = None
+
+    def __repr__(self) -> str:
+        return f"RouterProcessor(phase={self.phase.value}, model={self.model!r}, status={self.status})"
+
+    @property
+    def protocol(self) -> Protocol:
+        """The caller's protocol (OpenAI until the path says otherwise)."""
+        return self.endpoint.protocol if self.endpoint else Protocol.OPENAI
+
+    # --- request ----------------------------------------------------------------
+
+    async def on_request_headers(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
+        headers = m.header_map(req.request_headers)
+        self.request_id = headers.get("x-request-id", "")
+        ep = self.endpoint = classify(headers.get(":method", ""), headers.get(":path", ""), headers)
+        if any(h.startswith("x-tokengate-") for h in headers):
+            raise BadRequest("Headers named x-tokengate-* are reserved for the gateway.")
+        if ep is None:
+            raise NotFound("Unknown request URL.")
+        if ep.kind in (Kind.CHAT, Kind.COUNT_TOKENS):
+            self.api_key = client_key(ep, headers)
+            if not self.api_key:
+                raise Unauthorized(NO_KEY)
+            if req.request_headers.end_of_stream:
+                raise BadRequest("A JSON request body is required.")
+            return m.request_headers(m.common())  # the rest waits for the body
+        key = await authenticate(self.gw, client_key(ep, headers))
+        self.key = key
+        if ep.kind is Kind.LIST_MODELS:
+            doc = listing.list_models(ep.protocol, self.gw.models, self.gw.owners, key.models)
+        else:
+            doc = listing.get_model(ep.protocol, ep.model or "", self.gw.models, self.gw.owners, key.models)
+        self.phase = Phase.DONE
+        return m.immediate(200, {"content-type": "application/json"}, orjson.dumps(doc), "tokengate_models")
+
+    async def on_request_body(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
+        ep = self.endpoint
+        if ep is None:
+            raise NotFound("Unknown request URL.")
+        key = await authenticate(self.gw, self.api_key)
+        body = self._parse(req.request_body.body)
+        model = ep.model if ep.model is not None else body.get("model")
+        if not isinstance(model, str) or not model:
+            raise BadRequest("The request has no 'model'.", param="model")
+        model = model.removeprefix("models/")
+        if model not in self.gw.models:
+            raise ModelNotFound(
+                f"The model '{model}' does not exist or you do not have access to it.", param="model"
+            )
+        check_model(key, model)
+        self.key, self.model = key, model
+        self.stream = ep.stream if ep.stream is not None else body.get("stream") is True
+        opts = body.get("stream_options")
+        self.include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
+        self.phase = Phase.ROUTED
+        ctx = Ctx(ep.protocol, ep.kind, self.stream, ep.sse, model)
+        headers = {ROUTE_HEADER: model, CTX_HEADER: ctx.encode()}
+        new_body = None
+        if ep.protocol is Protocol.OPENAI and self.stream and not self.include_usage:
+            # Usage is always asked of the upstream; the extra chunk is removed again on the way back.
+            body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+            new_body = orjson.dumps(body)
+            headers["content-length"] = str(len(new_body))
+        return m.request_body(m.common(
+            body=new_body,
+            set_headers=headers,
+            remove_headers=CLIENT_CREDENTIAL_HEADERS,
+            clear_route_cache=True,
+        ))
+
+    @staticmethod
+    def _parse(raw: bytes) -> dict[str, Any]:
+        if not raw:
+            raise BadRequest("A JSON request body is required.")
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise BadRequest("The request body must be a JSON object.")
+        return body
+
+    # --- response ---------------------------------------------------------------
+
+    def on_response_body(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
+        chunk = req.response_body.body
+        if self.phase is Phase.DONE:
+            return m.response_body(m.common(body=b""))  # after an in-band error: swallow the rest
+        if self.handler is None:
+            self._start_response(m.attributes(req))
+        assert self.handler is not None
+        out = self.handler.feed(chunk)
+        if req.response_body.end_of_stream:
+            if tail := self.handler.flush():
+                out = (chunk if out is None else out) + tail
+            self.finish()
+        if out is None:
+            return m.CONTINUE_RESPONSE_BODY
+        return m.response_body(m.common(body=out))
+
+    def _start_response(self, attrs: dict[str, Any]) -> None:
+        self.phase = Phase.RESPONDING
+        self.status = int(attrs.get("response.code") or 0)
+        tg = m.tokengate_metadata(str(attrs.get("xds.upstream_host_metadata") or ""))
+        self.deployment = str(tg.get("deployment", ""))
+        proto = tg.get("protocol")
+        self.upstream_protocol = Protocol(proto) if proto in Protocol._value2member_map_ else None
+        ep = self.endpoint
+        assert ep is not None
+        streaming = self.stream and self.status == 200
+        # Same protocol (or an error Envoy made up itself): pass through, read usage.
+        self.handler = Passthrough(
+            ep.protocol,
+            stream=streaming,
+            sse=ep.sse,
+            strip_usage_chunk=streaming and not self.include_usage,
+        )
+
+    # --- end --------------------------------------------------------------------
+
+    def finish(self, *, cut_short: bool = False) -> None:
+        """Write the request's one metering event; later calls do nothing."""
+        if self.phase is not Phase.RESPONDING:
+            return
+        self.phase = Phase.DONE
+        h = self.handler
+        usage = h.usage if h else Usage()
+        complete = bool(h and h.complete) and not cut_short
+        event = {
+            "request_id": self.request_id,
+            "account": self.key.account if self.key else "",
+            "key_id": self.key.key_id if self.key else "",
+            "model": self.model,
+            "deployment": self.deployment,
+            "protocol": self.protocol.value,
+            "upstream_protocol": self.upstream_protocol.value if self.upstream_protocol else "",
+            "status": self.status,
+            "stream": self.stream,
+            "complete": complete,
+            "finish": h.finish if h else None,
+            "usage": usage.as_dict(),
+            "duration_ms": round((time.monotonic() - self.started) * 1000, 3),
+            "ts": time.time(),
+        }
+        self.gw.meter.record(event)
+        log.info("request", **event)
+
+    def stream_error(self, err: UserFacingError) -> pb.ProcessingResponse:
+        """The error in band: the client already has the status line and maybe chunks."""
+        log.warning("stream_error", request_id=self.request_id, kind=err.kind, message=err.message)
+        self.finish(cut_short=True)
+        body = err.stream_event(self.protocol) if self.stream else err.render(self.protocol)[2]
+        return m.response_body(m.common(body=body))
+
+    def error_response(self, err: UserFacingError) -> pb.ProcessingResponse:
+        """The error as the caller's protocol spells it, before anything was sent."""
+        status, headers, body = err.render(self.protocol)
+        log.info("rejected", request_id=self.request_id, status=status, kind=err.kind,
+                 model=self.model or None, protocol=self.protocol.value)
+        self.phase = Phase.DONE
+        return m.immediate(status, headers, body, f"tokengate_{err.kind}")

@@ -1,0 +1,102 @@
+"""The upstream-level filter: runs once per attempt, inside the deployment's cluster.
+
+Envoy hands it the attempt's endpoint metadata (which deployment, which protocol)
+with the request headers, and the original client body on every attempt. It sets
+everything the deployment needs on every attempt — path, credential, body —
+because header mutations of an earlier attempt persist into the next one.
+
+When the body needs no change (same protocol, same model name) the reply to the
+headers switches the body mode to NONE: one round trip, and the body goes
+upstream untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
+from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+
+from translator.endpoints import Kind
+from translator.errors import BadRequest, UpstreamError
+from translator.extproc import messages as m
+from translator.protocols import Protocol
+from translator.state import Gateway, Target
+from translator.upstream_http import (
+    ANTHROPIC_VERSION,
+    CLIENT_CREDENTIAL_HEADERS,
+    credential_headers,
+    path,
+)
+
+CTX_ATTR = "request.headers['x-tokengate-ctx']"
+META_ATTR = "xds.upstream_host_metadata"
+_SKIP_BODY = ProcessingMode(request_body_mode=ProcessingMode.NONE)
+
+
+@dataclass(frozen=True, slots=True)
+class Ctx:
+    """What the router-level filter learnt about the caller (the x-tokengate-ctx header)."""
+
+    protocol: Protocol
+    kind: Kind
+    stream: bool
+    sse: bool
+    model: str
+
+    @classmethod
+    def decode(cls, raw: str) -> Ctx:
+        proto, kind, flags, model = raw.split("|", 3)
+        return cls(Protocol(proto), Kind(kind), "s" in flags, "e" in flags, model)
+
+    def encode(self) -> str:
+        flags = ("s" if self.stream else "") + ("e" if self.sse else "")
+        return f"{self.protocol.value}|{self.kind.value}|{flags}|{self.model}"
+
+
+def client_protocol(req: pb.ProcessingRequest) -> Protocol:
+    """The caller's protocol, for shaping an error; OpenAI when the context is unreadable."""
+    proto = str(m.attributes(req).get(CTX_ATTR) or "").partition("|")[0]
+    return Protocol(proto) if proto in Protocol._value2member_map_ else Protocol.OPENAI
+
+
+class UpstreamAttempt:
+    """One attempt: headers first, then (only if asked for) the body."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.target: Target | None = None
+        self.ctx: Ctx | None = None
+
+    def on_request_headers(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
+        attrs = m.attributes(req)
+        name = m.tokengate_metadata(str(attrs.get(META_ATTR) or "")).get("deployment")
+        t = self.target = self.gw.targets.get(str(name))
+        if t is None:
+            raise UpstreamError(f"No deployment is known for upstream metadata {name!r}.")
+        ctx = self.ctx = Ctx.decode(str(attrs.get(CTX_ATTR) or ""))
+        if ctx.protocol is not t.protocol:
+            raise BadRequest(
+                f"Calling a {t.protocol.value} model through the {ctx.protocol.value} protocol "
+                "is not available yet."
+            )
+        headers = {
+            ":path": path(t.protocol, t.base_path, ctx.kind, t.model, stream=ctx.stream, sse=ctx.sse),
+            **credential_headers(t.protocol, t.credential),
+        }
+        if t.protocol is Protocol.ANTHROPIC:
+            headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
+        remove = [h for h in CLIENT_CREDENTIAL_HEADERS if h not in headers]
+        resp = m.request_headers(m.common(set_headers=headers, remove_headers=remove))
+        if t.protocol is Protocol.GEMINI or ctx.model == t.model:
+            resp.mode_override.CopyFrom(_SKIP_BODY)  # nothing in the body changes
+        return resp
+
+    def on_request_body(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
+        t, ctx = self.target, self.ctx
+        assert t is not None and ctx is not None
+        body = orjson.loads(req.request_body.body)
+        body["model"] = t.model
+        out = orjson.dumps(body)
+        return m.request_body(m.common(body=out, set_headers={"content-length": str(len(out))}))

@@ -1,0 +1,102 @@
+"""The translator process: ``python -m translator --config FILE --listen ADDR``.
+
+Shutdown order on SIGTERM/SIGINT (fixed and tested): report NOT_SERVING on the
+gRPC health service so Envoy stops sending new streams, give open streams up to
+``--grace`` seconds (``server.stop``), write the buffered metering events, close
+Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+
+import grpc
+import redis.asyncio as aioredis
+import structlog
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from tokengate.config import ConfigError, load
+from translator import logs
+from translator.extproc.servicer import Servicer
+from translator.metering import Meter
+from translator.state import Gateway
+
+log = structlog.get_logger("tokengate.translator")
+MAX_MESSAGE = 64 * 1024 * 1024  # request bodies up to the listener's limit, with room
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="translator", description=__doc__)
+    p.add_argument("--config", required=True, help="gateway config (YAML)")
+    p.add_argument("--listen", required=True, help="unix:/path.sock or host:port")
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"), help="overrides the config")
+    p.add_argument("--grace", type=float, default=30.0, help="seconds open streams get at shutdown")
+    p.add_argument("--log-level", default=os.environ.get("TOKENGATE_LOG_LEVEL", "info"))
+    return p.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
+    try:
+        cfg = load(args.config)
+    except ConfigError as exc:
+        print(f"translator: {exc}", file=sys.stderr)
+        return 2
+    base = Path.cwd()  # relative paths in the config are relative to where we run
+    redis = aioredis.Redis.from_url(args.redis_url or cfg.redis_url, socket_timeout=2.0,
+                                    socket_connect_timeout=2.0, health_check_interval=30)
+    meter = Meter(redis)
+    meter.start()
+    gw = Gateway(cfg, redis, meter, base)
+    server = grpc.aio.server(options=[
+        ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ("grpc.max_send_message_length", MAX_MESSAGE),
+        ("grpc.so_reuseport", 0),
+    ])
+    pb_grpc.add_ExternalProcessorServicer_to_server(Servicer(gw), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if args.listen.startswith("unix:"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(args.listen.removeprefix("unix:"))
+    server.add_insecure_port(args.listen)
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    log.info("translator_started", listen=args.listen, pid=os.getpid())
+
+    await stop.wait()
+    log.info("translator_stopping", grace=args.grace)
+    await health_servicer.enter_graceful_shutdown()  # NOT_SERVING: Envoy stops opening streams
+    await server.stop(args.grace)
+    await meter.close()
+    await redis.aclose()
+    log.info("translator_stopped")
+    return 0
+
+
+async def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    logs.configure(args.log_level)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return await serve(args, stop)
+
+
+def run() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        sys.exit(asyncio.run(main(sys.argv[1:])))
+    sys.exit(uvloop.run(main(sys.argv[1:])))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,35 @@
+"""How each protocol is called upstream: the path, and where the credential goes."""
+
+from __future__ import annotations
+
+from translator.endpoints import Kind
+from translator.protocols import Protocol
+
+# Every header a client may carry its tokengate key in; none of them goes upstream.
+CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+def path(protocol: Protocol, base_path: str, kind: Kind, model: str, *, stream: bool, sse: bool) -> str:
+    """The request path for ``protocol`` under the provider's base URL path."""
+    if protocol is Protocol.OPENAI:
+        return f"{base_path}/chat/completions"
+    if protocol is Protocol.ANTHROPIC:
+        return f"{base_path}/v1/messages" + ("/count_tokens" if kind is Kind.COUNT_TOKENS else "")
+    if kind is Kind.COUNT_TOKENS:
+        method = "countTokens"
+    elif stream:
+        method = "streamGenerateContent" + ("?alt=sse" if sse else "")
+    else:
+        method = "generateContent"
+    return f"{base_path}/v1beta/models/{model}:{method}"
+
+
+def credential_headers(protocol: Protocol, key: str | None) -> dict[str, str]:
+    if not key:
+        return {}
+    if protocol is Protocol.OPENAI:
+        return {"authorization": f"Bearer {key}"}
+    if protocol is Protocol.ANTHROPIC:
+        return {"x-api-key": key}
+    return {"x-goog-api-key": key}
