@@ -69,8 +69,8 @@ def _render(args: argparse.Namespace) -> int:
 
     cfg = load(args.config)
     workers = args.workers or cfg.translator.workers or (os.cpu_count() or 1)
-    text = render(cfg, source=str(args.config), addresses=translator_addresses(cfg, workers, Path.cwd()),
-                  base=Path.cwd(), template=Path(args.template) if args.template else TEMPLATE)
+    text = render(cfg, source=str(args.config), addresses=translator_addresses(cfg, workers),
+                  template=Path(args.template) if args.template else TEMPLATE)
     if args.out:
         Path(args.out).write_text(text)
     else:

@@ -157,12 +157,12 @@ class Stack:
         server = self.cfg.server
         if server.https_port:
             ensure_dev_certificate(self.base / server.tls_cert, self.base / server.tls_key)
-        addresses = translator_addresses(self.cfg, self.workers, self.base)
+        addresses = translator_addresses(self.cfg, self.workers)
         for a in addresses:
             Path(a.removeprefix("unix:")).parent.mkdir(parents=True, exist_ok=True)
         self.envoy_config.parent.mkdir(parents=True, exist_ok=True)
         self.envoy_config.write_text(render(
-            self.cfg, source=str(self.config_path), addresses=addresses, base=self.base))
+            self.cfg, source=str(self.config_path), addresses=addresses))
         translators = []
         for i, address in enumerate(addresses):
             translators.append((address, sup.start(f"translator-{i}", [

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,11 +108,13 @@ def _endpoint(addr: str) -> str:
     return _flow({"socket_address": {"address": host, "port_value": int(port)}})
 
 
-def translator_addresses(cfg: GatewayConfig, workers: int, base: Path) -> list[str]:
-    """The gRPC address of each translator process (Unix sockets under socket_dir)."""
+def translator_addresses(cfg: GatewayConfig, workers: int) -> list[str]:
+    """The gRPC address of each translator process (Unix sockets under socket_dir).
+
+    Relative paths stay relative: Envoy and the translators resolve them against the
+    directory they run in, like every other path in the config.
+    """
     sock_dir = Path(cfg.translator.socket_dir)
-    if not sock_dir.is_absolute():
-        sock_dir = base / sock_dir
     return [f"unix:{sock_dir / f'translator-{i}.sock'}" for i in range(workers)]
 
 
@@ -125,10 +126,7 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def context(cfg: GatewayConfig, *, source: str, addresses: list[str], base: Path) -> dict[str, Any]:
-    def path(p: str) -> str:
-        return p if os.path.isabs(p) else str(base / p)
-
+def context(cfg: GatewayConfig, *, source: str, addresses: list[str]) -> dict[str, Any]:
     clusters = []
     for d in cfg.deployments:
         p = cfg.provider(d.provider)
@@ -167,8 +165,8 @@ def context(cfg: GatewayConfig, *, source: str, addresses: list[str], base: Path
     return {
         "source": source,
         "server": cfg.server,
-        "tls_cert": path(cfg.server.tls_cert),
-        "tls_key": path(cfg.server.tls_key),
+        "tls_cert": cfg.server.tls_cert,
+        "tls_key": cfg.server.tls_key,
         "message_timeout": f"{cfg.translator.message_timeout_ms / 1000:g}s",
         "router_mode": ROUTER_MODE,
         "router_request_attributes": ROUTER_REQUEST_ATTRIBUTES,
@@ -191,7 +189,6 @@ def render(
     *,
     source: str,
     addresses: list[str],
-    base: Path,
     template: Path = TEMPLATE,
 ) -> str:
     env = jinja2.Environment(
@@ -201,6 +198,6 @@ def render(
         autoescape=False,  # noqa: S701 - YAML, not HTML
     )
     text = env.get_template(template.name).render(
-        **context(cfg, source=source, addresses=addresses, base=base)
+        **context(cfg, source=source, addresses=addresses)
     )
     return text

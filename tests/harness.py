@@ -1,0 +1,130 @@
+"""The running gateway for end-to-end tests: real Redis, translators and Envoy.
+
+``GatewayUnderTest`` is what the ``gateway`` fixture yields: base URLs, a key,
+the in-process fake provider (script it, read what tokengate sent it), and the
+metering events written to Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+import yaml
+
+from fakes import FakeProvider
+from tokengate import keys, store
+from tokengate.devstack import Stack
+from tokengate.procs import free_port
+
+UPSTREAM_SECRETS = {
+    "TG_TEST_OPENAI_KEY": "sk-upstream-openai-secret",
+    "TG_TEST_ANTHROPIC_KEY": "sk-ant-upstream-secret",
+    "TG_TEST_GEMINI_KEY": "upstream-gemini-secret",
+}
+MAX_REQUEST_BYTES = 256 * 1024
+
+
+def gateway_config(fake_port: int, workdir: Path) -> dict[str, Any]:
+    fake = f"http://127.0.0.1:{fake_port}"
+    return {
+        "server": {
+            "host": "127.0.0.1",
+            "http_port": free_port(),
+            "https_port": free_port(),
+            "admin_port": free_port(),
+            "ready_port": free_port(),
+            "tls_cert": str(workdir / "tls" / "dev.crt"),
+            "tls_key": str(workdir / "tls" / "dev.key"),
+            "max_request_bytes": MAX_REQUEST_BYTES,
+        },
+        "translator": {"socket_dir": str(workdir / "run")},
+        "providers": [
+            {"name": "fake-openai", "protocol": "openai", "base_url": f"{fake}/v1",
+             "api_key": {"env": "TG_TEST_OPENAI_KEY"}},
+            {"name": "fake-anthropic", "protocol": "anthropic", "base_url": fake,
+             "api_key": {"env": "TG_TEST_ANTHROPIC_KEY"}},
+            {"name": "fake-gemini", "protocol": "gemini", "base_url": fake,
+             "api_key": {"env": "TG_TEST_GEMINI_KEY"}},
+        ],
+        "deployments": [
+            {"name": "oai", "provider": "fake-openai", "model": "gpt-test"},
+            {"name": "oai-renamed", "provider": "fake-openai", "model": "gpt-test-2025-01-01"},
+            {"name": "ant", "provider": "fake-anthropic", "model": "claude-test"},
+            {"name": "gem", "provider": "fake-gemini", "model": "gemini-test"},
+        ],
+        "models": [
+            {"name": "gpt-test", "deployments": ["oai"]},
+            {"name": "gpt-latest", "deployments": ["oai-renamed"]},
+            {"name": "claude-test", "deployments": ["ant"]},
+            {"name": "gemini-test", "deployments": ["gem"]},
+        ],
+    }
+
+
+@dataclass
+class GatewayUnderTest:
+    stack: Stack
+    fake: FakeProvider
+    key: str
+    cfg: dict[str, Any]
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.cfg['server']['http_port']}"
+
+    @property
+    def https(self) -> str:
+        return f"https://localhost:{self.cfg['server']['https_port']}"
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.cfg['server']['admin_port']}"
+
+    @property
+    def tls_cert(self) -> str:
+        return str(self.cfg["server"]["tls_cert"])
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.stack.effective_redis_url)
+
+    def new_key(self, account: str = "test", **kw: Any) -> str:
+        async def make() -> str:
+            import redis.asyncio as aioredis
+
+            r = aioredis.Redis.from_url(self.stack.effective_redis_url)
+            try:
+                return await keys.create_key(r, account, **kw)
+            finally:
+                await r.aclose()
+
+        return asyncio.run(make())
+
+    def metering_events(self, since: str = "0-0") -> list[dict[str, Any]]:
+        with self.redis() as r:
+            rows = r.xrange(store.METERING_STREAM, min=f"({since}" if since != "0-0" else "-")
+        return [orjson.loads(fields[b"event"]) for _, fields in rows]
+
+    def last_stream_id(self) -> str:
+        with self.redis() as r:
+            rows = r.xrevrange(store.METERING_STREAM, count=1)
+        return rows[0][0].decode() if rows else "0-0"
+
+    def wait_metering(self, since: str, n: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The metering events written after ``since``, once there are ``n`` of them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.metering_events(since)
+            if len(events) >= n or time.monotonic() > deadline:
+                return events
+            time.sleep(0.02)
+
+
+def write_config(cfg: dict[str, Any], path: Path) -> Path:
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path

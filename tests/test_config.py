@@ -1,0 +1,98 @@
+"""The gateway config: good files load, bad ones are refused with file, field and reason."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tokengate.config import ConfigError, load
+
+GOOD = {
+    "providers": [{"name": "p", "protocol": "openai", "base_url": "https://api.example.com/v1",
+                   "api_key": {"env": "X_KEY"}}],
+    "deployments": [{"name": "d", "provider": "p", "model": "m-1"}],
+    "models": [{"name": "m", "aliases": ["m-latest"], "deployments": ["d"]}],
+}
+
+
+def _with(path: str, value: object) -> dict[str, object]:
+    """GOOD with one field replaced, addressed like 'providers.0.protocol'."""
+    doc = yaml.safe_load(yaml.safe_dump(GOOD))
+    *parents, last = path.split(".")
+    node = doc
+    for p in parents:
+        node = node[int(p)] if p.isdigit() else node[p]
+    if value is ...:
+        del node[int(last) if last.isdigit() else last]
+    elif last.isdigit():
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        (_with("providers.0.protocol", "grpc"), "providers[0].protocol: Input should be 'openai', 'anthropic' or 'gemini'"),
+        (_with("providers.0.base_url", "ftp://x"), "providers[0].base_url: must be an http:// or https:// URL"),
+        (_with("providers.0.api_key", {"env": "A", "file": "b"}), "providers[0].api_key: give exactly one of"),
+        (_with("providers.0.colour", "red"), "providers[0].colour: unknown field"),
+        (_with("deployments.0.provider", "q"), "deployments[0].provider: no provider named 'q'"),
+        (_with("models.0.deployments", ["nope"]), "models[0].deployments[0]: no deployment named 'nope'"),
+        (_with("models.0.aliases", ["m"]), "models[0]: model name 'm' is already used by 'm'"),
+        (_with("models.0.name", "a..b"), "models[0].name: 'a..b' is not a usable model name"),
+        (_with("models", []), "models: List should have at least 1 item"),
+        (_with("providers", ...), "providers: Field required"),
+        (_with("server", {"http_port": 70000}), "server.http_port: Input should be less than or equal to 65535"),
+        ([1, 2], "the top level must be a mapping"),
+    ],
+    ids=["protocol", "base-url", "credential", "unknown-field", "provider-ref", "deployment-ref",
+         "duplicate-name", "model-name", "no-models", "no-providers", "port", "not-a-mapping"],
+)
+def test_bad_config_names_file_field_and_reason(tmp_path: Path, doc: object, expected: str) -> None:
+    """Each mistake is reported as '<file>: <field>: <what is wrong>'."""
+    path = tmp_path / "gw.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError) as exc:
+        load(path)
+    assert f"{path}: {expected}" in str(exc.value)
+
+
+def test_good_config_loads_with_aliases(tmp_path: Path) -> None:
+    """Names and aliases both resolve to the model."""
+    path = tmp_path / "gw.yaml"
+    path.write_text(yaml.safe_dump(GOOD))
+    cfg = load(path)
+    assert ["m", "m-latest"] == list(cfg.model_table())
+    assert ("api.example.com", 443, True, "/v1") == (
+        cfg.providers[0].host, cfg.providers[0].port, cfg.providers[0].tls, cfg.providers[0].base_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("providers: [\n", "not valid YAML at line 2, column 1"), (None, "cannot read the gateway config")],
+    ids=["yaml-syntax", "missing-file"],
+)
+def test_unreadable_config_is_refused_clearly(tmp_path: Path, text: str | None, expected: str) -> None:
+    """Broken YAML and a missing file get a one-line reason."""
+    path = tmp_path / "gw.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError, match=expected):
+        load(path)
+
+
+def test_cli_refuses_bad_config_without_a_traceback(tmp_path: Path) -> None:
+    """`tokengate check` exits 2 with the message and no Python traceback."""
+    path = tmp_path / "gw.yaml"
+    path.write_text(yaml.safe_dump(_with("deployments.0.provider", "q")))
+    proc = subprocess.run([sys.executable, "-m", "tokengate.cli", "check", "-c", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert 2 == proc.returncode
+    assert "deployments[0].provider: no provider named 'q'" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,55 @@
+"""Which endpoint a path is, and where the caller's key is."""
+
+from __future__ import annotations
+
+import pytest
+
+from translator.endpoints import Endpoint, Kind, classify, client_key
+from translator.protocols import Protocol
+
+O, A, G = Protocol.OPENAI, Protocol.ANTHROPIC, Protocol.GEMINI
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "expected"),
+    [
+        ("POST", "/v1/chat/completions", {}, Endpoint(O, Kind.CHAT)),
+        ("POST", "/v1/messages?beta=true", {}, Endpoint(A, Kind.CHAT)),
+        ("POST", "/v1/messages/count_tokens", {}, Endpoint(A, Kind.COUNT_TOKENS)),
+        ("POST", "/v1beta/models/gemini-x:generateContent", {}, Endpoint(G, Kind.CHAT, "gemini-x", False, False)),
+        ("POST", "/v1beta/models/g:streamGenerateContent?alt=sse&key=k1", {},
+         Endpoint(G, Kind.CHAT, "g", True, True, "k1")),
+        ("POST", "/v1beta/models/g:streamGenerateContent", {}, Endpoint(G, Kind.CHAT, "g", True, False)),
+        ("POST", "/v1beta/models/g:countTokens", {}, Endpoint(G, Kind.COUNT_TOKENS, "g", False, False)),
+        ("GET", "/v1/models", {}, Endpoint(O, Kind.LIST_MODELS)),
+        ("GET", "/v1/models", {"anthropic-version": "2023-06-01"}, Endpoint(A, Kind.LIST_MODELS)),
+        ("GET", "/v1/models/gpt-4o", {}, Endpoint(O, Kind.GET_MODEL, "gpt-4o")),
+        ("GET", "/v1beta/models", {}, Endpoint(G, Kind.LIST_MODELS)),
+        ("POST", "/v1/embeddings", {}, None),
+        ("GET", "/v1/chat/completions", {}, None),
+        ("POST", "/v1beta/models/a/b:generateContent", {}, None),
+    ],
+    ids=["openai-chat", "anthropic-beta", "anthropic-count", "gemini-generate", "gemini-sse-key",
+         "gemini-array", "gemini-count", "models-openai", "models-anthropic", "model-get",
+         "models-gemini", "unknown", "wrong-method", "gemini-bad-model"],
+)
+def test_classify(method: str, path: str, headers: dict[str, str], expected: Endpoint | None) -> None:
+    """Each served path maps to one protocol and kind; anything else is None."""
+    assert expected == classify(method, path, headers)
+
+
+@pytest.mark.parametrize(
+    ("headers", "query_key", "expected"),
+    [
+        ({"authorization": "Bearer sk-1"}, None, "sk-1"),
+        ({"authorization": "bearer  sk-2 "}, None, "sk-2"),
+        ({"x-api-key": "sk-3"}, None, "sk-3"),
+        ({"x-goog-api-key": "sk-4"}, None, "sk-4"),
+        ({}, "sk-5", "sk-5"),
+        ({"authorization": "Basic abc"}, None, None),
+    ],
+    ids=["bearer", "bearer-case", "x-api-key", "x-goog-api-key", "query", "basic-is-not-a-key"],
+)
+def test_client_key_is_found_wherever_the_protocol_puts_it(headers: dict[str, str], query_key: str | None, expected: str | None) -> None:
+    """Authorization Bearer, x-api-key, x-goog-api-key and ?key= are all accepted."""
+    assert expected == client_key(Endpoint(G, Kind.CHAT, query_key=query_key), headers)
