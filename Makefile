@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv redis-server run test lint check render clean
+.PHONY: help venv redis-server run test lint check render bench clean
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +43,9 @@ check: lint test  ## lint, then test
 
 render: $(STAMP)  ## render envoy/envoy.yaml from examples/providers.yaml (the reference config)
 	$(BIN)/tokengate render -c examples/providers.yaml --workers 2 -o envoy/envoy.yaml
+
+bench: $(STAMP) redis-server  ## benchmark vs bare Envoy and LiteLLM (PROFILE=1: py-spy profile; SOAK=600: soak seconds)
+	$(BIN)/python -m bench $(if $(PROFILE),--profile) $(if $(SOAK),--soak $(SOAK))
 
 clean:  ## remove .venv and var/ (local data, logs, dev certificate)
 	rm -rf $(VENV) var
