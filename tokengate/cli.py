@@ -103,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     print(f"starting tokengate with {config} ({stack.workers} translator processes)…", flush=True)
     stack.start()
-    key = asyncio.run(_demo_key(stack.effective_redis_url, workdir / "demo-key"))
+    key = _demo_key(stack.effective_redis_url, workdir / "demo-key")
     _banner(stack, key, demo)
     try:
         while not stopping:
@@ -120,23 +120,27 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _demo_key(redis_url: str, path: Path) -> str:
+def _demo_key(redis_url: str, path: Path) -> str:
     """The demo account's key: made once, kept in var/ so every `make run` shows the same one."""
     from tokengate import store
 
-    r = aioredis.Redis.from_url(redis_url)
-    try:
-        if path.exists():
-            key = path.read_text().strip()
-            account = store.account_of(key)
-            if account and await r.exists(store.key_record(account, store.digest(key))):
-                return key
-        key = await keys.create_key(r, "demo", name="make-run demo")
+    saved = path.read_text().strip() if path.exists() else ""
+
+    async def check_or_create() -> str:
+        r = aioredis.Redis.from_url(redis_url)
+        try:
+            account = store.account_of(saved)
+            if account and await r.exists(store.key_record(account, store.digest(saved))):
+                return saved
+            return await keys.create_key(r, "demo", name="make-run demo")
+        finally:
+            await r.aclose()
+
+    key = asyncio.run(check_or_create())
+    if key != saved:
         path.write_text(key + "\n")
         path.chmod(0o600)
-        return key
-    finally:
-        await r.aclose()
+    return key
 
 
 def _banner(stack: object, key: str, demo: bool) -> None:

@@ -25,26 +25,26 @@ async def create_key(
     async with r.pipeline(transaction=True) as p:
         p.hsetnx(store.account_key(account), "created", str(int(time.time())))
         p.sadd(store.ACCOUNTS, account)
-        p.hset(store.key_record(account, d), mapping=store.key_fields(
-            api_key, name=name, expires_at=expires_at, models=models))
+        fields = store.key_fields(api_key, name=name, expires_at=expires_at, models=models)
+        p.hset(store.key_record(account, d), mapping=fields)  # type: ignore[arg-type]  # redis-py's Mapping is invariant
         p.sadd(store.account_keys(account), d)
         await p.execute()
     return api_key
 
 
 async def list_keys(r: aioredis.Redis, account: str) -> list[dict[str, str]]:
-    digests = sorted(await r.smembers(store.account_keys(account)))
+    digests = sorted(store.text(d) for d in await r.smembers(store.account_keys(account)))
     out = []
     for d in digests:
-        h = await r.hgetall(store.key_record(account, d.decode()))
-        out.append({k.decode(): v.decode() for k, v in h.items()})
+        h = await r.hgetall(store.key_record(account, d))
+        out.append({store.text(k): store.text(v) for k, v in h.items()})
     return out
 
 
 async def revoke_key(r: aioredis.Redis, account: str, key_id: str) -> bool:
     for d in await r.smembers(store.account_keys(account)):
-        rec = store.key_record(account, d.decode())
-        if (await r.hget(rec, "id") or b"").decode() == key_id:
+        rec = store.key_record(account, store.text(d))
+        if store.text(await r.hget(rec, "id") or b"") == key_id:
             await r.hset(rec, "revoked", "1")
             return True
     return False

@@ -74,7 +74,7 @@ class _Shape:
 
 
 _SHAPES = [
-    _Shape(Protocol.GEMINI, _flow({"name": ":path", "string_match": {"safe_regex": {"regex": "^/v1(beta|alpha)/.*"}}})),
+    _Shape(Protocol.GEMINI, _flow({"name": ":path", "string_match": {"safe_regex": {"regex": "^/v1(beta|alpha)/.*"}}})),  # noqa: E501
     _Shape(Protocol.ANTHROPIC, _flow({"name": "anthropic-version", "present_match": True})),
     _Shape(Protocol.OPENAI, _flow({"name": ":path", "present_match": True})),
 ]
@@ -83,8 +83,9 @@ _SHAPES = [
 _UPSTREAM_FLAGS = ["UH", "UF", "UO", "NR", "URX", "UT", "UC", "UR", "LR", "SI", "DT", "NC"]
 
 
-def _status(op_value: int) -> dict[str, Any]:
-    return {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": op_value, "runtime_key": "unused"}}}}
+def _status(code: int) -> dict[str, Any]:
+    value = {"default_value": code, "runtime_key": "unused"}
+    return {"status_code_filter": {"comparison": {"op": "EQ", "value": value}}}
 
 
 def _error_mappers() -> list[dict[str, Any]]:

@@ -20,11 +20,13 @@ import hashlib
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 KEY_PREFIX = "sk-tg-"
 ACCOUNT_RE = re.compile(r"^[a-z0-9]{1,32}$")
-_SECRET_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_SECRET_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # noqa: S105 - base62
 METERING_STREAM = "tg:metering"
 ACCOUNTS = "tg:accounts"
 
@@ -72,9 +74,10 @@ class KeyInfo:
     models: frozenset[str] = field(default_factory=frozenset)  # empty = every model
 
     @classmethod
-    def from_hash(cls, account: str, h: dict[bytes, bytes]) -> KeyInfo:
+    def from_hash(cls, account: str, h: Mapping[Any, Any]) -> KeyInfo:
+        """From the key's Redis hash, as redis-py returns it (bytes keys and values)."""
         def s(name: str) -> str:
-            return h.get(name.encode(), b"").decode()
+            return text(h.get(name.encode(), b""))
 
         return cls(
             account=account,
@@ -87,6 +90,11 @@ class KeyInfo:
 
     def usable_at(self, now: float) -> bool:
         return not self.revoked and (self.expires_at == 0 or now < self.expires_at)
+
+
+def text(v: bytes | str) -> str:
+    """A Redis reply as text, whichever decoding the client was set up with."""
+    return v.decode() if isinstance(v, bytes) else v
 
 
 def key_fields(

@@ -72,10 +72,10 @@ class Meter:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 2.0)
 
-    async def close(self, timeout: float = 5.0) -> None:
-        """Write what is buffered (bounded by ``timeout``), then stop the writer."""
+    async def close(self, wait_s: float = 5.0) -> None:
+        """Write what is buffered (for at most ``wait_s``), then stop the writer."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(wait_s):
                 while self._buf:
                     self._wake.set()
                     await asyncio.sleep(0.01)

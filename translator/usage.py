@@ -106,13 +106,15 @@ class Usage:
         uncached = None
         if prompt is not None or tool_prompt is not None:
             uncached = max((prompt or 0) + (tool_prompt or 0) - (cached or 0), 0)
-        return cls(
-            uncached,
-            cached,
-            None,
-            _int(u.get("candidatesTokenCount")),
-            _int(u.get("thoughtsTokenCount")),
-        )
+        candidates = _int(u.get("candidatesTokenCount"))
+        thoughts = _int(u.get("thoughtsTokenCount"))
+        total = _int(u.get("totalTokenCount"))
+        if candidates is not None and thoughts and total is not None and (
+            total == (prompt or 0) + (tool_prompt or 0) + candidates
+        ):
+            # some models report candidates inclusive of thoughts (LiteLLM's guard)
+            candidates = max(candidates - thoughts, 0)
+        return cls(uncached, cached, None, candidates, thoughts)
 
     # --- encode -----------------------------------------------------------------
 

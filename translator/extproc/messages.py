@@ -80,7 +80,7 @@ def header_mutation(
 def immediate(status: int, headers: Mapping[str, str], body: bytes, details: str) -> pb.ProcessingResponse:
     return pb.ProcessingResponse(
         immediate_response=pb.ImmediateResponse(
-            status=HttpStatus(code=status),  # type: ignore[arg-type]
+            status=HttpStatus(code=status),
             headers=header_mutation(headers),
             body=body,
             details=details,

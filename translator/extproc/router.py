@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import time
 from enum import Enum
-from typing import Any, Protocol as TypingProtocol
+from typing import Any
+from typing import Protocol as TypingProtocol
 
 import orjson
 import structlog
@@ -25,9 +26,9 @@ from tokengate.store import KeyInfo
 from translator import listing
 from translator.auth import NO_KEY, authenticate, check_model
 from translator.endpoints import Endpoint, Kind, classify, client_key
-from translator.extproc.upstream import Ctx
 from translator.errors import BadRequest, ModelNotFound, NotFound, Unauthorized, UserFacingError
 from translator.extproc import messages as m
+from translator.extproc.upstream import Ctx
 from translator.passthrough import Passthrough
 from translator.protocols import Protocol
 from translator.state import Gateway
@@ -177,8 +178,7 @@ class RouterProcessor:
         self.status = int(attrs.get("response.code") or 0)
         tg = m.tokengate_metadata(str(attrs.get("xds.upstream_host_metadata") or ""))
         self.deployment = str(tg.get("deployment", ""))
-        proto = tg.get("protocol")
-        self.upstream_protocol = Protocol(proto) if proto in Protocol._value2member_map_ else None
+        self.upstream_protocol = Protocol.parse(tg.get("protocol"))
         ep = self.endpoint
         assert ep is not None
         streaming = self.stream and self.status == 200

@@ -58,7 +58,7 @@ class Ctx:
 def client_protocol(req: pb.ProcessingRequest) -> Protocol:
     """The caller's protocol, for shaping an error; OpenAI when the context is unreadable."""
     proto = str(m.attributes(req).get(CTX_ATTR) or "").partition("|")[0]
-    return Protocol(proto) if proto in Protocol._value2member_map_ else Protocol.OPENAI
+    return Protocol.parse(proto) or Protocol.OPENAI
 
 
 class UpstreamAttempt:

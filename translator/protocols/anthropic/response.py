@@ -1,0 +1,130 @@
+"""Anthropic ``message`` responses and error bodies <-> IR.
+
+Reasoning from other providers becomes a ``thinking`` block with an empty
+signature (shown to the client, never replayed to Anthropic: the request encoder
+drops unsigned thinking). Blocks keep the upstream order.
+"""
+
+from __future__ import annotations
+
+from translator import ir
+from translator.errors import UpstreamError, UserFacingError
+from translator.ir import Json, Stop, Text, Thinking, ToolCall
+from translator.protocols.anthropic.request import tool_id
+from translator.usage import Usage
+
+STOP_IN: dict[str, Stop] = {
+    "end_turn": Stop.END, "stop_sequence": Stop.STOP_SEQUENCE, "pause_turn": Stop.PAUSE,
+    "max_tokens": Stop.MAX_TOKENS, "model_context_window_exceeded": Stop.CONTEXT_WINDOW,
+    "tool_use": Stop.TOOL_USE, "refusal": Stop.REFUSAL,
+}
+STOP_OUT: dict[Stop, str] = {
+    Stop.END: "end_turn", Stop.STOP_SEQUENCE: "stop_sequence", Stop.PAUSE: "pause_turn",
+    Stop.MAX_TOKENS: "max_tokens", Stop.CONTEXT_WINDOW: "model_context_window_exceeded",
+    Stop.TOOL_USE: "tool_use", Stop.REFUSAL: "refusal", Stop.SAFETY: "refusal",
+    Stop.RECITATION: "refusal", Stop.OTHER: "end_turn", Stop.TOOL_ERROR: "end_turn",
+    Stop.NO_IMAGE: "end_turn",
+}
+ERROR_KIND: dict[str, str] = {
+    "invalid_request_error": "invalid_request", "authentication_error": "authentication",
+    "permission_error": "permission", "billing_error": "permission",
+    "not_found_error": "not_found", "request_too_large": "request_too_large",
+    "rate_limit_error": "rate_limit", "api_error": "api_error",
+    "overloaded_error": "overloaded", "timeout_error": "timeout",
+}
+KIND_STATUS: dict[str, int] = {
+    "invalid_request": 400, "authentication": 401, "permission": 403, "not_found": 404,
+    "request_too_large": 413, "rate_limit": 429, "api_error": 500, "overloaded": 529,
+    "timeout": 504,
+}
+
+
+def stop_out(stop: Stop, native: str | None) -> str:
+    return ir.encode_stop(stop, native, STOP_IN, STOP_OUT)
+
+
+def decode_stop(native: object) -> Stop:
+    return STOP_IN.get(native, Stop.END) if isinstance(native, str) else Stop.END
+
+
+def decode_block(b: Json) -> ir.Part | None:
+    kind = b.get("type")
+    if kind == "text":
+        return Text(str(b.get("text", "")))
+    if kind == "thinking":
+        return Thinking(str(b.get("thinking", "")), signature=b.get("signature") or None)
+    if kind == "redacted_thinking":
+        return Thinking("", redacted=str(b.get("data", "")))
+    if kind in ("tool_use", "server_tool_use"):
+        args = b.get("input") if isinstance(b.get("input"), dict) else {}
+        assert isinstance(args, dict)
+        return ToolCall(str(b.get("id", "")), str(b.get("name", "")), args)
+    return None  # citations-only and server-tool result blocks have no peer shape
+
+
+def decode_response(body: Json) -> ir.Response:
+    parts = [p for b in ir.as_list(body.get("content"), "content")
+             if isinstance(b, dict) and (p := decode_block(b)) is not None]
+    native = body.get("stop_reason")
+    has_calls = any(isinstance(p, ToolCall) for p in parts)
+    return ir.Response(
+        id=str(body.get("id") or ""), parts=parts,
+        stop=ir.settle_stop(decode_stop(native), has_calls),
+        usage=Usage.from_anthropic(body.get("usage")),
+        native_stop=native if isinstance(native, str) else None,
+        stop_sequence=seq if isinstance(seq := body.get("stop_sequence"), str) else None,
+    )
+
+
+def client_id(upstream_id: str) -> str:
+    return upstream_id if upstream_id.startswith("msg_") else f"msg_{upstream_id}"
+
+
+def encode_block(p: ir.Part) -> Json | None:
+    if isinstance(p, Text):
+        return {"type": "text", "text": p.text} if p.text else None
+    if isinstance(p, Thinking):
+        if p.redacted is not None:
+            return {"type": "redacted_thinking", "data": p.redacted}
+        return {"type": "thinking", "thinking": p.text, "signature": p.signature or ""}
+    if isinstance(p, ToolCall):
+        return {"type": "tool_use", "id": tool_id(p.id), "name": p.name, "input": p.arguments}
+    return None
+
+
+def encode_response(resp: ir.Response, meta: ir.ClientMeta) -> Json:
+    stop = stop_out(resp.stop, resp.native_stop)
+    return {
+        "id": client_id(resp.id),
+        "type": "message",
+        "role": "assistant",
+        "model": meta.model,
+        "content": [b for p in resp.parts if (b := encode_block(p)) is not None],
+        "stop_reason": stop,
+        "stop_sequence": resp.stop_sequence if stop == "stop_sequence" else None,
+        "usage": resp.usage.to_anthropic(),
+    }
+
+
+# --- errors -------------------------------------------------------------------------
+
+
+def _error_of(data: object) -> tuple[str | None, str | None]:
+    err = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(err, dict):
+        return None, None
+    kind, message = err.get("type"), err.get("message")
+    return (kind if isinstance(kind, str) else None,
+            message if isinstance(message, str) else None)
+
+
+def decode_error(status: int, body: bytes) -> UserFacingError:
+    _, message = _error_of(ir.parse_json(body))
+    message = message or body.decode("utf-8", "replace")[:500] or f"upstream status {status}"
+    return UpstreamError(message, status=status, kind=ir.kind_for_status(status))
+
+
+def decode_stream_error(data: object) -> UserFacingError:
+    kind_name, message = _error_of(data)
+    kind = ERROR_KIND.get(kind_name or "", "api_error")
+    return UpstreamError(message or "upstream stream error", status=KIND_STATUS[kind], kind=kind)

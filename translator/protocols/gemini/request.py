@@ -1,0 +1,297 @@
+"""Gemini ``generateContent`` requests <-> IR. Input accepts camelCase and snake_case.
+
+Rules (decode, Gemini client):
+- ``functionCall`` parts without an ``id`` get a stable synthesized one
+  (``call_`` + hash of content index, part index and name); each ``functionResponse``
+  pairs with the previous model turn's call of the same id, else the same name in
+  order; an unpaired response is a 400.
+- ``response`` ``{"output": x}`` becomes the result text ``x``, ``{"error": x}`` an
+  error result, any other object its JSON text.
+- ``candidateCount`` > 1, ``cachedContent``, code execution parts and non-function
+  tools are refused with 400; ``safetySettings`` and ``responseLogprobs`` are dropped.
+
+Rules (encode, Gemini upstream; the model and the stream flag live in the URL):
+- Ids are dropped; results are paired by the caller's ids to names; all results of a
+  turn go into one ``user`` content, before that turn's other parts.
+- The first ``functionCall`` of each model turn carries its thought signature, or
+  Google's documented ``skip_thought_signature_validator`` when none is known.
+- Tool schemas are cleaned to Gemini's OpenAPI subset (``schema.py``); ``parallel_tool_calls``
+  has no Gemini control and is dropped; stop sequences beyond 5 are dropped.
+- Media by URL is refused with 400 unless it is a ``gs://`` or Gemini Files API URI
+  (downloading other URLs is not done yet).
+- A history that starts with a model function call gets a ``"..."`` user turn first.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from typing import Any
+
+from translator import ir
+from translator.errors import BadRequest
+from translator.ir import Json, Media, Message, Role, Text, Thinking, ToolCall, ToolResult
+from translator.protocols.gemini import schema
+
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+MAX_STOP = 5
+_BAD_NAME = re.compile(r"[^A-Za-z0-9_.:-]")
+_LEAD = re.compile(r"[A-Za-z_]")
+_FILES_API = "https://generativelanguage.googleapis.com/"
+
+
+def tool_name(name: str) -> str:
+    return ir.fit_name(name, _BAD_NAME, 128, lead=_LEAD)
+
+
+def g(d: Json, camel: str) -> Any:
+    """``d[camel]``, accepting the snake_case proto name too."""
+    if camel in d:
+        return d[camel]
+    return d.get(re.sub(r"(?<!^)([A-Z])", r"_\1", camel).lower())
+
+
+def synth_id(*where: object) -> str:
+    return f"call_{ir.short_hash(*where)}"
+
+
+# --- decode -------------------------------------------------------------------------
+
+
+def _result_content(response: Any) -> tuple[list[Text | Media], bool]:
+    if isinstance(response, dict) and set(response) == {"error"}:
+        value, is_error = response["error"], True
+    elif isinstance(response, dict) and set(response) == {"output"}:
+        value, is_error = response["output"], False
+    else:
+        value, is_error = response, False
+    text = value if isinstance(value, str) else ir.dumps(value)
+    return ([Text(text)] if text else []), is_error
+
+
+def _part(p: Json, where: str, ci: int, pi: int, pending: list[ToolCall]) -> ir.Part | None:
+    sig = g(p, "thoughtSignature")
+    if "text" in p:
+        if g(p, "thought"):
+            return Thinking(str(p["text"]), gemini_signature=sig)
+        return Text(str(p["text"]), gemini_signature=sig) if p["text"] or sig else None
+    if (blob := g(p, "inlineData")) is not None:
+        return Media(str(g(blob, "mimeType")), data=str(blob.get("data", "")))
+    if (f := g(p, "fileData")) is not None:
+        return Media(str(g(f, "mimeType") or "image/*"), url=str(g(f, "fileUri")))
+    if (fc := g(p, "functionCall")) is not None:
+        name = str(fc.get("name", ""))
+        call = ToolCall(str(fc.get("id") or synth_id(ci, pi, name)), name,
+                        ir.as_dict(fc.get("args") or {}, f"{where}.functionCall.args"), sig)
+        pending.append(call)
+        return call
+    if (fr := g(p, "functionResponse")) is not None:
+        name, fid = str(fr.get("name", "")), fr.get("id")
+        match = next((c for c in pending if c.id == fid), None) or next(
+            (c for c in pending if c.name == name), None)
+        if match is None:
+            raise BadRequest(f"{where}: functionResponse {name!r} has no matching functionCall")
+        pending.remove(match)
+        content, is_error = _result_content(fr.get("response"))
+        return ToolResult(match.id, name, content, is_error)
+    raise BadRequest(f"{where}: this part kind cannot be converted")
+
+
+def decode_request(body: Json) -> ir.Request:
+    messages: list[Message] = []
+    pending: list[ToolCall] = []
+    for ci, raw in enumerate(ir.as_list(body.get("contents"), "contents")):
+        c = ir.as_dict(raw, f"contents[{ci}]")
+        role = Role.ASSISTANT if c.get("role") == "model" else Role.USER
+        if role is Role.ASSISTANT:
+            pending = []
+        parts = [p for pi, raw_p in enumerate(ir.as_list(c.get("parts"), f"contents[{ci}].parts"))
+                 if (p := _part(ir.as_dict(raw_p, f"contents[{ci}].parts[{pi}]"),
+                                f"contents[{ci}].parts[{pi}]", ci, pi, pending)) is not None]
+        messages.append(Message(role, parts))
+    if not messages:
+        raise BadRequest("contents must not be empty")
+    if g(body, "cachedContent"):
+        raise BadRequest("cachedContent cannot be used with another provider's model")
+    sys = g(body, "systemInstruction")
+    system = [Text(str(p["text"])) for p in (sys or {}).get("parts", []) if p.get("text")]
+    req = ir.Request(ir.merge_turns(messages), system=system)
+    _decode_tools(body, req)
+    _decode_config(ir.as_dict(g(body, "generationConfig") or {}, "generationConfig"), req)
+    return req
+
+
+def _decode_tools(body: Json, req: ir.Request) -> None:
+    for j, t in enumerate(ir.as_list(body.get("tools"), "tools")):
+        decls = g(ir.as_dict(t, f"tools[{j}]"), "functionDeclarations")
+        if decls is None:
+            raise BadRequest(f"tools[{j}]: only functionDeclarations can be converted")
+        for d in decls:
+            params = g(d, "parametersJsonSchema")
+            if params is None:
+                params = schema.from_gemini(d.get("parameters") or {"type": "OBJECT"})
+            req.tools.append(ir.ToolDef(str(d.get("name", "")), d.get("description"), params))
+    fcc = g(g(body, "toolConfig") or {}, "functionCallingConfig")
+    if isinstance(fcc, dict) and fcc.get("mode"):
+        mode = str(fcc["mode"]).upper()
+        modes = {"AUTO": ir.ToolMode.AUTO, "VALIDATED": ir.ToolMode.AUTO,
+                 "ANY": ir.ToolMode.REQUIRED, "NONE": ir.ToolMode.NONE}
+        if mode not in modes:
+            raise BadRequest(f"functionCallingConfig.mode {mode!r} cannot be converted")
+        names = tuple(str(n) for n in g(fcc, "allowedFunctionNames") or [])
+        req.tool_choice = ir.ToolChoice(modes[mode], names)
+
+
+_LEVEL_EFFORT = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
+
+
+def _decode_config(cfg: Json, req: ir.Request) -> None:
+    count = g(cfg, "candidateCount")
+    if isinstance(count, int) and count > 1:
+        raise BadRequest("candidateCount > 1 cannot be converted to another provider's protocol")
+    req.max_tokens = g(cfg, "maxOutputTokens")
+    req.temperature, req.top_p, req.top_k = g(cfg, "temperature"), g(cfg, "topP"), g(cfg, "topK")
+    req.stop = [str(s) for s in g(cfg, "stopSequences") or []]
+    req.seed = g(cfg, "seed")
+    req.presence_penalty = g(cfg, "presencePenalty")
+    req.frequency_penalty = g(cfg, "frequencyPenalty")
+    mime = g(cfg, "responseMimeType")
+    if mime == "application/json":
+        js = g(cfg, "responseJsonSchema")
+        if js is None and g(cfg, "responseSchema") is not None:
+            js = schema.from_gemini(g(cfg, "responseSchema"))
+        req.response_format = (ir.ResponseFormat("json_schema", js) if js is not None
+                               else ir.ResponseFormat("json_object"))
+    elif mime == "text/plain":
+        req.response_format = ir.ResponseFormat("text")
+    tc = g(cfg, "thinkingConfig")
+    if isinstance(tc, dict):
+        level = g(tc, "thinkingLevel")
+        req.reasoning = ir.Reasoning(
+            effort=_LEVEL_EFFORT.get(str(level).upper()) if level else None,
+            budget=g(tc, "thinkingBudget"), include_thoughts=g(tc, "includeThoughts"))
+
+
+# --- encode -------------------------------------------------------------------------
+
+
+def _media(p: Media) -> Json:
+    if p.data is not None:
+        return {"inlineData": {"mimeType": p.media_type, "data": p.data}}
+    url = p.url or ""
+    if not url.startswith(("gs://", _FILES_API)):
+        raise BadRequest("media by URL cannot be sent to a Gemini upstream yet; "
+                         "send it inline as base64 (a data: URL)")
+    mime = p.media_type if "*" not in p.media_type else mimetypes.guess_type(url)[0]
+    return {"fileData": {"fileUri": url, **({"mimeType": mime} if mime else {})}}
+
+
+def _encode_part(p: ir.Part, names: dict[str, str]) -> Json | None:
+    if isinstance(p, Text):
+        if not p.text and not p.gemini_signature:
+            return None
+        out: Json = {"text": p.text}
+    elif isinstance(p, Thinking):
+        if not p.gemini_signature:
+            return None  # only Gemini's own signed thoughts are replayed
+        out = {"text": p.text, "thought": True}
+    elif isinstance(p, Media):
+        return _media(p)
+    elif isinstance(p, ToolCall):
+        out = {"functionCall": {"name": p.name, "args": p.arguments}}
+    else:
+        name = p.name or names.get(p.call_id)
+        if name is None:
+            raise BadRequest(f"tool result {p.call_id!r} has no matching tool call")
+        text = ir.text_of(p.content)
+        parsed = ir.parse_args(text) if text.strip() else None
+        value: Any = parsed if parsed is not None else text
+        response = {"error": value} if p.is_error else (parsed or {"output": text})
+        return {"functionResponse": {"name": name, "response": response}}
+    if p.gemini_signature:
+        out["thoughtSignature"] = p.gemini_signature
+    return out
+
+
+def _content(m: Message, names: dict[str, str]) -> Json:
+    if m.role is Role.USER:
+        results = [p for p in m.parts if isinstance(p, ToolResult)]
+        media = [c for r in results for c in r.content if isinstance(c, Media)]
+        ordered = [*results, *media, *(p for p in m.parts if not isinstance(p, ToolResult))]
+        parts = [o for p in ordered if (o := _encode_part(p, names)) is not None]
+        return {"role": "user", "parts": parts or [{"text": "..."}]}
+    parts, signed = [], False
+    for p in m.parts:
+        o = _encode_part(p, names)
+        if o is None:
+            continue
+        if "functionCall" in o and not signed:
+            signed = True
+            o.setdefault("thoughtSignature", SKIP_SIGNATURE)
+        parts.append(o)
+    return {"role": "model", "parts": parts}
+
+
+def encode_request(req: ir.Request, model: str, stream: bool) -> Json:
+    names = {p.id: p.name for m in req.messages for p in m.parts if isinstance(p, ToolCall)}
+    contents = [out for m in req.messages if (out := _content(m, names))["parts"]]
+    if contents and contents[0]["role"] == "model":
+        contents.insert(0, {"role": "user", "parts": [{"text": "..."}]})
+    body: Json = {"contents": contents}
+    if req.system:
+        body["systemInstruction"] = {"parts": [{"text": t.text} for t in req.system]}
+    if req.tools:
+        body["tools"] = [{"functionDeclarations": [_declaration(t) for t in req.tools]}]
+    if req.tool_choice is not None:
+        c = req.tool_choice
+        mode = {"auto": "VALIDATED" if c.names else "AUTO", "none": "NONE", "required": "ANY"}
+        fcc: Json = {"mode": mode[c.mode.value]}
+        if c.names and c.mode is not ir.ToolMode.NONE:
+            fcc["allowedFunctionNames"] = list(c.names)
+        body["toolConfig"] = {"functionCallingConfig": fcc}
+    config = _config(req, model)
+    if config:
+        body["generationConfig"] = config
+    return body
+
+
+def _declaration(t: ir.ToolDef) -> Json:
+    out: Json = {"name": t.name}
+    if t.description:
+        out["description"] = t.description
+    params = schema.to_gemini(t.parameters)
+    if params.get("properties") or params.get("type") not in (None, "OBJECT"):
+        out["parameters"] = params
+    return out
+
+
+_EFFORT_LEVEL = {"none": "MINIMAL", "minimal": "MINIMAL", "low": "LOW", "medium": "MEDIUM",
+                 "high": "HIGH", "xhigh": "HIGH", "max": "HIGH"}
+
+
+def _config(req: ir.Request, model: str) -> Json:
+    cfg: Json = {k: v for k, v in {
+        "maxOutputTokens": req.max_tokens, "temperature": req.temperature, "topP": req.top_p,
+        "topK": req.top_k, "seed": req.seed, "presencePenalty": req.presence_penalty,
+        "frequencyPenalty": req.frequency_penalty,
+    }.items() if v is not None}
+    if req.stop:
+        cfg["stopSequences"] = req.stop[:MAX_STOP]
+    fmt = req.response_format
+    if fmt is not None:
+        cfg["responseMimeType"] = "text/plain" if fmt.kind == "text" else "application/json"
+        if fmt.kind == "json_schema":
+            cfg["responseSchema"] = schema.to_gemini(fmt.schema or {})
+    r = req.reasoning
+    if r is not None:
+        tc: Json
+        if "gemini-3" in model:
+            tc = {"thinkingLevel": _EFFORT_LEVEL.get(r.as_effort(), "MEDIUM")}
+        elif r.off:
+            tc = {"thinkingBudget": 0}
+        else:
+            tc = {"thinkingBudget": -1 if r.budget == -1 else r.as_budget()}
+        if not r.off:
+            tc["includeThoughts"] = r.include_thoughts is not False
+        cfg["thinkingConfig"] = tc
+    return cfg

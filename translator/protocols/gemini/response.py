@@ -1,0 +1,154 @@
+"""Gemini ``GenerateContentResponse`` bodies and error bodies <-> IR.
+
+Only candidate 0 is read (``candidateCount`` > 1 is refused at request time).
+Function calls without an id get ``call_`` + hash(responseId, ordinal) — the same
+ids in streamed and whole responses. A prompt blocked before any candidate
+(``promptFeedback.blockReason``) is the safety stop with no content. Calls sent to
+Gemini clients keep their id, so a client that echoes it pairs results exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from translator import ir
+from translator.errors import UpstreamError, UserFacingError
+from translator.ir import Json, Stop, Text, Thinking, ToolCall
+from translator.protocols.gemini.request import g, synth_id
+from translator.usage import Usage
+
+_SAFETY = ("SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
+           "IMAGE_PROHIBITED_CONTENT")
+STOP_IN: dict[str, Stop] = {
+    "STOP": Stop.END, "FINISH_REASON_UNSPECIFIED": Stop.END, "MAX_TOKENS": Stop.MAX_TOKENS,
+    **dict.fromkeys(_SAFETY, Stop.SAFETY),
+    "RECITATION": Stop.RECITATION, "IMAGE_RECITATION": Stop.RECITATION,
+    "LANGUAGE": Stop.OTHER, "OTHER": Stop.OTHER, "IMAGE_OTHER": Stop.OTHER,
+    "MALFORMED_FUNCTION_CALL": Stop.TOOL_ERROR, "UNEXPECTED_TOOL_CALL": Stop.TOOL_ERROR,
+    "TOO_MANY_TOOL_CALLS": Stop.TOOL_ERROR, "NO_IMAGE": Stop.NO_IMAGE,
+}
+STOP_OUT: dict[Stop, str] = {
+    Stop.END: "STOP", Stop.STOP_SEQUENCE: "STOP", Stop.PAUSE: "STOP", Stop.TOOL_USE: "STOP",
+    Stop.MAX_TOKENS: "MAX_TOKENS", Stop.CONTEXT_WINDOW: "MAX_TOKENS",
+    Stop.REFUSAL: "SAFETY", Stop.SAFETY: "SAFETY", Stop.RECITATION: "RECITATION",
+    Stop.OTHER: "OTHER", Stop.TOOL_ERROR: "MALFORMED_FUNCTION_CALL", Stop.NO_IMAGE: "NO_IMAGE",
+}
+STATUS_CODE: dict[str, int] = {
+    "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403, "NOT_FOUND": 404, "RESOURCE_EXHAUSTED": 429, "CANCELLED": 499,
+    "INTERNAL": 500, "UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504,
+}
+
+
+def stop_out(stop: Stop, native: str | None) -> str:
+    return ir.encode_stop(stop, native, STOP_IN, STOP_OUT)
+
+
+def decode_stop(native: Any) -> Stop:
+    return STOP_IN.get(native, Stop.OTHER) if isinstance(native, str) else Stop.END
+
+
+def candidate(body: Json) -> Json:
+    cands = body.get("candidates")
+    return cands[0] if isinstance(cands, list) and cands and isinstance(cands[0], dict) else {}
+
+
+def decode_part(p: Json, response_id: str, ordinal: int) -> ir.Part | None:
+    """A response part; ``ordinal`` numbers function calls for synthesized ids."""
+    sig = g(p, "thoughtSignature")
+    if isinstance(p.get("text"), str):
+        if g(p, "thought"):
+            return Thinking(p["text"], gemini_signature=sig)
+        return Text(p["text"], gemini_signature=sig) if p["text"] or sig else None
+    fc = g(p, "functionCall")
+    if isinstance(fc, dict):
+        args = fc.get("args") if isinstance(fc.get("args"), dict) else {}
+        assert isinstance(args, dict)
+        return ToolCall(str(fc.get("id") or synth_id(response_id, 0, ordinal)),
+                        str(fc.get("name", "")), args, sig)
+    return None  # executable code, grounding and inline output media have no peer shape
+
+
+def blocked(body: Json) -> str | None:
+    feedback = g(body, "promptFeedback")
+    reason = g(feedback, "blockReason") if isinstance(feedback, dict) else None
+    return str(reason) if reason and not body.get("candidates") else None
+
+
+def decode_response(body: Json) -> ir.Response:
+    rid = str(g(body, "responseId") or "")
+    parts: list[ir.Part] = []
+    for p in (candidate(body).get("content") or {}).get("parts") or []:
+        ordinal = sum(isinstance(x, ToolCall) for x in parts)
+        if isinstance(p, dict) and (part := decode_part(p, rid, ordinal)) is not None:
+            parts.append(part)
+    native = g(candidate(body), "finishReason")
+    stop = Stop.SAFETY if blocked(body) else decode_stop(native)
+    has_calls = any(isinstance(p, ToolCall) for p in parts)
+    return ir.Response(rid, parts, ir.settle_stop(stop, has_calls),
+                       Usage.from_gemini(g(body, "usageMetadata")),
+                       native_stop=native if isinstance(native, str) else None)
+
+
+def encode_part(p: ir.Part) -> Json | None:
+    out: Json
+    if isinstance(p, Text):
+        if not p.text:
+            return None
+        out = {"text": p.text}
+    elif isinstance(p, Thinking):
+        if not p.text:
+            return None
+        out = {"text": p.text, "thought": True}
+    elif isinstance(p, ToolCall):
+        out = {"functionCall": {"id": p.id, "name": p.name, "args": p.arguments}}
+    else:
+        return None
+    if p.gemini_signature:
+        out["thoughtSignature"] = p.gemini_signature
+    return out
+
+
+def envelope(parts: list[Json], meta: ir.ClientMeta, rid: str, finish: str | None = None,
+             usage: Usage | None = None) -> Json:
+    cand: Json = {"index": 0}
+    if parts or finish is None:
+        cand["content"] = {"role": "model", "parts": parts}
+    if finish is not None:
+        cand["finishReason"] = finish
+    out: Json = {"candidates": [cand]}
+    if usage is not None:
+        out["usageMetadata"] = usage.to_gemini()
+    out["modelVersion"] = meta.model
+    out["responseId"] = rid
+    return out
+
+
+def encode_response(resp: ir.Response, meta: ir.ClientMeta) -> Json:
+    parts = [o for p in resp.parts if (o := encode_part(p)) is not None]
+    return envelope(parts, meta, resp.id, stop_out(resp.stop, resp.native_stop), resp.usage)
+
+
+# --- errors -------------------------------------------------------------------------
+
+
+def _error_of(data: Any) -> Json:
+    if isinstance(data, list) and data:
+        data = data[0]
+    err = data.get("error") if isinstance(data, dict) else None
+    return err if isinstance(err, dict) else {}
+
+
+def decode_error(status: int, body: bytes) -> UserFacingError:
+    err = _error_of(ir.parse_json(body))
+    message = err.get("message") if isinstance(err.get("message"), str) else None
+    message = message or body.decode("utf-8", "replace")[:500] or f"upstream status {status}"
+    return UpstreamError(message, status=status, kind=ir.kind_for_status(status))
+
+
+def decode_stream_error(data: Any) -> UserFacingError:
+    err = _error_of(data)
+    code = err.get("code")
+    status = code if isinstance(code, int) else STATUS_CODE.get(str(err.get("status")), 500)
+    return UpstreamError(str(err.get("message") or "upstream stream error"), status=status,
+                         kind=ir.kind_for_status(status))

@@ -1,0 +1,212 @@
+"""Gemini ``streamGenerateContent`` streams <-> IR events (reference §3.3, §3.4 C–F).
+
+Decoder: upstream must be requested with ``alt=sse``; ``usageMetadata`` is a
+running total (last value wins, a chunk without it erases nothing); a function call
+arrives whole; EOF after a ``finishReason`` (or a blocked prompt) ends the stream,
+EOF before it is an in-band error.
+
+Encoder: ``data:`` framing (``alt=sse``) or the JSON-array framing; text and thought
+parts go out as they come; tool calls are buffered per index and sent as whole
+``functionCall`` parts once complete (or at the finish); the last chunk holds
+``finishReason`` and the complete ``usageMetadata``. Arguments that never became a
+JSON object (cut by a length stop) are dropped with their call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from translator import ir
+from translator.protocols import Protocol
+from translator.protocols.gemini.request import g
+from translator.protocols.gemini.response import (
+    blocked,
+    candidate,
+    decode_part,
+    decode_stop,
+    decode_stream_error,
+    encode_part,
+    envelope,
+    stop_out,
+)
+from translator.sse import SSEDecoder, SSEEvent, encode_event
+from translator.usage import Usage
+
+
+class StreamDecoder:
+    """Upstream Gemini SSE bytes -> IR events."""
+
+    def __init__(self) -> None:
+        self._sse = SSEDecoder()
+        self._started = False
+        self._calls = 0
+        self._finished = False
+        self._ended = False
+
+    def __repr__(self) -> str:
+        return f"gemini.StreamDecoder(calls={self._calls}, finished={self._finished})"
+
+    def feed(self, chunk: bytes) -> list[ir.Event]:
+        return self._decode(self._sse.feed(chunk))
+
+    def flush(self) -> list[ir.Event]:
+        events = self._decode(self._sse.flush())
+        if self._ended:
+            return events
+        self._ended = True
+        return events + ([ir.Ended()] if self._finished else [ir.cut_short()])
+
+    def _decode(self, sse_events: list[SSEEvent]) -> list[ir.Event]:
+        out: list[ir.Event] = []
+        for sse in sse_events:
+            data = ir.parse_json(sse.data) if sse.data and not self._ended else None
+            if not isinstance(data, dict):
+                continue
+            if "error" in data:
+                self._ended = True
+                out.append(ir.Failed(decode_stream_error(data)))
+            else:
+                out += self._chunk(data)
+        return out
+
+    def _chunk(self, data: dict[str, Any]) -> list[ir.Event]:
+        rid = str(g(data, "responseId") or "")
+        out: list[ir.Event] = []
+        if not self._started:
+            self._started = True
+            out.append(ir.Started(rid or None))
+        cand = candidate(data)
+        for p in (cand.get("content") or {}).get("parts") or []:
+            part = decode_part(p, rid, self._calls) if isinstance(p, dict) else None
+            if isinstance(part, ir.Text):
+                out.append(ir.TextDelta(part.text, part.gemini_signature))
+            elif isinstance(part, ir.Thinking):
+                out.append(ir.ThinkingDelta(part.text, part.gemini_signature))
+            elif isinstance(part, ir.ToolCall):
+                i, self._calls = self._calls, self._calls + 1
+                out += [ir.ToolStart(i, part.id, part.name, part.gemini_signature),
+                        ir.ToolArgs(i, ir.dumps(part.arguments)), ir.ToolDone(i)]
+        if isinstance(g(data, "usageMetadata"), dict):
+            out.append(ir.UsageSeen(Usage.from_gemini(g(data, "usageMetadata"))))
+        native = g(cand, "finishReason")
+        if (native or blocked(data)) and not self._finished:
+            self._finished = True
+            stop = decode_stop(native) if native else ir.Stop.SAFETY
+            out.append(ir.Finished(ir.settle_stop(stop, self._calls > 0),
+                                   str(native) if native else None))
+        return out
+
+
+@dataclass(slots=True)
+class _Call:
+    id: str
+    name: str
+    signature: str | None
+    args: str = ""
+    done: bool = False
+
+
+class _Phase(Enum):
+    IDLE = "idle"
+    OPEN = "open"  # first chunk sent
+    CLOSED = "closed"
+
+
+class StreamEncoder:
+    """IR events -> Gemini client stream bytes (SSE or JSON array)."""
+
+    def __init__(self, meta: ir.ClientMeta) -> None:
+        self._meta = meta
+        self._phase = _Phase.IDLE
+        self._id = uuid.uuid4().hex
+        self._calls: dict[int, _Call] = {}  # buffered, not yet sent
+        self._finish: ir.Finished | None = None
+        self._usage = Usage()
+
+    def __repr__(self) -> str:
+        return f"gemini.StreamEncoder(phase={self._phase.value}, buffered={sorted(self._calls)})"
+
+    def encode(self, events: list[ir.Event]) -> bytes:
+        return b"".join(self._on(e) for e in events)
+
+    def close(self) -> bytes:
+        return self._on(ir.cut_short())
+
+    def _on(self, e: ir.Event) -> bytes:
+        if self._phase is _Phase.CLOSED:
+            return b""
+        match e:
+            case ir.Started(id=upstream_id):
+                self._id = upstream_id or self._id
+            case ir.TextDelta(text=text, gemini_signature=sig) if text or sig:
+                return self._emit_parts([_signed({"text": text}, sig)])
+            case ir.ThinkingDelta(text=text, gemini_signature=sig) if text or sig:
+                return self._emit_parts([_signed({"text": text, "thought": True}, sig)])
+            case ir.ToolStart(index=i, id=tid, name=name, gemini_signature=sig):
+                out = self._emit_parts(self._ready())
+                self._calls[i] = _Call(tid, name, sig)
+                return out
+            case ir.ToolArgs(index=i, fragment=frag) if i in self._calls:
+                self._calls[i].args += frag
+            case ir.ToolDone(index=i) if i in self._calls:
+                self._calls[i].done = True
+                return self._emit_parts(self._ready())
+            case ir.UsageSeen(usage=usage):
+                self._usage = self._usage.merge(usage)
+            case ir.Finished():
+                self._finish = e
+            case ir.Ended():
+                return self._emit_last()
+            case ir.Failed(error=err):
+                return self._emit_final(err.body(Protocol.GEMINI))
+        return b""
+
+    def _ready(self, everything: bool = False) -> list[dict[str, Any]]:
+        """Buffered calls that can go out now, in index order (all of them at the end)."""
+        parts: list[dict[str, Any]] = []
+        for i in sorted(self._calls):
+            call = self._calls[i]
+            if not (everything or call.done or ir.args_complete(call.args)):
+                break
+            del self._calls[i]
+            args = ir.parse_args(call.args)
+            if args is not None:
+                part = ir.ToolCall(call.id, call.name, args, call.signature)
+                parts.append(encode_part(part) or {})
+        return parts
+
+    def _frame(self, body: dict[str, Any]) -> bytes:
+        data = ir.dumps(body)
+        if self._meta.gemini_sse:
+            return encode_event(data)
+        sep = b"[" if self._phase is _Phase.IDLE else b",\r\n"
+        return sep + data.encode()
+
+    def _emit_parts(self, parts: list[dict[str, Any]]) -> bytes:
+        if not parts:
+            return b""
+        out = self._frame(envelope(parts, self._meta, self._id))
+        self._phase = _Phase.OPEN
+        return out
+
+    def _emit_last(self) -> bytes:
+        f = self._finish or ir.Finished(ir.Stop.END)
+        body = envelope(self._ready(everything=True), self._meta, self._id,
+                        stop_out(f.stop, f.native), self._usage)
+        return self._emit_final(body)
+
+    def _emit_final(self, body: dict[str, Any]) -> bytes:
+        out = self._frame(body)
+        if not self._meta.gemini_sse:
+            out += b"]"
+        self._phase = _Phase.CLOSED
+        return out
+
+
+def _signed(part: dict[str, Any], sig: str | None) -> dict[str, Any]:
+    if sig:
+        part["thoughtSignature"] = sig
+    return part
