@@ -7,13 +7,13 @@ import pytest
 from translator.endpoints import Endpoint, Kind, classify, client_key
 from translator.protocols import Protocol
 
-O, A, G = Protocol.OPENAI, Protocol.ANTHROPIC, Protocol.GEMINI
+OAI, A, G = Protocol.OPENAI, Protocol.ANTHROPIC, Protocol.GEMINI
 
 
 @pytest.mark.parametrize(
     ("method", "path", "headers", "expected"),
     [
-        ("POST", "/v1/chat/completions", {}, Endpoint(O, Kind.CHAT)),
+        ("POST", "/v1/chat/completions", {}, Endpoint(OAI, Kind.CHAT)),
         ("POST", "/v1/messages?beta=true", {}, Endpoint(A, Kind.CHAT)),
         ("POST", "/v1/messages/count_tokens", {}, Endpoint(A, Kind.COUNT_TOKENS)),
         ("POST", "/v1beta/models/gemini-x:generateContent", {}, Endpoint(G, Kind.CHAT, "gemini-x", False, False)),
@@ -21,16 +21,17 @@ O, A, G = Protocol.OPENAI, Protocol.ANTHROPIC, Protocol.GEMINI
          Endpoint(G, Kind.CHAT, "g", True, True, "k1")),
         ("POST", "/v1beta/models/g:streamGenerateContent", {}, Endpoint(G, Kind.CHAT, "g", True, False)),
         ("POST", "/v1beta/models/g:countTokens", {}, Endpoint(G, Kind.COUNT_TOKENS, "g", False, False)),
-        ("GET", "/v1/models", {}, Endpoint(O, Kind.LIST_MODELS)),
+        ("GET", "/v1/models", {}, Endpoint(OAI, Kind.LIST_MODELS)),
         ("GET", "/v1/models", {"anthropic-version": "2023-06-01"}, Endpoint(A, Kind.LIST_MODELS)),
-        ("GET", "/v1/models/gpt-4o", {}, Endpoint(O, Kind.GET_MODEL, "gpt-4o")),
+        ("GET", "/v1/models", {"x-goog-api-key": "k"}, Endpoint(G, Kind.LIST_MODELS)),
+        ("GET", "/v1/models/gpt-4o", {}, Endpoint(OAI, Kind.GET_MODEL, "gpt-4o")),
         ("GET", "/v1beta/models", {}, Endpoint(G, Kind.LIST_MODELS)),
         ("POST", "/v1/embeddings", {}, None),
         ("GET", "/v1/chat/completions", {}, None),
         ("POST", "/v1beta/models/a/b:generateContent", {}, None),
     ],
     ids=["openai-chat", "anthropic-beta", "anthropic-count", "gemini-generate", "gemini-sse-key",
-         "gemini-array", "gemini-count", "models-openai", "models-anthropic", "model-get",
+         "gemini-array", "gemini-count", "models-openai", "models-anthropic", "models-gemini-v1", "model-get",
          "models-gemini", "unknown", "wrong-method", "gemini-bad-model"],
 )
 def test_classify(method: str, path: str, headers: dict[str, str], expected: Endpoint | None) -> None:

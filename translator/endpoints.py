@@ -56,8 +56,13 @@ LISTING_PATHS: dict[str, dict[str, Any]] = {
 }
 
 
-def _anthropic_caller(headers: dict[str, str]) -> bool:
-    return "anthropic-version" in headers or "x-api-key" in headers
+def _lister(headers: dict[str, str], query_key: str | None) -> Protocol:
+    """Who asks ``GET /v1/models``: the SDKs share the path, their headers differ."""
+    if "anthropic-version" in headers or "x-api-key" in headers:
+        return Protocol.ANTHROPIC
+    if "x-goog-api-key" in headers or query_key:
+        return Protocol.GEMINI
+    return Protocol.OPENAI
 
 
 def classify(method: str, full_path: str, headers: dict[str, str]) -> Endpoint | None:
@@ -85,11 +90,9 @@ def classify(method: str, full_path: str, headers: dict[str, str]) -> Endpoint |
     if method == "GET":
         key = q.get("key", [None])[0]
         if path == "/v1/models":
-            proto = Protocol.ANTHROPIC if _anthropic_caller(headers) else Protocol.OPENAI
-            return Endpoint(proto, Kind.LIST_MODELS)
+            return Endpoint(_lister(headers, key), Kind.LIST_MODELS, query_key=key)
         if m := _MODEL.match(path):
-            proto = Protocol.ANTHROPIC if _anthropic_caller(headers) else Protocol.OPENAI
-            return Endpoint(proto, Kind.GET_MODEL, model=m["model"])
+            return Endpoint(_lister(headers, key), Kind.GET_MODEL, model=m["model"], query_key=key)
         if re.fullmatch(r"/v1(?:beta|alpha)/models", path):
             return Endpoint(Protocol.GEMINI, Kind.LIST_MODELS, query_key=key)
         if m := _GEMINI_MODEL.match(path):

@@ -36,6 +36,11 @@ class Gateway:
             name: cfg.deployment(m.deployments[0]).provider for name, m in self.models.items()
         }
         self.targets: dict[str, Target] = {}
+        # model name -> the protocols its deployments speak
+        self.protocols: dict[str, frozenset[Protocol]] = {
+            name: frozenset(cfg.provider(cfg.deployment(d).provider).protocol for d in m.deployments)
+            for name, m in self.models.items()
+        }
         for d in cfg.deployments:
             p = cfg.provider(d.provider)
             self.targets[d.name] = Target(

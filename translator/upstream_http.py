@@ -8,6 +8,8 @@ from translator.protocols import Protocol
 # Every header a client may carry its tokengate key in; none of them goes upstream.
 CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 ANTHROPIC_VERSION = "2023-06-01"
+# Sent by Anthropic callers; forwarded only to Anthropic upstreams.
+ANTHROPIC_ONLY_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
 def path(protocol: Protocol, base_path: str, kind: Kind, model: str, *, stream: bool, sse: bool) -> str:

@@ -37,7 +37,7 @@ def test_anthropic_message_is_answered_and_metered(gateway: GatewayUnderTest, an
     assert ("Bonjour", 10, 6) == (msg.content[0].text, msg.usage.input_tokens, msg.usage.cache_read_input_tokens)  # type: ignore[union-attr]
     sent = gateway.fake.requests[-1]
     assert ("/v1/messages", UPSTREAM_SECRETS["TG_TEST_ANTHROPIC_KEY"]) == (sent.path, sent.headers["x-api-key"])
-    assert "2023-06-01" == sent.headers["anthropic-version"]
+    assert ant.default_headers["anthropic-version"] == sent.headers["anthropic-version"]  # the caller's, kept
     assert "authorization" not in sent.headers
     [event] = gateway.wait_metering(since)
     assert {"input": 10, "cache_read": 6, "output": 3} == {k: event["usage"][k] for k in ("input", "cache_read", "output")}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 import ssl
+from collections.abc import Iterator
 
 import httpx
 import openai

@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from enum import Enum
 from typing import Any
-from typing import Protocol as TypingProtocol
 
 import orjson
 import structlog
@@ -29,8 +28,9 @@ from translator.endpoints import Endpoint, Kind, classify, client_key
 from translator.errors import BadRequest, ModelNotFound, NotFound, Unauthorized, UserFacingError
 from translator.extproc import messages as m
 from translator.extproc.upstream import Ctx
-from translator.passthrough import Passthrough
 from translator.protocols import Protocol
+from translator.protocols.convert import client_tool_names
+from translator.responses import ResponseHandler, handler_for
 from translator.state import Gateway
 from translator.upstream_http import CLIENT_CREDENTIAL_HEADERS
 from translator.usage import Usage
@@ -46,15 +46,6 @@ class Phase(Enum):
     ROUTED = "routed"
     RESPONDING = "responding"
     DONE = "done"
-
-
-class ResponseHandler(TypingProtocol):
-    usage: Usage
-    complete: bool
-    finish: str | None
-
-    def feed(self, chunk: bytes) -> bytes | None: ...
-    def flush(self) -> bytes | None: ...
 
 
 class RouterProcessor:
@@ -73,6 +64,7 @@ class RouterProcessor:
         self.deployment = ""
         self.upstream_protocol: Protocol | None = None
         self.handler: ResponseHandler | None = None
+        self.tool_names: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"RouterProcessor(phase={self.phase.value}, model={self.model!r}, status={self.status})"
@@ -123,7 +115,12 @@ class RouterProcessor:
                 f"The model '{model}' does not exist or you do not have access to it.", param="model"
             )
         check_model(key, model)
+        if ep.kind is Kind.COUNT_TOKENS and self.gw.protocols[model] != {ep.protocol}:
+            raise BadRequest(f"Counting tokens for '{model}' through the {ep.protocol.value} protocol "
+                             "is not available yet: its provider speaks another protocol.")
         self.key, self.model = key, model
+        if "tools" in body:
+            self.tool_names = client_tool_names(ep.protocol, body)
         self.stream = ep.stream if ep.stream is not None else body.get("stream") is True
         opts = body.get("stream_options")
         self.include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
@@ -181,14 +178,9 @@ class RouterProcessor:
         self.upstream_protocol = Protocol.parse(tg.get("protocol"))
         ep = self.endpoint
         assert ep is not None
-        streaming = self.stream and self.status == 200
-        # Same protocol (or an error Envoy made up itself): pass through, read usage.
-        self.handler = Passthrough(
-            ep.protocol,
-            stream=streaming,
-            sse=ep.sse,
-            strip_usage_chunk=streaming and not self.include_usage,
-        )
+        self.handler = handler_for(
+            ep.protocol, self.upstream_protocol, self.status, stream=self.stream, sse=ep.sse,
+            include_usage=self.include_usage, model=self.model, tool_names=self.tool_names)
 
     # --- end --------------------------------------------------------------------
 

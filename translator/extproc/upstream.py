@@ -19,11 +19,13 @@ from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import Proces
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
 from translator.endpoints import Kind
-from translator.errors import BadRequest, UpstreamError
+from translator.errors import UpstreamError
 from translator.extproc import messages as m
 from translator.protocols import Protocol
+from translator.protocols.convert import translate_request
 from translator.state import Gateway, Target
 from translator.upstream_http import (
+    ANTHROPIC_ONLY_HEADERS,
     ANTHROPIC_VERSION,
     CLIENT_CREDENTIAL_HEADERS,
     credential_headers,
@@ -76,20 +78,26 @@ class UpstreamAttempt:
         if t is None:
             raise UpstreamError(f"No deployment is known for upstream metadata {name!r}.")
         ctx = self.ctx = Ctx.decode(str(attrs.get(CTX_ATTR) or ""))
-        if ctx.protocol is not t.protocol:
-            raise BadRequest(
-                f"Calling a {t.protocol.value} model through the {ctx.protocol.value} protocol "
-                "is not available yet."
-            )
+        same = ctx.protocol is t.protocol
+        # Translated Gemini streams are read as SSE; only a Gemini caller may ask for the array.
+        sse = ctx.sse if same else True
         headers = {
-            ":path": path(t.protocol, t.base_path, ctx.kind, t.model, stream=ctx.stream, sse=ctx.sse),
+            ":path": path(t.protocol, t.base_path, ctx.kind, t.model, stream=ctx.stream, sse=sse),
             **credential_headers(t.protocol, t.credential),
         }
-        if t.protocol is Protocol.ANTHROPIC:
-            headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
         remove = [h for h in CLIENT_CREDENTIAL_HEADERS if h not in headers]
+        client_headers = m.header_map(req.request_headers)
+        if t.protocol is Protocol.ANTHROPIC:
+            if not same or "anthropic-version" not in client_headers:
+                headers["anthropic-version"] = ANTHROPIC_VERSION
+            if not same:
+                remove.append("anthropic-beta")  # a beta named for another protocol's caller means nothing
+        else:
+            remove += [h for h in ANTHROPIC_ONLY_HEADERS if h in client_headers]
+        if not same:
+            headers["content-type"] = "application/json"
         resp = m.request_headers(m.common(set_headers=headers, remove_headers=remove))
-        if t.protocol is Protocol.GEMINI or ctx.model == t.model:
+        if same and (t.protocol is Protocol.GEMINI or ctx.model == t.model):
             resp.mode_override.CopyFrom(_SKIP_BODY)  # nothing in the body changes
         return resp
 
@@ -97,6 +105,9 @@ class UpstreamAttempt:
         t, ctx = self.target, self.ctx
         assert t is not None and ctx is not None
         body = orjson.loads(req.request_body.body)
-        body["model"] = t.model
+        if ctx.protocol is t.protocol:
+            body["model"] = t.model
+        else:
+            body = translate_request(ctx.protocol, t.protocol, body, upstream_model=t.model, stream=ctx.stream)
         out = orjson.dumps(body)
         return m.request_body(m.common(body=out, set_headers={"content-length": str(len(out))}))

@@ -1,0 +1,100 @@
+"""Which response handler a request gets, decided when the response starts.
+
+Same protocol (or an error Envoy made up, already in the caller's shape): pass
+through and read usage. Another protocol: translate the stream or body, or the
+error body, into the caller's protocol. Every handler has the same small face:
+``feed(chunk) -> bytes | None`` (None: the chunk goes on unchanged), ``flush()``,
+and ``usage``, ``finish``, ``complete`` for the metering event.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol as TypingProtocol
+
+from translator.passthrough import Passthrough
+from translator.protocols import Protocol
+from translator.protocols.convert import ResponseTranslator, response_translator, translate_error
+from translator.usage import Usage
+
+
+class ResponseHandler(TypingProtocol):
+    @property
+    def usage(self) -> Usage: ...
+    @property
+    def finish(self) -> str | None: ...
+    @property
+    def complete(self) -> bool: ...
+
+    def feed(self, chunk: bytes) -> bytes | None: ...
+    def flush(self) -> bytes | None: ...
+
+
+class Translation:
+    """A 200 from an upstream of another protocol, translated chunk by chunk."""
+
+    def __init__(self, inner: ResponseTranslator) -> None:
+        self._inner = inner
+
+    def __repr__(self) -> str:
+        return f"Translation({self._inner!r})"
+
+    @property
+    def usage(self) -> Usage:
+        return self._inner.usage
+
+    @property
+    def finish(self) -> str | None:
+        return self._inner.finish
+
+    @property
+    def complete(self) -> bool:
+        return self._inner.finish is not None
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self._inner.feed(chunk)
+
+    def flush(self) -> bytes:
+        return self._inner.flush()
+
+
+class ErrorTranslation:
+    """An error body from an upstream of another protocol, rewritten whole at the end."""
+
+    usage = Usage()
+    finish = None
+    complete = True
+
+    def __init__(self, client: Protocol, upstream: Protocol, status: int) -> None:
+        self._client, self._upstream, self._status = client, upstream, status
+        self._buf = bytearray()
+
+    def __repr__(self) -> str:
+        return f"ErrorTranslation({self._upstream}->{self._client}, {self._status})"
+
+    def feed(self, chunk: bytes) -> bytes:
+        self._buf += chunk
+        return b""
+
+    def flush(self) -> bytes:
+        return translate_error(self._client, self._upstream, self._status, bytes(self._buf))[1]
+
+
+def handler_for(
+    client: Protocol,
+    upstream: Protocol | None,
+    status: int,
+    *,
+    stream: bool,
+    sse: bool,
+    include_usage: bool,
+    model: str,
+    tool_names: tuple[str, ...],
+) -> ResponseHandler:
+    streaming = stream and status == 200
+    if upstream is None or upstream is client:
+        return Passthrough(client, stream=streaming, sse=sse, strip_usage_chunk=streaming and not include_usage)
+    if status >= 400:
+        return ErrorTranslation(client, upstream, status)
+    return Translation(response_translator(
+        client, upstream, stream=streaming, client_model=model, include_usage=include_usage,
+        gemini_sse=sse, tool_names=tool_names))
