@@ -1,6 +1,7 @@
 """The ``tokengate`` command.
 
     tokengate run                     the whole stack in the foreground (``make run``)
+    tokengate translators -c FILE     N translator processes (the container's entry point)
     tokengate render -c FILE          print the Envoy config for a gateway config
     tokengate check -c FILE           validate a gateway config
     tokengate keys create|list|revoke manage API keys in Redis
@@ -62,6 +63,41 @@ async def _keys(args: argparse.Namespace) -> int:
     finally:
         await r.aclose()
     return 0
+
+
+def _translators(args: argparse.Namespace) -> int:
+    """N translator processes in the foreground (the container entry point); SIGTERM stops them."""
+    from tokengate.procs import Supervisor
+    from tokengate.render import translator_addresses
+
+    cfg = load(args.config)
+    workers = args.workers or cfg.translator.workers or (os.cpu_count() or 1)
+    sup = Supervisor()
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    for i, address in enumerate(translator_addresses(cfg, workers)):
+        argv = [sys.executable, "-m", "translator", "--config", args.config, "--listen", address,
+                "--grace", str(args.grace)]
+        if args.redis_url:
+            argv += ["--redis-url", args.redis_url]
+        if args.health_listen:
+            argv += ["--health-listen", args.health_listen]
+        sup.start(f"translator-{i}", argv)
+    code = 0
+    while not stopping:
+        if (dead := sup.first_dead()) is not None:
+            print(f"tokengate: {dead.name} exited ({dead.proc.returncode}); stopping", file=sys.stderr)
+            code = 1
+            break
+        time.sleep(0.2)
+    sup.stop_all(timeout=args.grace + 5)
+    return code
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -187,6 +223,12 @@ def parser() -> argparse.ArgumentParser:
     ren.add_argument("-o", "--out")
     ren.add_argument("--workers", type=int, default=0)
     ren.add_argument("--template", help="a copy of tokengate/templates/envoy.yaml.j2 to use instead")
+    tr = sub.add_parser("translators", help="run N translator processes (container entry point)")
+    tr.add_argument("-c", "--config", required=True)
+    tr.add_argument("--workers", type=int, default=0, help="default: translator.workers, else one per CPU")
+    tr.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
+    tr.add_argument("--health-listen", help="gRPC health on a TCP address for the kubelet, e.g. 0.0.0.0:9090")
+    tr.add_argument("--grace", type=float, default=30.0)
     chk = sub.add_parser("check", help="validate a gateway config")
     chk.add_argument("-c", "--config", required=True)
     k = sub.add_parser("keys", help="API keys")
@@ -212,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_keys(args))
         if args.cmd == "render":
             return _render(args)
+        if args.cmd == "translators":
+            return _translators(args)
         if args.cmd == "check":
             cfg = load(args.config)
             print(f"{args.config}: OK ({len(cfg.providers)} providers, {len(cfg.deployments)} "

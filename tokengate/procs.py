@@ -63,7 +63,7 @@ class Supervisor:
         stop_signal: int = signal.SIGTERM,
     ) -> Child:
         log_path = None
-        out: int | IO[bytes] = subprocess.DEVNULL
+        out: IO[bytes] | None = None  # no log_dir: the child writes to our stdout/stderr
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             log_path = self.log_dir / f"{name}.log"
@@ -72,13 +72,13 @@ class Supervisor:
             argv,
             stdin=subprocess.DEVNULL,
             stdout=out,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if out is not None else None,
             env={**os.environ, **(env or {})},
             cwd=cwd,
             start_new_session=True,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads are started before this
         )
-        if not isinstance(out, int):
+        if out is not None:
             out.close()
         child = Child(name, proc, log_path, stop_signal)
         self.children.append(child)

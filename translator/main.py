@@ -37,6 +37,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--config", required=True, help="gateway config (YAML)")
     p.add_argument("--listen", required=True, help="unix:/path.sock or host:port")
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"), help="overrides the config")
+    p.add_argument("--health-listen", help="also serve gRPC health alone on this address (kubelet probe)")
     p.add_argument("--grace", type=float, default=30.0, help="seconds open streams get at shutdown")
     p.add_argument("--log-level", default=os.environ.get("TOKENGATE_LOG_LEVEL", "info"))
     return p.parse_args(argv)
@@ -66,14 +67,21 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(args.listen.removeprefix("unix:"))
     server.add_insecure_port(args.listen)
-    await server.start()
+    servers = [server]
+    if args.health_listen:  # health only: the ext_proc service stays on the private socket
+        probe = grpc.aio.server(options=[("grpc.so_reuseport", 1)])  # every worker answers on one port
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, probe)
+        probe.add_insecure_port(args.health_listen)
+        servers.append(probe)
+    for srv in servers:
+        await srv.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info("translator_started", listen=args.listen, pid=os.getpid())
 
     await stop.wait()
     log.info("translator_stopping", grace=args.grace)
     await health_servicer.enter_graceful_shutdown()  # NOT_SERVING: Envoy stops opening streams
-    await server.stop(args.grace)
+    await asyncio.gather(*(srv.stop(args.grace) for srv in servers))
     await meter.close()
     await redis.aclose()
     log.info("translator_stopped")
