@@ -9,25 +9,36 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import redis
+import redis.asyncio as aioredis
 import yaml
 
 from fakes import FakeProvider
 from tokengate import keys, store
+from tokengate.billing.ops import Billing
 from tokengate.devstack import Stack
 from tokengate.procs import free_port
 
+T = TypeVar("T")
 UPSTREAM_SECRETS = {
     "TG_TEST_OPENAI_KEY": "sk-upstream-openai-secret",
     "TG_TEST_ANTHROPIC_KEY": "sk-ant-upstream-secret",
     "TG_TEST_GEMINI_KEY": "upstream-gemini-secret",
 }
 MAX_REQUEST_BYTES = 256 * 1024
+# USD per million tokens
+PRICES: dict[str, dict[str, float]] = {
+    "gpt-test": {"input": 2.5, "output": 10, "cache_read": 1.25},
+    "claude-test": {"input": 3, "output": 15, "cache_read": 0.3, "cache_write": 3.75},
+    "gemini-test": {"input": 0.3, "output": 2.5, "cache_read": 0.075},
+}
 
 
 def gateway_config(fake_port: int, workdir: Path) -> dict[str, Any]:
@@ -59,10 +70,10 @@ def gateway_config(fake_port: int, workdir: Path) -> dict[str, Any]:
             {"name": "gem", "provider": "fake-gemini", "model": "gemini-test"},
         ],
         "models": [
-            {"name": "gpt-test", "deployments": ["oai"]},
-            {"name": "gpt-latest", "deployments": ["oai-renamed"]},
-            {"name": "claude-test", "deployments": ["ant"]},
-            {"name": "gemini-test", "deployments": ["gem"]},
+            {"name": "gpt-test", "deployments": ["oai"], "price": PRICES["gpt-test"]},
+            {"name": "gpt-latest", "deployments": ["oai-renamed"], "price": PRICES["gpt-test"]},
+            {"name": "claude-test", "deployments": ["ant"], "price": PRICES["claude-test"]},
+            {"name": "gemini-test", "deployments": ["gem"], "price": PRICES["gemini-test"]},
         ],
     }
 
@@ -93,17 +104,29 @@ class GatewayUnderTest:
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.stack.effective_redis_url)
 
-    def new_key(self, account: str = "test", **kw: Any) -> str:
-        async def make() -> str:
-            import redis.asyncio as aioredis
-
+    def _billing(self, fn: Callable[[Billing], Awaitable[T]]) -> T:
+        async def call() -> T:
             r = aioredis.Redis.from_url(self.stack.effective_redis_url)
             try:
-                return await keys.create_key(r, account, **kw)
+                return await fn(Billing(r))
             finally:
                 await r.aclose()
 
-        return asyncio.run(make())
+        return asyncio.run(call())
+
+    def new_key(self, account: str = "test", *, fund_usd: int = 100, **kw: Any) -> str:
+        """A key for ``account``; a new account is credited ``fund_usd`` once."""
+        if fund_usd:
+            self.credit(account, fund_usd * 1_000_000_000, ref=f"test-initial-{account}")
+        return self._billing(lambda b: keys.create_key(b.redis, account, **kw))
+
+    def credit(self, account: str, nano: int, *, ref: str | None = None) -> int | None:
+        return self._billing(lambda b: b.credit(account, nano, kind="topup", ref=ref or uuid.uuid4().hex,
+                                                reason="test"))
+
+    def balance(self, account: str) -> tuple[int, int]:
+        """(balance, held) in nano-USD."""
+        return self._billing(lambda b: b.balance(account))
 
     def metering_events(self, since: str = "0-0") -> list[dict[str, Any]]:
         with self.redis() as r:

@@ -15,7 +15,7 @@ GOOD = {
     "providers": [{"name": "p", "protocol": "openai", "base_url": "https://api.example.com/v1",
                    "api_key": {"env": "X_KEY"}}],
     "deployments": [{"name": "d", "provider": "p", "model": "m-1"}],
-    "models": [{"name": "m", "aliases": ["m-latest"], "deployments": ["d"]}],
+    "models": [{"name": "m", "aliases": ["m-latest"], "deployments": ["d"], "price": {"input": 1, "output": 2}}],
 }
 
 
@@ -46,13 +46,16 @@ def _with(path: str, value: object) -> dict[str, object]:
         (_with("models.0.deployments", ["nope"]), "models[0].deployments[0]: no deployment named 'nope'"),
         (_with("models.0.aliases", ["m"]), "models[0]: model name 'm' is already used by 'm'"),
         (_with("models.0.name", "a..b"), "models[0].name: 'a..b' is not a usable model name"),
+        (_with("models.0.price", ...), "models[0]: no price is known for 'm': set price:"),
+        (_with("models.0.free", True), "models[0]: give a price or free: true, not both"),
+        (_with("models.0.price", {"input": -1, "output": 1}), "models[0].price.input: Input should be greater than or equal to 0"),
         (_with("models", []), "models: List should have at least 1 item"),
         (_with("providers", ...), "providers: Field required"),
         (_with("server", {"http_port": 70000}), "server.http_port: Input should be less than or equal to 65535"),
         ([1, 2], "the top level must be a mapping"),
     ],
     ids=["protocol", "base-url", "credential", "unknown-field", "provider-ref", "deployment-ref",
-         "duplicate-name", "model-name", "no-models", "no-providers", "port", "not-a-mapping"],
+         "duplicate-name", "model-name", "no-price", "price-and-free", "negative-price", "no-models", "no-providers", "port", "not-a-mapping"],
 )
 def test_bad_config_names_file_field_and_reason(tmp_path: Path, doc: object, expected: str) -> None:
     """Each mistake is reported as '<file>: <field>: <what is wrong>'."""

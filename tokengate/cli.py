@@ -4,14 +4,15 @@
     tokengate translators -c FILE     N translator processes (the container's entry point)
     tokengate render -c FILE          print the Envoy config for a gateway config
     tokengate check -c FILE           validate a gateway config
-    tokengate keys create|list|revoke manage API keys in Redis
+    tokengate settle                  the settlement worker (metering events -> balances)
+    tokengate keys create|list|revoke API keys
+    tokengate accounts …              accounts, top-ups, balances, ledgers, usage
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import os
 import signal
 import sys
@@ -21,45 +22,30 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from tokengate import keys
+from tokengate import accounts_cli, keys
+from tokengate.billing.ops import Billing
 from tokengate.config import ConfigError, load
 from tokengate.procs import StartError
 
 DEMO_CONFIG = Path("examples/demo.yaml")
 PROVIDERS_CONFIG = Path("examples/providers.yaml")
 DEMO_PORT = 9100
+DEMO_CREDIT = 5_000_000_000  # $5 in nano-USD, credited once
 
 
-def _redis(url: str | None) -> aioredis.Redis:
-    return aioredis.Redis.from_url(url or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6390/0")
+async def _settle(redis_url: str | None) -> int:
+    """The settlement worker in the foreground; SIGTERM finishes the batch in hand and stops."""
+    from tokengate.billing.settler import Settler
+    from translator import logs
 
-
-async def _keys(args: argparse.Namespace) -> int:
-    r = _redis(args.redis_url)
+    logs.configure(os.environ.get("TOKENGATE_LOG_LEVEL", "info"))
+    r = accounts_cli.redis_client(redis_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
-        if args.keys_cmd == "create":
-            expires = int(time.time() + args.expires_in_days * 86400) if args.expires_in_days else 0
-            models = [m for m in (args.models or "").split(",") if m]
-            key = await keys.create_key(r, args.account, name=args.name, expires_at=expires, models=models)
-            print(key)
-            print("(shown once: store it now; tokengate keeps only its SHA-256)", file=sys.stderr)
-        elif args.keys_cmd == "list":
-            for k in await keys.list_keys(r, args.account):
-                exp = int(k.get("expires_at") or 0)
-                when = dt.datetime.fromtimestamp(exp, dt.UTC).isoformat() if exp else "never"
-                status = "revoked" if k.get("revoked") == "1" else "active"
-                print(f"{k['id']}  {k['prefix']}…  {k['name']:<16} expires {when}  {status}")
-        else:
-            if not await keys.revoke_key(r, args.account, args.id):
-                print(f"no key {args.id} in account {args.account}", file=sys.stderr)
-                return 1
-            print(f"revoked {args.id}")
-    except RedisError as exc:
-        print(f"tokengate: cannot reach Redis ({exc})", file=sys.stderr)
-        return 1
-    except ValueError as exc:
-        print(f"tokengate: {exc}", file=sys.stderr)
-        return 2
+        await Settler(r).run(stop)
     finally:
         await r.aclose()
     return 0
@@ -127,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
         else:
             config, demo = DEMO_CONFIG, True
     stack = Stack(config, workdir=workdir, workers=args.workers,
-                  redis_url=os.environ.get("REDIS_URL") or None,
+                  redis_url=os.environ.get("REDIS_URL") or None, redis_port=args.redis_port,
                   demo_port=DEMO_PORT if demo else None)
     stopping = False
 
@@ -168,6 +154,8 @@ def _demo_key(redis_url: str, path: Path) -> str:
             account = store.account_of(saved)
             if account and await r.exists(store.key_record(account, store.digest(saved))):
                 return saved
+            await Billing(r).credit("demo", DEMO_CREDIT, kind="topup", ref="demo-welcome",
+                                    reason="make run demo credit")
             return await keys.create_key(r, "demo", name="make-run demo")
         finally:
             await r.aclose()
@@ -197,7 +185,7 @@ def _banner(stack: object, key: str, demo: bool) -> None:
         lines.append(f"  TLS                 https://localhost:{s.https_port} (self-signed: {s.tls_cert})")
     lines += [
         f"  Envoy admin         http://127.0.0.1:{s.admin_port} (loopback only)",
-        f"  API key             {key}",
+        f"  API key             {key}   (account 'demo')",
         f"  models              {', '.join(m.name for m in stack.cfg.models)}",
         "",
         "Try it:",
@@ -205,6 +193,7 @@ def _banner(stack: object, key: str, demo: bool) -> None:
         "    -H 'content-type: application/json' \\",
         f"    -d '{{\"model\":\"{model}\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello!\"}}]}}'",
         "",
+        "See the balance drop:  .venv/bin/tokengate accounts show --account demo",
         f"Logs: {stack.workdir / 'logs'}   Ctrl-C stops everything.",
     ]
     print("\n".join(lines), flush=True)
@@ -218,6 +207,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--config", help="gateway config (default: real providers if keys are set, else the demo)")
     run.add_argument("--workdir", default="var", help="data, sockets, logs (default: var)")
     run.add_argument("--workers", type=int, default=0, help="translator processes (default: one per CPU)")
+    run.add_argument("--redis-port", type=int, default=6390, help="the local Redis's port when REDIS_URL is unset")
     ren = sub.add_parser("render", help="print the Envoy config")
     ren.add_argument("-c", "--config", required=True)
     ren.add_argument("-o", "--out")
@@ -231,27 +221,19 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--grace", type=float, default=30.0)
     chk = sub.add_parser("check", help="validate a gateway config")
     chk.add_argument("-c", "--config", required=True)
-    k = sub.add_parser("keys", help="API keys")
-    k.add_argument("--redis-url", help="default: $REDIS_URL or make run's local Redis")
-    ks = k.add_subparsers(dest="keys_cmd", required=True)
-    c = ks.add_parser("create")
-    c.add_argument("--account", required=True)
-    c.add_argument("--name", default="default")
-    c.add_argument("--expires-in-days", type=float, default=0)
-    c.add_argument("--models", help="comma-separated allow-list (default: every model)")
-    ls = ks.add_parser("list")
-    ls.add_argument("--account", required=True)
-    rv = ks.add_parser("revoke")
-    rv.add_argument("--account", required=True)
-    rv.add_argument("--id", required=True)
+    accounts_cli.add_parsers(sub)
+    st = sub.add_parser("settle", help="run the settlement worker (applies metering events to balances)")
+    st.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        if args.cmd == "keys":
-            return asyncio.run(_keys(args))
+        if args.cmd in ("keys", "accounts"):
+            return asyncio.run(accounts_cli.run(args))
+        if args.cmd == "settle":
+            return asyncio.run(_settle(args.redis_url))
         if args.cmd == "render":
             return _render(args)
         if args.cmd == "translators":
@@ -263,6 +245,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return _run(args)
     except ConfigError as exc:
+        print(f"tokengate: {exc}", file=sys.stderr)
+        return 2
+    except RedisError as exc:
+        print(f"tokengate: cannot reach Redis ({exc})", file=sys.stderr)
+        return 1
+    except ValueError as exc:
         print(f"tokengate: {exc}", file=sys.stderr)
         return 2
     except StartError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -21,6 +22,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tokengate import pricing
+from tokengate.pricing import Price
 from translator.protocols import Protocol
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
@@ -100,10 +103,26 @@ class Deployment(_Strict):
     model: str = Field(min_length=1, max_length=256)
 
 
+USDPerMTok = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6)]
+
+
+class PriceSpec(_Strict):
+    """USD per million tokens; cache and reasoning default to the input and output prices."""
+
+    input: USDPerMTok
+    output: USDPerMTok
+    cache_read: USDPerMTok | None = None
+    cache_write: USDPerMTok | None = None
+    reasoning: USDPerMTok | None = None
+
+
 class Model(_Strict):
     name: str = Field(min_length=1, max_length=256)
     aliases: list[str] = Field(default_factory=list)
     deployments: list[Name] = Field(min_length=1)
+    price: PriceSpec | None = None  # default: the genai-prices catalogue
+    free: bool = False  # serve without a price (cost 0); must be said explicitly
+    max_output_tokens: int = Field(default=8192, ge=1)  # the hold assumes this when max_tokens is absent
 
     @field_validator("name", "aliases")
     @classmethod
@@ -133,9 +152,14 @@ class Translator(_Strict):
     message_timeout_ms: int = Field(default=10000, ge=50)
 
 
+class Billing(_Strict):
+    hold_ttl_s: int = Field(default=900, ge=10)  # a hold not settled by then is released by the reaper
+
+
 class GatewayConfig(_Strict):
     server: Server = Server()
     translator: Translator = Translator()
+    billing: Billing = Billing()
     redis_url: str = "redis://127.0.0.1:6379/0"
     providers: list[Provider] = Field(min_length=1)
     deployments: list[Deployment] = Field(min_length=1)
@@ -159,7 +183,37 @@ class GatewayConfig(_Strict):
                 if name in seen:
                     raise _FieldError(f"models[{i}]", f"model name {name!r} is already used by {seen[name]!r}")
                 seen[name] = m.name
+        for i, m in enumerate(self.models):
+            if m.free and m.price is not None:
+                raise _FieldError(f"models[{i}]", "give a price or free: true, not both")
+            if self._price(m) is None:
+                raise _FieldError(f"models[{i}]", (
+                    f"no price is known for {m.name!r}: set price: {{input: …, output: …}} in USD per "
+                    "million tokens, or free: true to serve it at no cost"))
         return self
+
+    def _price(self, m: Model) -> Price | None:
+        if m.free:
+            return pricing.FREE
+        if m.price is not None:
+            return pricing.from_usd_per_mtok(m.price.model_dump(exclude_none=True))
+        for dep in m.deployments:
+            d = self.deployment(dep)
+            protocol = self.provider(d.provider).protocol
+            for name in (m.name, d.model):
+                if (p := pricing.catalogue(name, protocol)) is not None:
+                    return p
+        return None
+
+    def prices(self) -> dict[str, Price]:
+        """Every name a client may send -> the price it is billed at."""
+        out = {}
+        for m in self.models:
+            p = self._price(m)
+            assert p is not None  # checked at load
+            for name in (m.name, *m.aliases):
+                out[name] = p
+        return out
 
     # --- lookups used on the request path (built once) ---
 

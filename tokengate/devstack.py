@@ -149,6 +149,9 @@ class Stack:
                 "--save", "", "--protected-mode", "yes",
             ])
             sup.wait_until(redis, lambda: port_open(self.redis_port), 10, "accepting connections")
+        sup.start("settler", [sys.executable, "-m", "tokengate.cli", "settle",
+                              "--redis-url", self.effective_redis_url],
+                  env={"TOKENGATE_LOG_LEVEL": self.log_level})
         if self.demo_port is not None:
             fake = sup.start("demo-provider", [
                 sys.executable, "-m", "fakes", "--host", "127.0.0.1", "--port", str(self.demo_port)])

@@ -16,6 +16,8 @@ async def create_key(
     name: str = "default",
     expires_at: int = 0,
     models: list[str] | None = None,
+    rpm: int = 0,
+    tpm: int = 0,
 ) -> str:
     """Create a key for ``account`` (and the account if new); return the key once."""
     if not store.ACCOUNT_RE.match(account):
@@ -25,7 +27,7 @@ async def create_key(
     async with r.pipeline(transaction=True) as p:
         p.hsetnx(store.account_key(account), "created", str(int(time.time())))
         p.sadd(store.ACCOUNTS, account)
-        fields = store.key_fields(api_key, name=name, expires_at=expires_at, models=models)
+        fields = store.key_fields(api_key, name=name, expires_at=expires_at, models=models, rpm=rpm, tpm=tpm)
         p.hset(store.key_record(account, d), mapping=fields)  # type: ignore[arg-type]  # redis-py's Mapping is invariant
         p.sadd(store.account_keys(account), d)
         await p.execute()

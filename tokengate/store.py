@@ -9,8 +9,16 @@ the right slot without a lookup:
     tg:{<account>}:key:<sha256>       hash: id, prefix, name, created, expires_at,
                                       revoked, models (comma list), rpm, tpm
     tg:{<account>}:keys               set of the account's key hashes
-    tg:{<account>}:account            hash: created (billing adds balance and holds)
-    tg:accounts                       set of account ids (admin listing only)
+    tg:{<account>}:account            hash: created, balance, held (nano-USD)
+    tg:{<account>}:holds              hash: hold id -> nano-USD held for a running request
+    tg:{<account>}:hold_exp           zset: hold id -> unix time the reaper may release it
+    tg:{<account>}:done:<ref>         marker: event or top-up <ref> already applied
+    tg:{<account>}:ledger             stream: topup | charge | adjust, amount, balance after
+    tg:{<account>}:usage:<YYYY-MM-DD> hash: "<model>|<metric>" and "<key id>|<model>|<metric>"
+                                      -> requests, input, cache_read, cache_write, output,
+                                      reasoning, cost, failed (UTC days)
+    tg:{<account>}:rpm:<key id>:<min> requests this minute;  ...:tpm:<key id>:<min> tokens
+    tg:accounts                       set of account ids (admin listing, reaper)
     tg:metering                       stream of metering events (one per request)
 """
 
@@ -43,8 +51,37 @@ def account_keys(account: str) -> str:
     return f"tg:{{{account}}}:keys"
 
 
+def holds(account: str) -> str:
+    return f"tg:{{{account}}}:holds"
+
+
+def hold_expiries(account: str) -> str:
+    return f"tg:{{{account}}}:hold_exp"
+
+
+def done(account: str, ref: str) -> str:
+    return f"tg:{{{account}}}:done:{ref}"
+
+
+def ledger(account: str) -> str:
+    return f"tg:{{{account}}}:ledger"
+
+
+def usage_day(account: str, day: str) -> str:
+    return f"tg:{{{account}}}:usage:{day}"
+
+
+def rate_counter(account: str, kind: str, key_id: str, minute: int) -> str:
+    return f"tg:{{{account}}}:{kind}:{key_id}:{minute}"
+
+
 def digest(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def key_id(sha256_hex: str) -> str:
+    """The key's public id: the first 16 hex digits of its SHA-256."""
+    return sha256_hex[:16]
 
 
 def account_of(api_key: str) -> str | None:
@@ -92,21 +129,24 @@ class KeyInfo:
         return not self.revoked and (self.expires_at == 0 or now < self.expires_at)
 
 
-def text(v: bytes | str) -> str:
+def text(v: object) -> str:
     """A Redis reply as text, whichever decoding the client was set up with."""
-    return v.decode() if isinstance(v, bytes) else v
+    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 def key_fields(
-    api_key: str, *, name: str, expires_at: int = 0, models: list[str] | None = None
+    api_key: str, *, name: str, expires_at: int = 0, models: list[str] | None = None,
+    rpm: int = 0, tpm: int = 0,
 ) -> dict[str, str]:
     d = digest(api_key)
     return {
-        "id": d[:16],
+        "id": key_id(d),
         "prefix": api_key[: len(KEY_PREFIX) + 12],
         "name": name,
         "created": str(int(time.time())),
         "expires_at": str(expires_at),
         "revoked": "0",
         "models": ",".join(models or []),
+        "rpm": str(rpm),
+        "tpm": str(tpm),
     }

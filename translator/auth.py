@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import time
 
+import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from tokengate import store
 from tokengate.store import KeyInfo
 from translator.errors import Forbidden, ServiceUnavailable, Unauthorized
-from translator.state import Gateway
 
 _HINT = "Check the key, and send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'."
 NO_KEY = f"No API key provided. {_HINT}"
 
 
-async def authenticate(gw: Gateway, api_key: str | None) -> KeyInfo:
+async def authenticate(redis: aioredis.Redis, api_key: str | None) -> KeyInfo:
     if not api_key:
         raise Unauthorized(NO_KEY)
     account = store.account_of(api_key)
     if account is None:
         raise Unauthorized(f"Incorrect API key provided. {_HINT}")
     try:
-        h = await gw.redis.hgetall(store.key_record(account, store.digest(api_key)))
+        h = await redis.hgetall(store.key_record(account, store.digest(api_key)))
     except (RedisError, OSError) as exc:
         raise ServiceUnavailable("The gateway cannot check keys right now; retry shortly.") from exc
     if not h:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from tokengate.billing.ops import Billing
 from tokengate.config import GatewayConfig, Model
+from tokengate.pricing import Price
 from translator.metering import Meter
 from translator.protocols import Protocol
 
@@ -32,6 +34,9 @@ class Gateway:
         self.redis = redis
         self.meter = meter
         self.models: dict[str, Model] = cfg.model_table()
+        self.billing = Billing(redis)
+        self.prices: dict[str, Price] = cfg.prices()
+        self.max_output: dict[str, int] = {name: m.max_output_tokens for name, m in self.models.items()}
         self.owners: dict[str, str] = {
             name: cfg.deployment(m.deployments[0]).provider for name, m in self.models.items()
         }

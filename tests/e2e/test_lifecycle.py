@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -38,24 +40,34 @@ def test_tokengate_run_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
         env = {**os.environ, "REDIS_URL": ""}
         proc = subprocess.Popen(
             [sys.executable, "-m", "tokengate.cli", "run", "-c", str(path), "--workdir", str(tmp_path),
-             "--workers", "1"],
+             "--workers", "1", "--redis-port", str(free_port())],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
-        assert proc.stdout is not None
-        banner = ""
-        deadline = time.monotonic() + 60
-        while "Ctrl-C stops everything" not in banner and time.monotonic() < deadline:
-            banner += proc.stdout.readline()
-        key = next(ln.split()[-1] for ln in banner.splitlines() if "API key" in ln)
-        r = httpx.post(f"http://127.0.0.1:{cfg['server']['http_port']}/v1/chat/completions",
-                       headers={"authorization": f"Bearer {key}"},
-                       json={"model": "gpt-test", "messages": [{"role": "user", "content": "up?"}]})
-        assert "echo: up?" == r.json()["choices"][0]["message"]["content"]
-        assert len(_processes_mentioning(str(tmp_path))) >= 3  # redis, translator, envoy
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
-        assert 0 == proc.returncode, banner + out
-        assert "nothing is left running" in out
-        assert [] == _processes_mentioning(str(tmp_path))
+        try:
+            _serve_then_interrupt(proc, cfg, tmp_path)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _serve_then_interrupt(proc: subprocess.Popen[str], cfg: dict[str, Any], tmp_path: Path) -> None:
+    """Wait for the banner, make a call with the printed key, press Ctrl-C, check nothing is left."""
+    assert proc.stdout is not None
+    banner = ""
+    deadline = time.monotonic() + 60
+    while "Ctrl-C stops everything" not in banner and time.monotonic() < deadline:
+        banner += proc.stdout.readline()
+    key = re.search(r"sk-tg-\S+", banner)[0]  # type: ignore[index]
+    r = httpx.post(f"http://127.0.0.1:{cfg['server']['http_port']}/v1/chat/completions",
+                   headers={"authorization": f"Bearer {key}"},
+                   json={"model": "gpt-test", "messages": [{"role": "user", "content": "up?"}]})
+    assert "echo: up?" == r.json()["choices"][0]["message"]["content"]
+    assert len(_processes_mentioning(str(tmp_path))) >= 3  # redis, translator, envoy
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert 0 == proc.returncode, banner + out
+    assert "nothing is left running" in out
+    assert [] == _processes_mentioning(str(tmp_path))
 
 
 def test_translator_shuts_down_in_order(gateway: GatewayUnderTest, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ except on the bodiless listing routes and a forged routing header.
 from __future__ import annotations
 
 import time
+import uuid
 from enum import Enum
 from typing import Any
 
@@ -23,7 +24,8 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
 from tokengate.store import KeyInfo
 from translator import listing
-from translator.auth import NO_KEY, authenticate, check_model
+from translator.admission import admit, estimate_hold, requested_output
+from translator.auth import NO_KEY, authenticate
 from translator.endpoints import Endpoint, Kind, classify, client_key
 from translator.errors import BadRequest, ModelNotFound, NotFound, Unauthorized, UserFacingError
 from translator.extproc import messages as m
@@ -38,6 +40,7 @@ from translator.usage import Usage
 log = structlog.get_logger("tokengate.request")
 
 ROUTE_HEADER = "x-tokengate-model"
+ESTIMATE_BYTES_PER_TOKEN = 4  # for a prompt the upstream never reported
 CTX_HEADER = "x-tokengate-ctx"
 
 
@@ -53,7 +56,10 @@ class RouterProcessor:
         self.gw = gw
         self.phase = Phase.REQUEST
         self.started = time.monotonic()
-        self.request_id = ""
+        self.request_id = ""  # Envoy's x-request-id, for correlating logs (a client may choose it)
+        self.event_id = uuid.uuid4().hex  # ours: the hold and the metering event are keyed by it
+        self.hold = 0
+        self.body_len = 0
         self.endpoint: Endpoint | None = None
         self.api_key: str | None = None
         self.key: KeyInfo | None = None
@@ -91,7 +97,7 @@ class RouterProcessor:
             if req.request_headers.end_of_stream:
                 raise BadRequest("A JSON request body is required.")
             return m.request_headers(m.common())  # the rest waits for the body
-        key = await authenticate(self.gw, client_key(ep, headers))
+        key = await authenticate(self.gw.redis, client_key(ep, headers))
         self.key = key
         if ep.kind is Kind.LIST_MODELS:
             doc = listing.list_models(ep.protocol, self.gw.models, self.gw.owners, key.models)
@@ -104,21 +110,25 @@ class RouterProcessor:
         ep = self.endpoint
         if ep is None:
             raise NotFound("Unknown request URL.")
-        key = await authenticate(self.gw, self.api_key)
-        body = self._parse(req.request_body.body)
-        model = ep.model if ep.model is not None else body.get("model")
-        if not isinstance(model, str) or not model:
-            raise BadRequest("The request has no 'model'.", param="model")
-        model = model.removeprefix("models/")
-        if model not in self.gw.models:
-            raise ModelNotFound(
-                f"The model '{model}' does not exist or you do not have access to it.", param="model"
-            )
-        check_model(key, model)
+        raw = req.request_body.body
+        self.body_len = len(raw)
+        try:
+            body = self._parse(raw)
+            model = self._model(ep, body)
+        except UserFacingError:
+            await authenticate(self.gw.redis, self.api_key)  # a bad key is a 401 before a bad body is a 400
+            raise
         if ep.kind is Kind.COUNT_TOKENS and self.gw.protocols[model] != {ep.protocol}:
             raise BadRequest(f"Counting tokens for '{model}' through the {ep.protocol.value} protocol "
                              "is not available yet: its provider speaks another protocol.")
-        self.key, self.model = key, model
+        hold = 0
+        if ep.kind is Kind.CHAT:
+            cap = requested_output(ep.protocol, body)
+            limit = self.gw.max_output[model]
+            hold = estimate_hold(self.gw.prices[model], len(raw), min(cap, limit) if cap is not None else limit)
+        self.key = await admit(self.gw.billing, self.api_key, model, hold=hold, hold_id=self.event_id,
+                               hold_ttl_s=self.gw.cfg.billing.hold_ttl_s)
+        self.hold, self.model = hold, model
         if "tools" in body:
             self.tool_names = client_tool_names(ep.protocol, body)
         self.stream = ep.stream if ep.stream is not None else body.get("stream") is True
@@ -139,6 +149,16 @@ class RouterProcessor:
             remove_headers=CLIENT_CREDENTIAL_HEADERS,
             clear_route_cache=True,
         ))
+
+    def _model(self, ep: Endpoint, body: dict[str, Any]) -> str:
+        model = ep.model if ep.model is not None else body.get("model")
+        if not isinstance(model, str) or not model:
+            raise BadRequest("The request has no 'model'.", param="model")
+        model = model.removeprefix("models/")
+        if model not in self.gw.models:
+            raise ModelNotFound(f"The model '{model}' does not exist or you do not have access to it.",
+                                param="model")
+        return model
 
     @staticmethod
     def _parse(raw: bytes) -> dict[str, Any]:
@@ -185,14 +205,21 @@ class RouterProcessor:
     # --- end --------------------------------------------------------------------
 
     def finish(self, *, cut_short: bool = False) -> None:
-        """Write the request's one metering event; later calls do nothing."""
-        if self.phase is not Phase.RESPONDING:
+        """Write the request's one metering event (every admitted request has one); later calls do nothing."""
+        if self.phase not in (Phase.ROUTED, Phase.RESPONDING):
             return
+        responded = self.phase is Phase.RESPONDING
         self.phase = Phase.DONE
         h = self.handler
         usage = h.usage if h else Usage()
-        complete = bool(h and h.complete) and not cut_short
+        estimated = False
+        if usage.input is None and self.status < 400:
+            # The upstream may have charged for a prompt it never reported (cut short before the
+            # usage arrived): bill the prompt as estimated from its size, and say so.
+            usage = usage.merge(Usage(input=self.body_len // ESTIMATE_BYTES_PER_TOKEN))
+            estimated = True
         event = {
+            "event_id": self.event_id,
             "request_id": self.request_id,
             "account": self.key.account if self.key else "",
             "key_id": self.key.key_id if self.key else "",
@@ -200,11 +227,15 @@ class RouterProcessor:
             "deployment": self.deployment,
             "protocol": self.protocol.value,
             "upstream_protocol": self.upstream_protocol.value if self.upstream_protocol else "",
-            "status": self.status,
+            "status": self.status if responded else 0,
             "stream": self.stream,
-            "complete": complete,
+            "complete": bool(h and h.complete) and not cut_short,
+            "cut_short": cut_short,
             "finish": h.finish if h else None,
             "usage": usage.as_dict(),
+            "usage_estimated": estimated,
+            "hold_nano": self.hold,
+            "cost_nano": self.gw.prices[self.model].cost_nano(usage) if self.model else 0,
             "duration_ms": round((time.monotonic() - self.started) * 1000, 3),
             "ts": time.time(),
         }

@@ -1,0 +1,204 @@
+"""Prepaid billing end to end: holds, exact charges, 429 on an empty balance, no double charge."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from decimal import Decimal
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from fakes import Reply, Usage
+from tests.harness import PRICES, GatewayUnderTest
+from tokengate import store
+
+NANO = Decimal(1_000_000_000)
+
+
+def expected_cost(model: str, u: Usage) -> int:
+    """Cost in nano-USD computed from the price table independently of tokengate's code."""
+    p = {k: Decimal(str(v)) for k, v in PRICES[model].items()}
+    usd = (u.input * p["input"] + u.cache_read * p.get("cache_read", p["input"])
+           + u.cache_write * p.get("cache_write", p["input"])
+           + (u.output + u.reasoning) * p["output"]) / Decimal(1_000_000)
+    nano = usd * NANO
+    return int(nano) if nano == int(nano) else int(nano) + 1
+
+
+def wait_balance(gw: GatewayUnderTest, account: str, expected: int, timeout: float = 5.0) -> tuple[int, int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        bal, held = gw.balance(account)
+        if (bal == expected and held == 0) or time.monotonic() > deadline:
+            return bal, held
+        time.sleep(0.02)
+
+
+def test_mixed_run_charges_exactly_the_reported_usage(gateway: GatewayUnderTest) -> None:
+    """Streamed, whole, cross-protocol and failed requests: balance = top-up - sum of exact costs."""
+    key = gateway.new_key("exact", fund_usd=10)
+    start, _ = gateway.balance("exact")
+    oai = openai.OpenAI(base_url=f"{gateway.http}/v1", api_key=key, max_retries=0)
+    ant = anthropic.Anthropic(base_url=gateway.http, api_key=key, max_retries=0)
+    msgs = [{"role": "user", "content": "hi"}]
+    runs = [
+        ("gpt-test", Usage(input=1200, output=300, cache_read=800), lambda: oai.chat.completions.create(
+            model="gpt-test", messages=msgs)),  # type: ignore[arg-type]
+        ("gpt-test", Usage(input=50, output=2000, reasoning=700), lambda: list(oai.chat.completions.create(
+            model="gpt-test", messages=msgs, stream=True))),  # type: ignore[arg-type]
+        ("claude-test", Usage(input=3000, output=120, cache_read=9000, cache_write=400), lambda: ant.messages.create(
+            model="claude-test", max_tokens=500, messages=msgs)),  # type: ignore[arg-type]
+        ("claude-test", Usage(input=77, output=33), lambda: oai.chat.completions.create(
+            model="claude-test", messages=msgs)),  # type: ignore[arg-type]
+        ("gemini-test", Usage(input=10_000, output=5_000, cache_read=2_000), lambda: list(ant.messages.stream(
+            model="gemini-test", max_tokens=100, messages=msgs).__enter__())),  # type: ignore[arg-type]
+    ]
+    total = 0
+    for model, usage, call in runs:
+        gateway.fake.push(Reply(text="ok", usage=usage))
+        call()
+        total += expected_cost(model, usage)
+    gateway.fake.push(Reply(status=500))
+    with pytest.raises(openai.InternalServerError):
+        oai.chat.completions.create(model="gpt-test", messages=msgs)  # type: ignore[arg-type]
+    assert (start - total, 0) == wait_balance(gateway, "exact", start - total)
+    charges = [e for e in gateway._billing(lambda b: b.ledger("exact", 100)) if e["type"] == "charge"]
+    assert len(runs) == len(charges)
+    assert total == -sum(int(e["amount"]) for e in charges)
+    oai.close()
+    ant.close()
+
+
+def test_stream_cut_short_is_billed_for_what_was_observed(gateway: GatewayUnderTest) -> None:
+    """An upstream that drops the stream after usage was seen is billed for that usage, once."""
+    key = gateway.new_key("cut", fund_usd=10)
+    start, _ = gateway.balance("cut")
+    gateway.fake.push(Reply(text="a b c d e f", usage=Usage(input=400, output=60), disconnect_after=3))
+    since = gateway.last_stream_id()
+    with anthropic.Anthropic(base_url=gateway.http, api_key=key, max_retries=0) as ant, \
+            pytest.raises(Exception, match="incomplete|closed|peer"):  # the SDK's transport error
+        with ant.messages.stream(model="claude-test", max_tokens=50, messages=[{"role": "user", "content": "x"}]) as s:
+            s.get_final_message()
+    [event] = gateway.wait_metering(since)
+    assert (False, 400) == (event["complete"], event["usage"]["input"])
+    cost = event["cost_nano"]
+    assert 0 < cost == expected_cost("claude-test", Usage(input=400, output=event["usage"].get("output", 0)))
+    assert (start - cost, 0) == wait_balance(gateway, "cut", start - cost)
+
+
+def test_empty_balance_gets_429_insufficient_quota_without_retry(gateway: GatewayUnderTest) -> None:
+    """No balance: 429 in the caller's shape, type insufficient_quota, x-should-retry: false; nothing upstream."""
+    key = gateway.new_key("broke", fund_usd=0)
+    r = httpx.post(f"{gateway.http}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                   json={"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]})
+    assert (429, "false") == (r.status_code, r.headers["x-should-retry"])
+    assert ("insufficient_quota", "insufficient_quota") == (r.json()["error"]["type"], r.json()["error"]["code"])
+    with anthropic.Anthropic(base_url=gateway.http, api_key=key) as ant, pytest.raises(anthropic.RateLimitError):
+        ant.messages.create(model="claude-test", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    assert [] == gateway.fake.requests
+
+
+def test_concurrent_requests_cannot_overdraw(gateway: GatewayUnderTest) -> None:
+    """50 concurrent requests on a balance covering about 5 holds: at most 5 run, the rest get 429."""
+    from tokengate.config import load
+    from translator.admission import estimate_hold
+
+    body = {"model": "gpt-test", "max_tokens": 1000, "messages": [{"role": "user", "content": "go"}]}
+    raw = httpx.Request("POST", "http://x", json=body).content
+    hold = estimate_hold(load(gateway.stack.config_path).prices()["gpt-test"], len(raw), 1000)
+    key = gateway.new_key("race", fund_usd=0)
+    gateway.credit("race", hold * 5 + hold // 2)
+    gateway.fake.push(Reply(text="slow", usage=Usage(input=10, output=10), delay_first_byte=4.0, times=None))
+
+    def call(_: int) -> int:
+        return httpx.post(f"{gateway.http}/v1/chat/completions", content=raw, timeout=30,
+                          headers={"authorization": f"Bearer {key}", "content-type": "application/json"}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        statuses = list(pool.map(call, range(50)))
+    assert 5 == statuses.count(200)
+    assert 45 == statuses.count(429)
+    spent = 5 * expected_cost("gpt-test", Usage(input=10, output=10))
+    assert (hold * 5 + hold // 2 - spent, 0) == wait_balance(gateway, "race", hold * 5 + hold // 2 - spent)
+
+
+def test_settling_the_same_event_twice_charges_once(gateway: GatewayUnderTest) -> None:
+    """A metering event delivered twice (producer retry, redelivery) is applied once."""
+    key = gateway.new_key("dup", fund_usd=1)
+    start, _ = gateway.balance("dup")
+    since = gateway.last_stream_id()
+    gateway.fake.push(Reply(text="x", usage=Usage(input=100, output=100)))
+    with openai.OpenAI(base_url=f"{gateway.http}/v1", api_key=key, max_retries=0) as oai:
+        oai.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])  # type: ignore[arg-type]
+    [event] = gateway.wait_metering(since)
+    cost = event["cost_nano"]
+    wait_balance(gateway, "dup", start - cost)
+    with gateway.redis() as r:
+        r.xadd(store.METERING_STREAM, {"event": __import__("orjson").dumps(event)})
+    time.sleep(1.0)
+    assert (start - cost, 0) == gateway.balance("dup")
+
+
+def test_usage_aggregates_by_day_model_and_key(gateway: GatewayUnderTest) -> None:
+    """Settled requests appear in the day's usage by model and by key, with their cost."""
+    import datetime as dt
+
+    key = gateway.new_key("agg", fund_usd=5)
+    key_id = store.key_id(store.digest(key))
+    with openai.OpenAI(base_url=f"{gateway.http}/v1", api_key=key, max_retries=0) as oai:
+        for _ in range(3):
+            gateway.fake.push(Reply(text="x", usage=Usage(input=10, output=4)))
+            oai.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])  # type: ignore[arg-type]
+    today = dt.datetime.now(dt.UTC).date()
+    cost = 3 * expected_cost("gpt-test", Usage(input=10, output=4))
+    wait_balance(gateway, "agg", 5_000_000_000 - cost)
+    [row] = gateway._billing(lambda b: b.usage("agg", today, today))
+    assert ("gpt-test", 3, 30, 12, cost) == (row["model"], row["requests"], row["input"], row["output"], row["cost"])
+    [by_key] = gateway._billing(lambda b: b.usage("agg", today, today, key_id=key_id))
+    assert row == by_key
+
+
+def test_rate_limit_per_key_is_429_with_retry_after(gateway: GatewayUnderTest) -> None:
+    """A key with rpm=2 gets its third request in a minute refused with Retry-After."""
+    key = gateway.new_key("rl", fund_usd=1, rpm=2)
+    codes = []
+    for _ in range(3):
+        r = httpx.post(f"{gateway.http}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                       json={"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]})
+        codes.append(r.status_code)
+    assert [200, 200, 429] == codes
+    assert "rate_limit_exceeded" == r.json()["error"]["code"]
+    assert 1 <= int(r.headers["retry-after"]) <= 60
+
+
+def test_key_allow_list_is_403(gateway: GatewayUnderTest) -> None:
+    """A key limited to some models gets 403 for the others."""
+    key = gateway.new_key("allow", fund_usd=1, models=["gpt-test"])
+    r = httpx.post(f"{gateway.http}/v1/messages", headers={"x-api-key": key},
+                   json={"model": "claude-test", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})
+    assert (403, "permission_error") == (r.status_code, r.json()["error"]["type"])
+
+
+def test_keys_never_appear_in_logs_redis_or_upstream(gateway: GatewayUnderTest) -> None:
+    """The client key is stored only as a hash and never logged or forwarded."""
+    key = gateway.new_key("secret", fund_usd=1)
+    with openai.OpenAI(base_url=f"{gateway.http}/v1", api_key=key, max_retries=0) as oai:
+        oai.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])  # type: ignore[arg-type]
+        list(oai.chat.completions.create(model="claude-test", messages=[{"role": "user", "content": "x"}], stream=True))  # type: ignore[arg-type]
+    secret = key.split("-", 3)[3]
+    for req in gateway.fake.requests:
+        assert secret not in str(dict(req.headers)) + req.target + req.body.decode()
+    from tests.e2e.conftest import logs
+
+    for name, text in logs(gateway).items():
+        assert secret not in text, name
+    readers = {"string": "get", "hash": "hgetall", "set": "smembers", "zset": "zrange", "stream": "xrange"}
+    with gateway.redis() as r:
+        for k in r.scan_iter(match="*"):
+            t = r.type(k).decode()
+            args = (k, 0, -1) if t == "zset" else (k,)
+            dump = getattr(r, readers[t])(*args)
+            assert secret.encode() not in repr(dump).encode() and secret.encode() not in k

@@ -1,0 +1,144 @@
+"""Billing under faults: a settler dying mid-batch, a translator dying mid-stream, Redis restarting."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from fakes import FakeProvider, Reply, Usage
+from tests.harness import GatewayUnderTest, gateway_config, write_config
+from tokengate import store
+from tokengate.billing.ops import Billing
+from tokengate.billing.settler import GROUP, Settler
+from tokengate.devstack import Stack
+from tokengate.procs import free_port, port_open
+
+HOLD_TTL_S = 10
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUnderTest]:
+    """A stack of its own, since these tests kill its parts."""
+    workdir = tmp_path_factory.mktemp("faults")
+    with FakeProvider.running() as fake:
+        cfg = gateway_config(fake.port, workdir)
+        cfg["billing"] = {"hold_ttl_s": HOLD_TTL_S}
+        stack = Stack(write_config(cfg, workdir / "gateway.yaml"), workdir=workdir, workers=2,
+                      redis_port=free_port(), log_level="warning")
+        stack.start()
+        try:
+            yield GatewayUnderTest(stack, fake, "", cfg)
+        finally:
+            stack.stop()
+
+
+def _child(gw: GatewayUnderTest, name: str):  # type: ignore[no-untyped-def]
+    return next(c for c in gw.stack.supervisor.children if c.name == name and c.alive())
+
+
+def test_settler_dying_mid_batch_charges_nothing_twice_and_loses_nothing(faulty: GatewayUnderTest) -> None:
+    """Events applied but not acknowledged, and events never read, are each charged exactly once."""
+    gw = faulty
+    settler = _child(gw, "settler")
+    settler.proc.kill()  # events now pile up unread
+    settler.proc.wait()
+    key = gw.new_key("crash", fund_usd=10)
+    start, _ = gw.balance("crash")
+    since = gw.last_stream_id()
+    with openai.OpenAI(base_url=f"{gw.http}/v1", api_key=key, max_retries=0) as oai:
+        for _ in range(6):
+            gw.fake.push(Reply(text="x", usage=Usage(input=100, output=50)))
+            oai.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])  # type: ignore[arg-type]
+    events = gw.wait_metering(since, 6)
+    cost = sum(e["cost_nano"] for e in events)
+
+    async def crash_then_recover() -> None:
+        r = aioredis.Redis.from_url(gw.stack.effective_redis_url)
+        try:
+            # A consumer reads four events and applies two of them, then dies before acknowledging any.
+            reply = await r.xreadgroup(GROUP, "dead-consumer", {store.METERING_STREAM: ">"}, count=4)
+            read = reply[0][1]
+            for _, fields in read[:2]:
+                await Billing(r).settle(orjson.loads(fields[b"event"]))
+            # A fresh settler claims the dead consumer's entries and reads the rest.
+            fresh = Settler(r, consumer="fresh", claim_idle_s=0.2, block_ms=100)
+            stop = asyncio.Event()
+            task = asyncio.create_task(fresh.run(stop))
+            await asyncio.sleep(1.5)
+            stop.set()
+            await task
+            assert (4, 2) == (fresh.applied, fresh.duplicates)
+            pending = await r.xpending(store.METERING_STREAM, GROUP)
+            assert 0 == pending["pending"]
+        finally:
+            await r.aclose()
+
+    asyncio.run(crash_then_recover())
+    assert (start - cost, 0) == gw.balance("crash")
+    charges = [e for e in gw._billing(lambda b: b.ledger("crash", 100)) if e["type"] == "charge"]
+    assert 6 == len(charges)
+    gw.stack.supervisor.start("settler", settler.proc.args)  # type: ignore[arg-type]
+
+
+def test_translator_killed_mid_stream_releases_the_hold(faulty: GatewayUnderTest) -> None:
+    """A hold whose translator died mid-stream is released by the reaper once its TTL passes."""
+    gw = faulty
+    key = gw.new_key("midstream", fund_usd=10)
+    start, _ = gw.balance("midstream")
+    gw.fake.push(Reply(text=" ".join(["w"] * 40), delay_between=0.2, times=None))
+    got_first = threading.Event()
+    outcome: list[str] = []
+
+    def stream() -> None:
+        with httpx.stream("POST", f"{gw.http}/v1/chat/completions", timeout=30,
+                          headers={"authorization": f"Bearer {key}"},
+                          json={"model": "gpt-test", "stream": True, "messages": [{"role": "user", "content": "x"}]}) as r:
+            try:
+                for _ in r.iter_bytes():
+                    got_first.set()
+                outcome.append("ended")
+            except httpx.HTTPError as exc:
+                outcome.append(type(exc).__name__)
+
+    t = threading.Thread(target=stream)
+    t.start()
+    assert got_first.wait(10)
+    assert 0 < gw.balance("midstream")[1], "a hold is in place while the stream runs"
+    for c in list(gw.stack.supervisor.children):
+        if c.name.startswith("translator") and c.alive():
+            c.proc.send_signal(signal.SIGKILL)
+    t.join(30)
+    assert ["RemoteProtocolError"] == outcome, "the client sees the stream broken, not a clean end or a hang"
+    deadline = time.monotonic() + HOLD_TTL_S + 10
+    while gw.balance("midstream")[1] != 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    bal, held = gw.balance("midstream")
+    assert 0 == held
+    assert bal <= start
+
+
+def test_redis_restart_keeps_settled_charges(faulty: GatewayUnderTest, tmp_path: Path) -> None:
+    """With AOF on, balances and ledgers survive Redis being killed (after its 1 s fsync) and restarted."""
+    gw = faulty
+    bal, held = gw.balance("crash")
+    ledger = gw._billing(lambda b: b.ledger("crash", 100))
+    time.sleep(1.5)  # appendfsync everysec: what was written a second ago is on disk
+    redis = _child(gw, "redis")
+    argv = redis.proc.args
+    redis.proc.kill()
+    redis.proc.wait()
+    port = gw.stack.redis_port
+    new = gw.stack.supervisor.start("redis", argv)  # type: ignore[arg-type]
+    gw.stack.supervisor.wait_until(new, lambda: port_open(port), 10, "accepting connections")
+    assert (bal, held) == gw.balance("crash")
+    assert ledger == gw._billing(lambda b: b.ledger("crash", 100))

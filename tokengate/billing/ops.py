@@ -1,0 +1,127 @@
+"""Calling the billing scripts, and reading balances, ledgers and usage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from tokengate import store
+from tokengate.billing import scripts
+from tokengate.store import text
+
+DONE_TTL_S = 60 * 60 * 24 * 30  # how long a settled event id is remembered (redelivery window)
+METRICS = ("requests", "input", "cache_read", "cache_write", "output", "reasoning", "cost", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    outcome: str  # ok | unknown | revoked | expired | forbidden | rate_limited | insufficient
+    key_id: str = ""
+    retry_after: int = 0
+    available: int = 0
+
+
+class Billing:
+    """The billing scripts bound to one Redis client (registered once, run by SHA)."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._admit = redis.register_script(scripts.ADMIT)
+        self._settle = redis.register_script(scripts.SETTLE)
+        self._release = redis.register_script(scripts.RELEASE_EXPIRED)
+        self._credit = redis.register_script(scripts.CREDIT)
+
+    async def admit(self, account: str, digest: str, model: str, *, hold: int, hold_id: str,
+                    hold_ttl_s: int, now: float | None = None) -> Admission:
+        now = time.time() if now is None else now
+        minute = int(now // 60)
+        kid = store.key_id(digest)
+        res = await self._admit(
+            keys=[store.key_record(account, digest), store.account_key(account), store.holds(account),
+                  store.hold_expiries(account), store.rate_counter(account, "rpm", kid, minute),
+                  store.rate_counter(account, "tpm", kid, minute)],
+            args=[int(now), model, hold, hold_id, hold_ttl_s, 60 - int(now % 60)],
+        )
+        outcome = text(res[0])
+        if outcome == "ok":
+            return Admission(outcome, key_id=text(res[1]))
+        if outcome == "rate_limited":
+            return Admission(outcome, retry_after=int(text(res[1])))
+        if outcome == "insufficient":
+            return Admission(outcome, available=int(text(res[1])))
+        return Admission(outcome)
+
+    async def settle(self, ev: dict[str, Any]) -> str:
+        """Apply one metering event exactly once; 'ok' or 'duplicate'."""
+        account, event_id = ev["account"], ev["event_id"]
+        u = ev.get("usage") or {}
+        ts = float(ev.get("ts") or time.time())
+        day = dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
+        minute = int(ts // 60)
+        tokens = sum(int(u.get(b) or 0) for b in ("input", "cache_read", "cache_write", "output", "reasoning"))
+        res = await self._settle(
+            keys=[store.account_key(account), store.holds(account), store.hold_expiries(account),
+                  store.done(account, event_id), store.ledger(account), store.usage_day(account, day),
+                  store.rate_counter(account, "tpm", ev.get("key_id") or "-", minute)],
+            args=[event_id, int(ev.get("cost_nano") or 0), ev.get("model") or "-", ev.get("key_id") or "-",
+                  tokens, f"{ts:.3f}", int(u.get("input") or 0), int(u.get("cache_read") or 0),
+                  int(u.get("cache_write") or 0), int(u.get("output") or 0), int(u.get("reasoning") or 0),
+                  1 if int(ev.get("status") or 0) >= 400 or not ev.get("complete") else 0, DONE_TTL_S],
+        )
+        return text(res[0])
+
+    async def release_expired(self, account: str, now: float | None = None) -> int:
+        """Release this account's holds that outlived their request; how many nano-USD were freed."""
+        now = time.time() if now is None else now
+        due = await self.redis.zrangebyscore(store.hold_expiries(account), "-inf", now, start=0, num=500)
+        freed = 0
+        for hold_id in due:
+            freed += int(await self._release(
+                keys=[store.account_key(account), store.holds(account), store.hold_expiries(account)],
+                args=[text(hold_id), now]))
+        return freed
+
+    async def credit(self, account: str, amount_nano: int, *, kind: str, ref: str, reason: str) -> int | None:
+        """Top-up or adjustment, applied once per ``ref``; the new balance, or None if ``ref`` was seen."""
+        if not store.ACCOUNT_RE.match(account):
+            raise ValueError("account ids are 1-32 lowercase letters and digits")
+        await self.redis.sadd(store.ACCOUNTS, account)
+        await self.redis.hsetnx(store.account_key(account), "created", str(int(time.time())))
+        res = await self._credit(
+            keys=[store.account_key(account), store.ledger(account), store.done(account, f"credit:{ref}")],
+            args=[amount_nano, kind, ref, reason, f"{time.time():.3f}"])
+        return int(text(res[1])) if text(res[0]) == "ok" else None
+
+    async def balance(self, account: str) -> tuple[int, int]:
+        """(balance, held) in nano-USD."""
+        bal, held = await self.redis.hmget(store.account_key(account), ["balance", "held"])
+        return int(text(bal or b"0")), int(text(held or b"0"))
+
+    async def ledger(self, account: str, count: int = 50) -> list[dict[str, str]]:
+        rows = await self.redis.xrevrange(store.ledger(account), count=count)
+        return [{"id": text(i), **{text(k): text(v) for k, v in (f or {}).items()}} for i, f in rows or []]
+
+    async def usage(self, account: str, start: dt.date, end: dt.date,
+                    key_id: str | None = None) -> list[dict[str, Any]]:
+        """Rows of (date, model, metrics...) for each UTC day in [start, end]."""
+        out: list[dict[str, Any]] = []
+        day = start
+        while day <= end:
+            h = await self.redis.hgetall(store.usage_day(account, day.isoformat()))
+            by_model: dict[str, dict[str, int]] = {}
+            for f, v in h.items():
+                parts = text(f).split("|")
+                if key_id is None and len(parts) == 2:
+                    model, metric = parts
+                elif key_id is not None and len(parts) == 3 and parts[0] == key_id:
+                    model, metric = parts[1], parts[2]
+                else:
+                    continue
+                by_model.setdefault(model, dict.fromkeys(METRICS, 0))[metric] = int(text(v))
+            out += [{"date": day.isoformat(), "model": m, **vals} for m, vals in sorted(by_model.items())]
+            day += dt.timedelta(days=1)
+        return out

@@ -1,0 +1,97 @@
+"""The Lua scripts that move money. Each runs atomically and touches one account's keys."""
+
+from __future__ import annotations
+
+# KEYS: key record, account, holds, hold expiries, rpm counter, tpm counter
+# ARGV: now, model, hold, hold id, hold ttl, seconds left in this minute
+ADMIT = """
+local k = redis.call('HMGET', KEYS[1], 'id', 'revoked', 'expires_at', 'models', 'rpm', 'tpm')
+if not k[1] then return {'unknown'} end
+if k[2] == '1' then return {'revoked'} end
+local now = tonumber(ARGV[1])
+local exp = tonumber(k[3] or '0') or 0
+if exp > 0 and now >= exp then return {'expired'} end
+local models = k[4] or ''
+if models ~= '' then
+  local allowed = false
+  for m in string.gmatch(models, '[^,]+') do
+    if m == ARGV[2] then allowed = true; break end
+  end
+  if not allowed then return {'forbidden'} end
+end
+local rpm = tonumber(k[5] or '0') or 0
+if rpm > 0 then
+  local n = redis.call('INCR', KEYS[5])
+  if n == 1 then redis.call('EXPIRE', KEYS[5], 61) end
+  if n > rpm then return {'rate_limited', ARGV[6]} end
+end
+local tpm = tonumber(k[6] or '0') or 0
+if tpm > 0 and tonumber(redis.call('GET', KEYS[6]) or '0') >= tpm then
+  return {'rate_limited', ARGV[6]}
+end
+local a = redis.call('HMGET', KEYS[2], 'balance', 'held')
+local available = (tonumber(a[1] or '0') or 0) - (tonumber(a[2] or '0') or 0)
+local hold = tonumber(ARGV[3])
+if available < hold or available < 0 then return {'insufficient', tostring(available)} end
+if hold > 0 then
+  redis.call('HINCRBY', KEYS[2], 'held', hold)
+  redis.call('HSET', KEYS[3], ARGV[4], hold)
+  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[4])
+end
+return {'ok', k[1]}
+"""
+
+# KEYS: account, holds, hold expiries, done marker, ledger, usage day hash, tpm counter
+# ARGV: event id, cost, model, key id, tokens, ts, input, cache_read, cache_write, output,
+#       reasoning, failed (0/1), done ttl
+SETTLE = """
+if not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[13]) then return {'duplicate'} end
+local hold = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if hold > 0 then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('HINCRBY', KEYS[1], 'held', -hold)
+end
+local cost = tonumber(ARGV[2])
+local balance = redis.call('HINCRBY', KEYS[1], 'balance', -cost)
+if cost > 0 then
+  redis.call('XADD', KEYS[5], '*', 'type', 'charge', 'amount', -cost, 'balance', balance,
+             'ref', ARGV[1], 'model', ARGV[3], 'key', ARGV[4], 'ts', ARGV[6])
+end
+local names = {'requests', 'input', 'cache_read', 'cache_write', 'output', 'reasoning', 'cost', 'failed'}
+local values = {1, ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], cost, ARGV[12]}
+for i = 1, #names do
+  local v = tonumber(values[i])
+  if v ~= 0 then
+    redis.call('HINCRBY', KEYS[6], ARGV[3] .. '|' .. names[i], v)
+    redis.call('HINCRBY', KEYS[6], ARGV[4] .. '|' .. ARGV[3] .. '|' .. names[i], v)
+  end
+end
+redis.call('EXPIRE', KEYS[6], 60 * 60 * 24 * 400)
+local tokens = tonumber(ARGV[5])
+if tokens > 0 then
+  redis.call('INCRBY', KEYS[7], tokens)
+  redis.call('EXPIRE', KEYS[7], 61)
+end
+return {'ok', tostring(balance)}
+"""
+
+# KEYS: account, holds, hold expiries   ARGV: hold id, now
+RELEASE_EXPIRED = """
+local due = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if not due or tonumber(due) > tonumber(ARGV[2]) then return 0 end
+local hold = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if hold > 0 then redis.call('HINCRBY', KEYS[1], 'held', -hold) end
+return hold
+"""
+
+# KEYS: account, ledger, done marker   ARGV: amount, type, ref, reason, ts
+CREDIT = """
+if not redis.call('SET', KEYS[3], '1', 'NX') then return {'duplicate'} end
+local balance = redis.call('HINCRBY', KEYS[1], 'balance', ARGV[1])
+redis.call('XADD', KEYS[2], '*', 'type', ARGV[2], 'amount', ARGV[1], 'balance', balance,
+           'ref', ARGV[3], 'reason', ARGV[4], 'ts', ARGV[5])
+return {'ok', tostring(balance)}
+"""

@@ -1,0 +1,121 @@
+"""The settlement worker: applies every metering event exactly once.
+
+A consumer group reads ``tg:metering``; each event is applied by the idempotent
+settle script (charge, release the hold, ledger, usage aggregates) and only then
+acknowledged. A crash between the two redelivers the event, and the script's
+``done`` marker makes the second application a no-op. Entries left pending by a
+dead consumer are claimed after ``claim_idle_s``. A reaper releases holds whose
+request never reported (a translator killed mid-request) once they expire.
+Malformed events go to ``tg:metering:dead`` — kept, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError, ResponseError
+
+from tokengate import store
+from tokengate.billing.ops import Billing
+from tokengate.store import text
+
+log = structlog.get_logger("tokengate.settler")
+GROUP = "settlers"
+DEAD_LETTERS = "tg:metering:dead"
+
+
+class Settler:
+    def __init__(self, redis: aioredis.Redis, *, consumer: str | None = None, batch: int = 200,
+                 block_ms: int = 500, claim_idle_s: float = 30.0, reap_every_s: float = 2.0) -> None:
+        self.redis = redis
+        self.billing = Billing(redis)
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.batch, self.block_ms = batch, block_ms
+        self.claim_idle_s, self.reap_every_s = claim_idle_s, reap_every_s
+        self.applied = 0
+        self.duplicates = 0
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(store.METERING_STREAM, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.ensure_group()
+        await self._drain_own_pending()
+        next_claim = next_reap = 0.0
+        while not stop.is_set():
+            try:
+                now = time.monotonic()
+                if now >= next_claim:
+                    await self.claim_abandoned()
+                    next_claim = now + self.claim_idle_s / 2
+                if now >= next_reap:
+                    await self.reap()
+                    next_reap = now + self.reap_every_s
+                reply: Any = await self.redis.xreadgroup(GROUP, self.consumer, {store.METERING_STREAM: ">"},
+                                                         count=self.batch, block=self.block_ms)
+                for _, entries in reply or []:
+                    await self.apply(entries)
+            except (RedisError, OSError) as exc:
+                log.warning("settler_redis_error", error=str(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+
+    async def _drain_own_pending(self) -> None:
+        """After a restart under the same name: what this consumer read but never acknowledged."""
+        while True:
+            reply: Any = await self.redis.xreadgroup(GROUP, self.consumer, {store.METERING_STREAM: "0"},
+                                                     count=self.batch)
+            entries = [e for _, es in reply or [] for e in es if e[1]]
+            if not entries:
+                return
+            await self.apply(entries)
+
+    async def claim_abandoned(self) -> None:
+        """Take over entries another consumer read and never acknowledged (it died)."""
+        cursor = "0-0"
+        while True:
+            res: Any = await self.redis.xautoclaim(store.METERING_STREAM, GROUP, self.consumer,
+                                              min_idle_time=int(self.claim_idle_s * 1000),
+                                              start_id=cursor, count=self.batch)
+            cursor, entries = text(res[0]), [e for e in res[1] if e[1]]
+            if entries:
+                log.info("settler_claimed", count=len(entries))
+                await self.apply(entries)
+            if cursor == "0-0":
+                return
+
+    async def apply(self, entries: list[Any]) -> None:
+        for entry_id, fields in entries:
+            try:
+                ev = orjson.loads(fields[b"event"] if b"event" in fields else fields["event"])
+                if not isinstance(ev, dict) or not ev.get("account") or not ev.get("event_id"):
+                    raise ValueError("event without account or event_id")
+                outcome = await self.billing.settle(ev)
+            except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
+                log.error("settler_dead_letter", entry=text(entry_id), error=str(exc))
+                await self.redis.xadd(DEAD_LETTERS, {"entry": entry_id, "error": str(exc),
+                                                     **{text(k): v for k, v in fields.items()}})
+            else:
+                if outcome == "duplicate":
+                    self.duplicates += 1
+                else:
+                    self.applied += 1
+            await self.redis.xack(store.METERING_STREAM, GROUP, entry_id)
+
+    async def reap(self) -> None:
+        for account in await self.redis.smembers(store.ACCOUNTS):
+            freed = await self.billing.release_expired(text(account))
+            if freed:
+                log.warning("settler_released_expired_holds", account=text(account), nano_usd=freed)
