@@ -139,10 +139,12 @@ class GatewayUnderTest:
         return rows[0][0].decode() if rows else "0-0"
 
     def wait_metering(self, since: str, n: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
-        """The metering events written after ``since``, once there are ``n`` of them."""
+        """The metering events, written after ``since``, of the requests the fake received since its
+        last reset (a late event of an earlier test is left out); waits until there are ``n``."""
         deadline = time.monotonic() + timeout
         while True:
-            events = self.metering_events(since)
+            ours = {r.headers.get("x-request-id") for r in self.fake.requests}
+            events = [e for e in self.metering_events(since) if e["request_id"] in ours]
             if len(events) >= n or time.monotonic() > deadline:
                 return events
             time.sleep(0.02)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import signal
 import sys
 import time
@@ -48,6 +49,20 @@ async def _settle(redis_url: str | None) -> int:
         await Settler(r).run(stop)
     finally:
         await r.aclose()
+    return 0
+
+
+def _admin_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tokengate import admin_api
+
+    token = os.environ.get("TOKENGATE_ADMIN_TOKEN", "")
+    if not token:
+        print("tokengate: set TOKENGATE_ADMIN_TOKEN to the admin API's token", file=sys.stderr)
+        return 2
+    app = admin_api.build(accounts_cli.redis_client(args.redis_url), token)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 
 
@@ -112,9 +127,11 @@ def _run(args: argparse.Namespace) -> int:
             config = generated
         else:
             config, demo = DEMO_CONFIG, True
+    workdir.mkdir(parents=True, exist_ok=True)
     stack = Stack(config, workdir=workdir, workers=args.workers,
                   redis_url=os.environ.get("REDIS_URL") or None, redis_port=args.redis_port,
-                  demo_port=DEMO_PORT if demo else None)
+                  demo_port=DEMO_PORT if demo else None,
+                  admin_port=args.admin_port, admin_token=_admin_token(workdir / "admin-token"))
     stopping = False
 
     def _stop(*_: object) -> None:
@@ -140,6 +157,16 @@ def _run(args: argparse.Namespace) -> int:
         stack.stop()
         print("stopped: nothing is left running.")
     return 0
+
+
+def _admin_token(path: Path) -> str:
+    """$TOKENGATE_ADMIN_TOKEN, else one made once and kept (0600) in var/."""
+    if token := os.environ.get("TOKENGATE_ADMIN_TOKEN"):
+        return token
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def _demo_key(redis_url: str, path: Path) -> str:
@@ -185,6 +212,8 @@ def _banner(stack: object, key: str, demo: bool) -> None:
         lines.append(f"  TLS                 https://localhost:{s.https_port} (self-signed: {s.tls_cert})")
     lines += [
         f"  Envoy admin         http://127.0.0.1:{s.admin_port} (loopback only)",
+        f"  Admin API           http://127.0.0.1:{stack.admin_port}/admin/accounts "
+        f"(token in {stack.workdir / 'admin-token'} unless TOKENGATE_ADMIN_TOKEN is set)",
         f"  API key             {key}   (account 'demo')",
         f"  models              {', '.join(m.name for m in stack.cfg.models)}",
         "",
@@ -207,6 +236,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--config", help="gateway config (default: real providers if keys are set, else the demo)")
     run.add_argument("--workdir", default="var", help="data, sockets, logs (default: var)")
     run.add_argument("--workers", type=int, default=0, help="translator processes (default: one per CPU)")
+    run.add_argument("--admin-port", type=int, default=8090, help="the admin API, on 127.0.0.1")
     run.add_argument("--redis-port", type=int, default=6390, help="the local Redis's port when REDIS_URL is unset")
     ren = sub.add_parser("render", help="print the Envoy config")
     ren.add_argument("-c", "--config", required=True)
@@ -224,6 +254,10 @@ def parser() -> argparse.ArgumentParser:
     accounts_cli.add_parsers(sub)
     st = sub.add_parser("settle", help="run the settlement worker (applies metering events to balances)")
     st.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
+    ad = sub.add_parser("admin-api", help="serve the admin HTTP JSON API (token in TOKENGATE_ADMIN_TOKEN)")
+    ad.add_argument("--host", default="127.0.0.1", help="default: loopback only")
+    ad.add_argument("--port", type=int, default=8090)
+    ad.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     return p
 
 
@@ -234,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(accounts_cli.run(args))
         if args.cmd == "settle":
             return asyncio.run(_settle(args.redis_url))
+        if args.cmd == "admin-api":
+            return _admin_api(args)
         if args.cmd == "render":
             return _render(args)
         if args.cmd == "translators":

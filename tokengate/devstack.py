@@ -106,6 +106,8 @@ class Stack:
     redis_port: int = 6390
     demo_port: int | None = None  # start the demo provider (fakes) on this port
     log_level: str = "info"
+    admin_port: int | None = None  # serve the admin API on 127.0.0.1:<port>
+    admin_token: str = ""
     supervisor: Supervisor = field(init=False)
     cfg: GatewayConfig = field(init=False)
 
@@ -152,6 +154,12 @@ class Stack:
         sup.start("settler", [sys.executable, "-m", "tokengate.cli", "settle",
                               "--redis-url", self.effective_redis_url],
                   env={"TOKENGATE_LOG_LEVEL": self.log_level})
+        if self.admin_port is not None:
+            admin = sup.start("admin-api", [
+                sys.executable, "-m", "tokengate.cli", "admin-api", "--port", str(self.admin_port),
+                "--redis-url", self.effective_redis_url], env={"TOKENGATE_ADMIN_TOKEN": self.admin_token})
+            port = self.admin_port
+            sup.wait_until(admin, lambda: port_open(port), 20, "accepting connections")
         if self.demo_port is not None:
             fake = sup.start("demo-provider", [
                 sys.executable, "-m", "fakes", "--host", "127.0.0.1", "--port", str(self.demo_port)])
