@@ -178,11 +178,11 @@ def _demo_key(redis_url: str, path: Path) -> str:
     async def check_or_create() -> str:
         r = aioredis.Redis.from_url(redis_url)
         try:
+            await Billing(r).credit("demo", DEMO_CREDIT, kind="topup", ref="demo-welcome",
+                                    reason="make run demo credit")  # once: the ref makes it idempotent
             account = store.account_of(saved)
             if account and await r.exists(store.key_record(account, store.digest(saved))):
                 return saved
-            await Billing(r).credit("demo", DEMO_CREDIT, kind="topup", ref="demo-welcome",
-                                    reason="make run demo credit")
             return await keys.create_key(r, "demo", name="make-run demo")
         finally:
             await r.aclose()
