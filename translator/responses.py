@@ -9,11 +9,17 @@ and ``usage``, ``finish``, ``complete`` for the metering event.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol as TypingProtocol
 
 from translator.passthrough import Passthrough
 from translator.protocols import Protocol
-from translator.protocols.convert import ResponseTranslator, response_translator, translate_error
+from translator.protocols.convert import (
+    ResponseTranslator,
+    response_translator,
+    translate_count_response,
+    translate_error,
+)
 from translator.usage import Usage
 
 
@@ -57,26 +63,27 @@ class Translation:
         return self._inner.flush()
 
 
-class ErrorTranslation:
-    """An error body from an upstream of another protocol, rewritten whole at the end."""
+class WholeBodyTranslation:
+    """A small body from an upstream of another protocol (an error, a token count),
+    collected and rewritten whole at the end."""
 
     usage = Usage()
     finish = None
     complete = True
 
-    def __init__(self, client: Protocol, upstream: Protocol, status: int) -> None:
-        self._client, self._upstream, self._status = client, upstream, status
+    def __init__(self, rewrite: Callable[[bytes], bytes], what: str) -> None:
+        self._rewrite, self._what = rewrite, what
         self._buf = bytearray()
 
     def __repr__(self) -> str:
-        return f"ErrorTranslation({self._upstream}->{self._client}, {self._status})"
+        return f"WholeBodyTranslation({self._what}, {len(self._buf)}B)"
 
     def feed(self, chunk: bytes) -> bytes:
         self._buf += chunk
         return b""
 
     def flush(self) -> bytes:
-        return translate_error(self._client, self._upstream, self._status, bytes(self._buf))[1]
+        return self._rewrite(bytes(self._buf))
 
 
 def handler_for(
@@ -89,12 +96,15 @@ def handler_for(
     include_usage: bool,
     model: str,
     tool_names: tuple[str, ...],
+    count: bool = False,
 ) -> ResponseHandler:
     streaming = stream and status == 200
     if upstream is None or upstream is client:
         return Passthrough(client, stream=streaming, sse=sse, strip_usage_chunk=streaming and not include_usage)
     if status >= 400:
-        return ErrorTranslation(client, upstream, status)
+        return WholeBodyTranslation(lambda b: translate_error(client, upstream, status, b)[1], f"{status} error")
+    if count:
+        return WholeBodyTranslation(lambda b: translate_count_response(client, upstream, b), "token count")
     return Translation(response_translator(
         client, upstream, stream=streaming, client_model=model, include_usage=include_usage,
         gemini_sse=sse, tool_names=tool_names))

@@ -152,8 +152,29 @@ def test_upstream_errors_reach_the_caller_in_its_shape(gateway: GatewayUnderTest
     assert "slow down please" in str(exc.value)
 
 
-def test_count_tokens_across_protocols_is_refused_clearly(gateway: GatewayUnderTest) -> None:
-    """Token counting for a model behind another protocol is a clear 400, not a wrong number."""
-    with anthropic.Anthropic(base_url=gateway.http, api_key=gateway.key, max_retries=0) as ant, \
-            pytest.raises(anthropic.BadRequestError, match="not available yet"):
-        ant.messages.count_tokens(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+def test_count_tokens_is_asked_of_an_upstream_that_can_count(gateway: GatewayUnderTest) -> None:
+    """Anthropic <-> Gemini: the count request is translated and the upstream's own count returned."""
+    with anthropic.Anthropic(base_url=gateway.http, api_key=gateway.key, max_retries=0) as ant:
+        n = ant.messages.count_tokens(model="gemini-test", messages=[{"role": "user", "content": "one two three"}])
+    sent = gateway.fake.requests[-1]
+    assert "/v1beta/models/gemini-test:countTokens" == sent.path
+    assert "one two three" in sent.body.decode()
+    assert n.input_tokens > 0
+    gem = genai.Client(api_key=gateway.key, http_options=types.HttpOptions(
+        base_url=gateway.http, retry_options=types.HttpRetryOptions(attempts=1)))
+    try:
+        total = gem.models.count_tokens(model="claude-test", contents="four five").total_tokens
+    finally:
+        gem.close()
+    assert "/v1/messages/count_tokens" == gateway.fake.requests[-1].path
+    assert total is not None and total > 0
+
+
+def test_count_tokens_for_an_openai_model_is_a_flagged_estimate(gateway: GatewayUnderTest) -> None:
+    """OpenAI has no count endpoint: the gateway estimates, says so, and sends nothing upstream."""
+    with anthropic.Anthropic(base_url=gateway.http, api_key=gateway.key, max_retries=0) as ant:
+        raw = ant.messages.with_raw_response.count_tokens(
+            model="gpt-test", messages=[{"role": "user", "content": "x" * 400}])
+    assert "estimated" == raw.headers["x-tokengate-token-count"]
+    assert 100 <= raw.parse().input_tokens <= 110
+    assert [] == gateway.fake.requests

@@ -31,7 +31,7 @@ from translator.errors import BadRequest, ModelNotFound, NotFound, Unauthorized,
 from translator.extproc import messages as m
 from translator.extproc.upstream import Ctx
 from translator.protocols import Protocol
-from translator.protocols.convert import client_tool_names
+from translator.protocols.convert import client_tool_names, count_body, estimate_count
 from translator.responses import ResponseHandler, handler_for
 from translator.state import Gateway
 from translator.upstream_http import CLIENT_CREDENTIAL_HEADERS
@@ -118,9 +118,15 @@ class RouterProcessor:
         except UserFacingError:
             await authenticate(self.gw.redis, self.api_key)  # a bad key is a 401 before a bad body is a 400
             raise
-        if ep.kind is Kind.COUNT_TOKENS and self.gw.protocols[model] != {ep.protocol}:
-            raise BadRequest(f"Counting tokens for '{model}' through the {ep.protocol.value} protocol "
-                             "is not available yet: its provider speaks another protocol.")
+        if ep.kind is Kind.COUNT_TOKENS and self.gw.protocols[model] == {Protocol.OPENAI} \
+                and ep.protocol is not Protocol.OPENAI:
+            # No count endpoint upstream: estimate here, and say it is an estimate.
+            await admit(self.gw.billing, self.api_key, model, hold=0, hold_id=self.event_id,
+                        hold_ttl_s=self.gw.cfg.billing.hold_ttl_s)
+            self.phase = Phase.DONE
+            doc = count_body(ep.protocol, estimate_count(body))
+            return m.immediate(200, {"content-type": "application/json", "x-tokengate-token-count": "estimated"},
+                               orjson.dumps(doc), "tokengate_count_estimate")
         hold = 0
         if ep.kind is Kind.CHAT:
             cap = requested_output(ep.protocol, body)
@@ -200,7 +206,8 @@ class RouterProcessor:
         assert ep is not None
         self.handler = handler_for(
             ep.protocol, self.upstream_protocol, self.status, stream=self.stream, sse=ep.sse,
-            include_usage=self.include_usage, model=self.model, tool_names=self.tool_names)
+            include_usage=self.include_usage, model=self.model, tool_names=self.tool_names,
+            count=ep.kind is Kind.COUNT_TOKENS)
 
     # --- end --------------------------------------------------------------------
 
@@ -213,7 +220,10 @@ class RouterProcessor:
         h = self.handler
         usage = h.usage if h else Usage()
         estimated = False
-        if usage.input is None and self.status < 400:
+        counting = self.endpoint is not None and self.endpoint.kind is Kind.COUNT_TOKENS
+        if counting:
+            usage = Usage()  # counting tokens is free
+        elif usage.input is None and self.status < 400:
             # The upstream may have charged for a prompt it never reported (cut short before the
             # usage arrived): bill the prompt as estimated from its size, and say so.
             usage = usage.merge(Usage(input=self.body_len // ESTIMATE_BYTES_PER_TOKEN))

@@ -22,7 +22,7 @@ from translator.endpoints import Kind
 from translator.errors import UpstreamError
 from translator.extproc import messages as m
 from translator.protocols import Protocol
-from translator.protocols.convert import translate_request
+from translator.protocols.convert import translate_count_request, translate_request
 from translator.state import Gateway, Target
 from translator.upstream_http import (
     ANTHROPIC_ONLY_HEADERS,
@@ -107,6 +107,8 @@ class UpstreamAttempt:
         body = orjson.loads(req.request_body.body)
         if ctx.protocol is t.protocol:
             body["model"] = t.model
+        elif ctx.kind is Kind.COUNT_TOKENS:
+            body = translate_count_request(ctx.protocol, t.protocol, body, upstream_model=t.model)
         else:
             body = translate_request(ctx.protocol, t.protocol, body, upstream_model=t.model, stream=ctx.stream)
         out = orjson.dumps(body)

@@ -179,3 +179,53 @@ class _Stream:
                 e = ir.Failed(for_client(e.error, self._client))
             out.append(e)
         return out
+
+
+# --- token counting across protocols -------------------------------------------------
+# Anthropic and Gemini both count tokens upstream; OpenAI has no count endpoint, so a
+# count for a model behind it is estimated locally (``estimate_count``) and flagged.
+
+_ANT_COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
+
+
+def translate_count_request(client: Protocol, upstream: Protocol, body: dict[str, Any], *,
+                            upstream_model: str) -> dict[str, Any]:
+    """A count-tokens request for an upstream of another protocol (Anthropic <-> Gemini)."""
+    if client is Protocol.GEMINI and isinstance(body.get("generateContentRequest"), dict):
+        body = body["generateContentRequest"]
+    out = translate_request(client, upstream, body, upstream_model=upstream_model, stream=False)
+    if upstream is Protocol.ANTHROPIC:
+        return {k: v for k, v in out.items() if k in _ANT_COUNT_FIELDS}
+    if upstream is Protocol.GEMINI:
+        return {"generateContentRequest": {"model": f"models/{upstream_model}", **out}}
+    raise GatewayError(f"{upstream.value} has no token-count endpoint")
+
+
+def count_body(client: Protocol, tokens: int) -> dict[str, Any]:
+    """A token count in the client's response shape."""
+    if client is Protocol.GEMINI:
+        return {"totalTokens": tokens}
+    return {"input_tokens": tokens}
+
+
+def translate_count_response(client: Protocol, upstream: Protocol, body: bytes) -> bytes:
+    data = ir.parse_json(body)
+    if not isinstance(data, dict):
+        raise UpstreamError("upstream sent a token count that is not a JSON object")
+    n = data.get("totalTokens") if upstream is Protocol.GEMINI else data.get("input_tokens")
+    if not isinstance(n, int):
+        raise UpstreamError("upstream sent a token count without a number")
+    return orjson.dumps(count_body(client, n))
+
+
+def estimate_count(body: dict[str, Any]) -> int:
+    """A rough local token count (about 4 characters a token over every string in the request)."""
+    def chars(v: Any) -> int:
+        if isinstance(v, str):
+            return len(v)
+        if isinstance(v, dict):
+            return sum(chars(x) for k, x in v.items() if k != "model")
+        if isinstance(v, list):
+            return sum(chars(x) for x in v)
+        return 0
+    return max(1, -(-chars(body) // 4))
