@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import anthropic
+import httpx
 import openai
 import pytest
 from google import genai
@@ -150,6 +151,26 @@ def test_upstream_errors_reach_the_caller_in_its_shape(gateway: GatewayUnderTest
     with pytest.raises(expected[client]) as exc:
         caller_for(client).ask(model, "hi")
     assert "slow down please" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("client", "model", "upstream_status", "client_status"),
+    [("openai", "claude-test", 529, 503), ("anthropic", "gpt-test", 503, 529), ("gemini", "claude-test", 529, 503),
+     ("openai", "gemini-test", 429, 429)],
+    ids=["529-to-openai", "503-to-anthropic", "529-to-gemini", "429-kept"],
+)
+def test_upstream_error_status_is_the_callers_spelling(gateway: GatewayUnderTest, client: str, model: str,
+                                                       upstream_status: int, client_status: int) -> None:
+    """Statuses one protocol spells differently (overloaded: 529 vs 503) are mapped per the reference."""
+    gateway.fake.push(Reply(error=ErrorReply(upstream_status, "busy")))
+    paths = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages",
+             "gemini": f"/v1beta/models/{model}:generateContent"}
+    bodies = {"openai": {"model": model, "messages": [{"role": "user", "content": "x"}]},
+              "anthropic": {"model": model, "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+              "gemini": {"contents": [{"role": "user", "parts": [{"text": "x"}]}]}}
+    r = httpx.post(f"{gateway.http}{paths[client]}", json=bodies[client], headers={"authorization": f"Bearer {gateway.key}"})
+    assert client_status == r.status_code
+    assert "busy" in r.text
 
 
 def test_count_tokens_is_asked_of_an_upstream_that_can_count(gateway: GatewayUnderTest) -> None:

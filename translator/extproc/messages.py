@@ -119,4 +119,8 @@ def request_headers(c: pb.CommonResponse) -> pb.ProcessingResponse:
     return pb.ProcessingResponse(request_headers=pb.HeadersResponse(response=c))
 
 
+def response_headers(c: pb.CommonResponse) -> pb.ProcessingResponse:
+    return pb.ProcessingResponse(response_headers=pb.HeadersResponse(response=c))
+
+
 CONTINUE_RESPONSE_BODY = response_body(pb.CommonResponse())

@@ -68,6 +68,8 @@ class Servicer(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
                 return attempt.on_request_headers(req)
             if kind == "request_body":
                 return attempt.on_request_body(req)
+            if kind == "response_headers":
+                return attempt.on_response_headers(req)
             raise RuntimeError(f"unexpected ext_proc message {kind!r}")
         except Exception as exc:
             err = exc if isinstance(exc, UserFacingError) else _INTERNAL

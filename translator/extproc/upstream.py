@@ -22,7 +22,7 @@ from translator.endpoints import Kind
 from translator.errors import UpstreamError
 from translator.extproc import messages as m
 from translator.protocols import Protocol
-from translator.protocols.convert import translate_count_request, translate_request
+from translator.protocols.convert import client_status, translate_count_request, translate_request
 from translator.state import Gateway, Target
 from translator.upstream_http import (
     ANTHROPIC_ONLY_HEADERS,
@@ -35,6 +35,12 @@ from translator.upstream_http import (
 CTX_ATTR = "request.headers['x-tokengate-ctx']"
 META_ATTR = "xds.upstream_host_metadata"
 _SKIP_BODY = ProcessingMode(request_body_mode=ProcessingMode.NONE)
+# Another protocol: the body is translated, and the response status mapped (response headers sent).
+_TRANSLATE = ProcessingMode(
+    request_body_mode=ProcessingMode.BUFFERED,
+    response_header_mode=ProcessingMode.SEND,
+    response_body_mode=ProcessingMode.NONE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +103,19 @@ class UpstreamAttempt:
         if not same:
             headers["content-type"] = "application/json"
         resp = m.request_headers(m.common(set_headers=headers, remove_headers=remove))
-        if same and (t.protocol is Protocol.GEMINI or ctx.model == t.model):
+        if not same:
+            resp.mode_override.CopyFrom(_TRANSLATE)
+        elif t.protocol is Protocol.GEMINI or ctx.model == t.model:
             resp.mode_override.CopyFrom(_SKIP_BODY)  # nothing in the body changes
         return resp
+
+    def on_response_headers(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
+        """Only for attempts to another protocol: its error status, as the caller's protocol spells it."""
+        assert self.ctx is not None
+        status = int(m.header_map(req.response_headers).get(":status", "0") or 0)
+        mapped = client_status(self.ctx.protocol, status)
+        headers = {":status": str(mapped)} if mapped != status else None
+        return m.response_headers(m.common(set_headers=headers))
 
     def on_request_body(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
         t, ctx = self.target, self.ctx

@@ -79,6 +79,11 @@ def for_client(err: UserFacingError, client: Protocol) -> UserFacingError:
     return err
 
 
+def client_status(client: Protocol, status: int) -> int:
+    """The HTTP status an upstream error gets in the client's protocol (reference §4.2)."""
+    return _CLIENT_STATUS.get((client, ir.kind_for_status(status)), status) if status >= 400 else status
+
+
 def translate_error(client: Protocol, upstream: Protocol, status: int,
                     body: bytes) -> tuple[int, bytes]:
     """An upstream error response in the client's error shape (message text kept)."""
