@@ -39,7 +39,7 @@ class Response:
     stream: bool = False  # chunked, one write per piece; else one body with content-length
     delay_first_byte: float = 0.0
     delay_between: float = 0.0
-    disconnect_after: int | None = None  # pieces written before the connection is dropped
+    disconnect_after: int | None = None  # pieces written before the connection is dropped (-1: no headers either)
 
 
 @functools.cache
@@ -120,6 +120,8 @@ async def _write_response(conn: h11.Connection, writer: asyncio.StreamWriter, re
     """Write the response; False when the connection was dropped on purpose."""
     if response.delay_first_byte:
         await asyncio.sleep(response.delay_first_byte)
+    if response.disconnect_after is not None and response.disconnect_after < 0:
+        return False  # dropped before the status line: an upstream reset before headers
     headers = response.headers
     if not response.stream:
         headers = [*headers, (b"content-length", b"%d" % sum(map(len, response.pieces)))]

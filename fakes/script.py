@@ -95,7 +95,7 @@ class Reply:
     error_after: int | None = None  # on a stream: send this many events, then the error in-band
     delay_first_byte: float = 0.0
     delay_between: float = 0.0
-    disconnect_after: int | None = None  # pieces sent before the connection is dropped
+    disconnect_after: int | None = None  # pieces sent before the connection is dropped; -1: before the headers
     model: str | None = None  # match: only requests for this model
     path_contains: str | None = None  # match: only requests whose path?query contains this
     times: int | None = 1  # how many requests it answers; None = all, until reset

@@ -8,6 +8,7 @@ metering events written to Redis.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -42,6 +43,7 @@ PRICES: dict[str, dict[str, float]] = {
 
 
 def gateway_config(fake_port: int, workdir: Path) -> dict[str, Any]:
+    os.environ.update(UPSTREAM_SECRETS)  # the translators this config starts read provider keys from here
     fake = f"http://127.0.0.1:{fake_port}"
     return {
         "server": {

@@ -47,13 +47,40 @@ def test_every_non_default_value_in_the_template_says_why() -> None:
 
 
 def test_model_routes_and_clusters_follow_the_config() -> None:
-    """Each model name and alias gets a route to its deployment's cluster, one cluster per deployment."""
+    """Each model name and alias routes to its model's cluster: a locality per deployment, weights and priorities kept."""
     cfg = load(ROOT / "examples/providers.yaml")
     doc = yaml.safe_load(render(cfg, source="x", addresses=translator_addresses(cfg, 1)))
     vhost = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]
     routes = {r["name"]: r for r in vhost["routes"]}
-    assert "deployment/anthropic-sonnet" == routes["model/claude-sonnet"]["route"]["cluster"]
-    clusters = [c["name"] for c in doc["static_resources"]["clusters"]]
-    assert ["translator"] + [f"deployment/{d.name}" for d in cfg.deployments] == clusters
+    assert "model/claude-sonnet-4-5" == routes["model/claude-sonnet"]["route"]["cluster"]
+    clusters = {c["name"]: c for c in doc["static_resources"]["clusters"]}
+    assert ["translator"] + [f"model/{m.name}" for m in cfg.models] == list(clusters)
     admin = doc["admin"]["address"]["socket_address"]["address"]
     assert "127.0.0.1" == admin
+
+
+def test_weights_priorities_and_retries_are_rendered(tmp_path: Path) -> None:
+    """Weighted deployments share a priority, a failover deployment sits below, retries move down."""
+    path = tmp_path / "gw.yaml"
+    path.write_text(yaml.safe_dump({
+        "providers": [{"name": "a", "protocol": "anthropic", "base_url": "https://api.anthropic.com"},
+                      {"name": "o", "protocol": "openai", "base_url": "http://127.0.0.1:9/v1"}],
+        "deployments": [{"name": "a1", "provider": "a", "model": "m"}, {"name": "a2", "provider": "a", "model": "m"},
+                        {"name": "o1", "provider": "o", "model": "m"}],
+        "models": [{"name": "m", "price": {"input": 1, "output": 1}, "deployments": [
+            {"deployment": "a1", "weight": 3}, {"deployment": "a2", "weight": 1},
+            {"deployment": "o1", "priority": 1}]}],
+        "routing": {"retries": 3, "per_try_timeout_s": 7},
+    }))
+    cfg = load(path)
+    doc = yaml.safe_load(render(cfg, source="x", addresses=translator_addresses(cfg, 1)))
+    cluster = doc["static_resources"]["clusters"][1]
+    localities = [(e["locality"]["zone"], e["priority"], e["load_balancing_weight"]) for e in cluster["load_assignment"]["endpoints"]]
+    assert [("a1", 0, 3), ("a2", 0, 1), ("o1", 1, 1)] == localities
+    tls = [e["lb_endpoints"][0]["metadata"]["filter_metadata"]["envoy.transport_socket_match"]["tls"]
+           for e in cluster["load_assignment"]["endpoints"]]
+    assert [True, True, False] == tls
+    vhost = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]
+    retry = vhost["routes"][0]["route"]["retry_policy"]
+    assert (3, "7s", "envoy.retry_priorities.previous_priorities") == (
+        retry["num_retries"], retry["per_try_timeout"], retry["retry_priority"]["name"])

@@ -116,13 +116,48 @@ class PriceSpec(_Strict):
     reasoning: USDPerMTok | None = None
 
 
+class Routing(_Strict):
+    """How Envoy retries and fails over for a model (defaults fit LLM traffic)."""
+
+    retries: int = Field(default=2, ge=0, le=5)  # extra attempts after the first
+    retry_on_status: list[int] = Field(default_factory=lambda: [429, 500, 502, 503, 504, 529])
+    per_try_timeout_s: float = Field(default=120, gt=0)  # time to the response headers, per attempt
+    idle_timeout_s: float = Field(default=300, gt=0)  # longest silence inside a response
+    backoff_base_ms: int = Field(default=250, ge=1)
+    backoff_max_ms: int = Field(default=2000, ge=1)
+    retry_after_max_s: float = Field(default=10, gt=0)  # a longer Retry-After is not waited for
+    retry_budget_percent: float = Field(default=20, gt=0, le=100)  # retries as a share of active requests
+    min_retry_concurrency: int = Field(default=3, ge=1)
+    eject_after_failures: int = Field(default=3, ge=1)  # consecutive 5xx/connect failures
+    ejection_s: float = Field(default=30, gt=0)  # first ejection; grows with repeats, up to 10x
+
+
+class Target(_Strict):
+    """One deployment as a model uses it: weight within its priority, priority for failover."""
+
+    deployment: Name
+    weight: int = Field(default=1, ge=1, le=128)
+    priority: int = Field(default=0, ge=0, le=10)  # 0 first; higher only when lower ones fail
+
+
 class Model(_Strict):
     name: str = Field(min_length=1, max_length=256)
     aliases: list[str] = Field(default_factory=list)
-    deployments: list[Name] = Field(min_length=1)
+    deployments: list[Target] = Field(min_length=1)
+    routing: Routing | None = None  # default: the top-level routing section
     price: PriceSpec | None = None  # default: the genai-prices catalogue
     free: bool = False  # serve without a price (cost 0); must be said explicitly
     max_output_tokens: int = Field(default=8192, ge=1)  # the hold assumes this when max_tokens is absent
+
+    @field_validator("deployments", mode="before")
+    @classmethod
+    def _plain_names(cls, v: Any) -> Any:
+        """A bare deployment name means weight 1, priority 0."""
+        return [{"deployment": d} if isinstance(d, str) else d for d in v] if isinstance(v, list) else v
+
+    @property
+    def deployment_names(self) -> list[str]:
+        return [t.deployment for t in self.deployments]
 
     @field_validator("name", "aliases")
     @classmethod
@@ -160,6 +195,7 @@ class GatewayConfig(_Strict):
     server: Server = Server()
     translator: Translator = Translator()
     billing: Billing = Billing()
+    routing: Routing = Routing()
     redis_url: str = "redis://127.0.0.1:6379/0"
     providers: list[Provider] = Field(min_length=1)
     deployments: list[Deployment] = Field(min_length=1)
@@ -176,9 +212,11 @@ class GatewayConfig(_Strict):
         deployments = {d.name for d in self.deployments}
         seen: dict[str, str] = {}
         for i, m in enumerate(self.models):
-            for j, dep in enumerate(m.deployments):
+            for j, dep in enumerate(m.deployment_names):
                 if dep not in deployments:
                     raise _FieldError(f"models[{i}].deployments[{j}]", f"no deployment named {dep!r}")
+            if len(set(m.deployment_names)) != len(m.deployments):
+                raise _FieldError(f"models[{i}].deployments", "a deployment is listed twice")
             for name in [m.name, *m.aliases]:
                 if name in seen:
                     raise _FieldError(f"models[{i}]", f"model name {name!r} is already used by {seen[name]!r}")
@@ -197,7 +235,7 @@ class GatewayConfig(_Strict):
             return pricing.FREE
         if m.price is not None:
             return pricing.from_usd_per_mtok(m.price.model_dump(exclude_none=True))
-        for dep in m.deployments:
+        for dep in m.deployment_names:
             d = self.deployment(dep)
             protocol = self.provider(d.provider).protocol
             for name in (m.name, d.model):
@@ -222,6 +260,9 @@ class GatewayConfig(_Strict):
 
     def deployment(self, name: str) -> Deployment:
         return next(d for d in self.deployments if d.name == name)
+
+    def routing_for(self, m: Model) -> Routing:
+        return m.routing or self.routing
 
     def model_table(self) -> dict[str, Model]:
         """Every name a client may send (names and aliases) -> its model."""

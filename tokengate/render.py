@@ -16,7 +16,7 @@ from typing import Any
 
 import jinja2
 
-from tokengate.config import GatewayConfig
+from tokengate.config import GatewayConfig, Model
 from translator.endpoints import LISTING_PATHS, SHAPE_PATHS
 from translator.errors import BadRequest, NotFound, UserFacingError
 from translator.protocols import Protocol
@@ -36,6 +36,7 @@ ROUTER_MODE = {
 ROUTER_REQUEST_ATTRIBUTES: list[str] = []  # the header phase tells all
 ROUTER_RESPONSE_ATTRIBUTES = [
     "response.code",
+    "upstream.request_attempt_count",
     "response.headers['content-type']",
     "xds.upstream_host_metadata",
 ]
@@ -127,22 +128,55 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def context(cfg: GatewayConfig, *, source: str, addresses: list[str]) -> dict[str, Any]:
-    clusters = []
-    for d in cfg.deployments:
+def _seconds(v: float) -> str:
+    return f"{v:g}s"
+
+
+def _model_cluster(cfg: GatewayConfig, m: Model) -> dict[str, Any]:
+    """One cluster per model: a locality per deployment (its weight and priority)."""
+    endpoints = []
+    for t in m.deployments:
+        d = cfg.deployment(t.deployment)
         p = cfg.provider(d.provider)
-        clusters.append({
-            "name": f"deployment/{d.name}",
-            "deployment": d.name,
-            "protocol": p.protocol.value,
-            "host": p.host,
-            "port": p.port,
-            "tls": p.tls,
-            "type": "STATIC" if _is_ip(p.host) else "LOGICAL_DNS",
-            "connect_timeout": f"{p.timeout_connect_s:g}s",
+        endpoints.append({
+            "deployment": d.name, "protocol": p.protocol.value, "host": p.host, "port": p.port,
+            "tls": p.tls, "weight": t.weight, "priority": t.priority, "ip": _is_ip(p.host),
         })
+    r = cfg.routing_for(m)
+    providers = [cfg.provider(cfg.deployment(t.deployment).provider) for t in m.deployments]
+    return {
+        "name": f"model/{m.name}",
+        "type": "STATIC" if all(e["ip"] for e in endpoints) else "STRICT_DNS",
+        "connect_timeout": _seconds(max(p.timeout_connect_s for p in providers)),
+        "any_tls": any(e["tls"] for e in endpoints),
+        "endpoints": endpoints,
+        "retry_budget_percent": r.retry_budget_percent,
+        "min_retry_concurrency": r.min_retry_concurrency,
+        "eject_after_failures": r.eject_after_failures,
+        "ejection": _seconds(r.ejection_s),
+        "max_ejection": _seconds(r.ejection_s * 10),
+    }
+
+
+def _route_policy(cfg: GatewayConfig, m: Model) -> dict[str, Any]:
+    r = cfg.routing_for(m)
+    return {
+        "retries": r.retries,
+        "retry_on_status": _flow(r.retry_on_status),
+        "per_try_timeout": _seconds(r.per_try_timeout_s),
+        "idle_timeout": _seconds(r.idle_timeout_s),
+        "backoff_base": _seconds(r.backoff_base_ms / 1000),
+        "backoff_max": _seconds(r.backoff_max_ms / 1000),
+        "retry_after_max": _seconds(r.retry_after_max_s),
+        "failover": len({t.priority for t in m.deployments}) > 1,
+    }
+
+
+def context(cfg: GatewayConfig, *, source: str, addresses: list[str]) -> dict[str, Any]:
+    clusters = [_model_cluster(cfg, m) for m in cfg.models]
     model_routes = [
-        (name, f"deployment/{m.deployments[0]}") for name, m in cfg.model_table().items()
+        {"name": name, "cluster": f"model/{m.name}", **_route_policy(cfg, m)}
+        for name, m in cfg.model_table().items()
     ]
 
     def shaped(protocol: Protocol, err: UserFacingError) -> str:

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
 
@@ -405,6 +405,33 @@ def merge_turns(messages: list[Message]) -> list[Message]:
             out[-1].parts.extend(m.parts)
         else:
             out.append(Message(m.role, list(m.parts)))
+    return out
+
+
+W = TypeVar("W")
+
+
+def tidy_turns(turns: list[tuple[Role, list[W]]], placeholder: Callable[[], W], *,
+               ends_with_user: bool) -> list[tuple[Role, list[W]]]:
+    """Encoded turns as Anthropic and Gemini want them (reference §1.2, P1, P18).
+
+    Turns left empty by encoding are dropped and the neighbours that become adjacent are
+    merged; a ``placeholder()`` user turn starts a conversation that would start with the
+    assistant, and ends one whose last user turn was left empty (a trailing assistant turn
+    would otherwise be read as a prefill).
+    """
+    out: list[tuple[Role, list[W]]] = []
+    for role, wire in turns:
+        if not wire:
+            continue
+        if out and out[-1][0] is role:
+            out[-1][1].extend(wire)
+        else:
+            out.append((role, list(wire)))
+    if not out or out[0][0] is Role.ASSISTANT:
+        out.insert(0, (Role.USER, [placeholder()]))
+    if ends_with_user and out[-1][0] is Role.ASSISTANT:
+        out.append((Role.USER, [placeholder()]))
     return out
 
 

@@ -38,12 +38,12 @@ class Gateway:
         self.prices: dict[str, Price] = cfg.prices()
         self.max_output: dict[str, int] = {name: m.max_output_tokens for name, m in self.models.items()}
         self.owners: dict[str, str] = {
-            name: cfg.deployment(m.deployments[0]).provider for name, m in self.models.items()
+            name: cfg.deployment(m.deployment_names[0]).provider for name, m in self.models.items()
         }
         self.targets: dict[str, Target] = {}
         # model name -> the protocols its deployments speak
         self.protocols: dict[str, frozenset[Protocol]] = {
-            name: frozenset(cfg.provider(cfg.deployment(d).provider).protocol for d in m.deployments)
+            name: frozenset(cfg.provider(cfg.deployment(d).provider).protocol for d in m.deployment_names)
             for name, m in self.models.items()
         }
         for d in cfg.deployments:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fakes import FakeProvider
-from tests.harness import UPSTREAM_SECRETS, GatewayUnderTest, gateway_config, write_config
+from tests.harness import GatewayUnderTest, gateway_config, write_config
 from tokengate.devstack import Stack
 from tokengate.procs import free_port
 
@@ -17,7 +16,6 @@ from tokengate.procs import free_port
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUnderTest]:
     workdir = tmp_path_factory.mktemp("gw")
-    os.environ.update(UPSTREAM_SECRETS)  # the translators read provider keys from here
     with FakeProvider.running() as fake:
         cfg = gateway_config(fake.port, workdir)
         stack = Stack(write_config(cfg, workdir / "gateway.yaml"), workdir=workdir, workers=2,

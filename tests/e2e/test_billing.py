@@ -61,7 +61,7 @@ def test_mixed_run_charges_exactly_the_reported_usage(gateway: GatewayUnderTest)
         gateway.fake.push(Reply(text="ok", usage=usage))
         call()
         total += expected_cost(model, usage)
-    gateway.fake.push(Reply(status=500))
+    gateway.fake.push(Reply(status=500, times=None))  # every attempt (retries included) fails
     with pytest.raises(openai.InternalServerError):
         oai.chat.completions.create(model="gpt-test", messages=msgs)  # type: ignore[arg-type]
     assert (start - total, 0) == wait_balance(gateway, "exact", start - total)
@@ -111,7 +111,7 @@ def test_concurrent_requests_cannot_overdraw(gateway: GatewayUnderTest) -> None:
     hold = estimate_hold(load(gateway.stack.config_path).prices()["gpt-test"], len(raw), 1000)
     key = gateway.new_key("race", fund_usd=0)
     gateway.credit("race", hold * 5 + hold // 2)
-    gateway.fake.push(Reply(text="slow", usage=Usage(input=10, output=10), delay_first_byte=4.0, times=None))
+    gateway.fake.push(Reply(text="slow", usage=Usage(input=10, output=10), delay_first_byte=6.0, times=None))
 
     def call(_: int) -> int:
         return httpx.post(f"{gateway.http}/v1/chat/completions", content=raw, timeout=30,

@@ -146,7 +146,7 @@ def test_tool_calls_survive_conversion(gateway: GatewayUnderTest, caller_for: Ca
 def test_upstream_errors_reach_the_caller_in_its_shape(gateway: GatewayUnderTest, caller_for: Callable[[str], Caller],
                                                        client: str, model: str) -> None:
     """An upstream 429 becomes the caller's own rate-limit error, message kept."""
-    gateway.fake.push(Reply(error=ErrorReply(429, "slow down please")))
+    gateway.fake.push(Reply(error=ErrorReply(429, "slow down please"), times=None))
     expected = {"openai": openai.RateLimitError, "anthropic": anthropic.RateLimitError, "gemini": genai_errors.ClientError}
     with pytest.raises(expected[client]) as exc:
         caller_for(client).ask(model, "hi")
@@ -162,7 +162,7 @@ def test_upstream_errors_reach_the_caller_in_its_shape(gateway: GatewayUnderTest
 def test_upstream_error_status_is_the_callers_spelling(gateway: GatewayUnderTest, client: str, model: str,
                                                        upstream_status: int, client_status: int) -> None:
     """Statuses one protocol spells differently (overloaded: 529 vs 503) are mapped per the reference."""
-    gateway.fake.push(Reply(error=ErrorReply(upstream_status, "busy")))
+    gateway.fake.push(Reply(error=ErrorReply(upstream_status, "busy"), times=None))
     paths = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages",
              "gemini": f"/v1beta/models/{model}:generateContent"}
     bodies = {"openai": {"model": model, "messages": [{"role": "user", "content": "x"}]},

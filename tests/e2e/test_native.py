@@ -60,7 +60,7 @@ def test_anthropic_errors_come_in_anthropic_shape(gateway: GatewayUnderTest, ant
     with anthropic.Anthropic(base_url=gateway.http, api_key="sk-wrong", max_retries=0) as bad, \
             pytest.raises(anthropic.AuthenticationError):
         bad.messages.create(model="claude-test", max_tokens=5, messages=[{"role": "user", "content": "x"}])
-    gateway.fake.push(Reply(error=ErrorReply(529, "Overloaded")))
+    gateway.fake.push(Reply(error=ErrorReply(529, "Overloaded"), times=None))
     with pytest.raises(anthropic.APIStatusError) as exc2:
         ant.messages.create(model="claude-test", max_tokens=5, messages=[{"role": "user", "content": "x"}])
     assert 529 == exc2.value.status_code

@@ -182,7 +182,7 @@ def test_bad_bodies_get_a_clear_openai_error(gateway: GatewayUnderTest, body: by
 @pytest.mark.parametrize(
     ("error", "exc_type"),
     [
-        (ErrorReply(429, "Rate limit reached for gpt-test", type="requests", code="rate_limit_exceeded", retry_after=7), openai.RateLimitError),
+        (ErrorReply(429, "Rate limit reached for gpt-test", type="requests", code="rate_limit_exceeded", retry_after=1), openai.RateLimitError),
         (ErrorReply(500, "The server had an error"), openai.InternalServerError),
         (ErrorReply(400, "Unsupported parameter: 'foo'", code="unsupported_parameter"), openai.BadRequestError),
     ],
@@ -190,13 +190,13 @@ def test_bad_bodies_get_a_clear_openai_error(gateway: GatewayUnderTest, body: by
 )
 def test_upstream_errors_pass_through_with_their_status(gateway: GatewayUnderTest, error: ErrorReply, exc_type: type[Exception]) -> None:
     """Upstream errors keep status, message and retry-after, and are metered as failures."""
-    gateway.fake.push(Reply(error=error))
+    gateway.fake.push(Reply(error=error, times=None))  # every attempt, retries included
     since = gateway.last_stream_id()
     with pytest.raises(exc_type) as exc:
         client(gateway).chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
     assert error.message in str(exc.value)
     if error.retry_after:
-        assert "7" == exc.value.response.headers["retry-after"]  # type: ignore[attr-defined]
+        assert "1" == exc.value.response.headers["retry-after"]  # type: ignore[attr-defined]
     [event] = gateway.wait_metering(since)
     assert error.status == event["status"]
 

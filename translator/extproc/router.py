@@ -68,6 +68,7 @@ class RouterProcessor:
         self.include_usage = False
         self.status = 0
         self.deployment = ""
+        self.attempts = 0  # upstream attempts Envoy made (retries and failovers included)
         self.upstream_protocol: Protocol | None = None
         self.handler: ResponseHandler | None = None
         self.tool_names: tuple[str, ...] = ()
@@ -199,6 +200,7 @@ class RouterProcessor:
     def _start_response(self, attrs: dict[str, Any]) -> None:
         self.phase = Phase.RESPONDING
         self.status = int(attrs.get("response.code") or 0)
+        self.attempts = int(attrs.get("upstream.request_attempt_count") or 1)
         tg = m.tokengate_metadata(str(attrs.get("xds.upstream_host_metadata") or ""))
         self.deployment = str(tg.get("deployment", ""))
         self.upstream_protocol = Protocol.parse(tg.get("protocol"))
@@ -235,6 +237,7 @@ class RouterProcessor:
             "key_id": self.key.key_id if self.key else "",
             "model": self.model,
             "deployment": self.deployment,
+            "attempts": self.attempts,
             "protocol": self.protocol.value,
             "upstream_protocol": self.upstream_protocol.value if self.upstream_protocol else "",
             "status": self.status if responded else 0,

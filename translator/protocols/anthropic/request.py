@@ -13,8 +13,9 @@ Rules (encode, Anthropic upstream):
 - Temperature is clamped to [0, 1]; with temperature set, ``top_p`` is dropped
   (newer Claude models reject both); with thinking on, temperature/top_p/top_k are
   dropped. A forced tool choice turns thinking off (Anthropic rejects the pair).
-- Empty or whitespace-only text never becomes a block; an empty user turn becomes
-  ``"..."``; a conversation starting with the assistant gets a ``"..."`` user turn.
+- Empty or whitespace-only text never becomes a block; turns left empty are dropped
+  and the neighbours of one role merged; a ``"..."`` user turn starts a conversation
+  that would start with the assistant, and ends one whose last user turn was empty.
 - Thinking is replayed only with an Anthropic signature; images must be jpeg, png,
   gif or webp; audio is refused; ids are cleaned to ``[A-Za-z0-9_-]``.
 - Tool history without tool definitions gets stub definitions and
@@ -203,19 +204,15 @@ def _block(p: ir.Part) -> Json | None:
 
 
 def _messages(req: ir.Request) -> list[Json]:
+    turns = [(m.role, [b for p in m.parts if (b := _block(p)) is not None]) for m in req.messages]
+    ends_with_user = bool(req.messages) and req.messages[-1].role is Role.USER
     out: list[Json] = []
-    turns = req.messages
-    if turns and turns[0].role is Role.ASSISTANT:
-        turns = [Message(Role.USER, [Text("...")]), *turns]
-    for m in turns:
-        blocks = [b for p in m.parts if (b := _block(p)) is not None]
-        if m.role is Role.USER:
+    for role, blocks in ir.tidy_turns(turns, lambda: {"type": "text", "text": "..."},
+                                      ends_with_user=ends_with_user):
+        if role is Role.USER:
             # tool results first: Anthropic pairs them with the previous turn's tool_use
             blocks.sort(key=lambda b: b["type"] != "tool_result")
-            blocks = blocks or [{"type": "text", "text": "..."}]
-        elif not blocks:
-            continue
-        out.append({"role": m.role.value, "content": blocks})
+        out.append({"role": role.value, "content": blocks})
     return out
 
 

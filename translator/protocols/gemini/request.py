@@ -7,6 +7,8 @@ Rules (decode, Gemini client):
   order; an unpaired response is a 400.
 - ``response`` ``{"output": x}`` becomes the result text ``x``, ``{"error": x}`` an
   error result, any other object its JSON text.
+- ``inlineData`` may be URL-safe base64 (google-genai sends it so; proto3 JSON accepts both):
+  it is rewritten to standard, padded base64, the only kind OpenAI and Anthropic accept.
 - ``candidateCount`` > 1, ``cachedContent``, code execution parts and non-function
   tools are refused with 400; ``safetySettings`` and ``responseLogprobs`` are dropped.
 
@@ -19,7 +21,9 @@ Rules (encode, Gemini upstream; the model and the stream flag live in the URL):
   has no Gemini control and is dropped; stop sequences beyond 5 are dropped.
 - Media by URL is refused with 400 unless it is a ``gs://`` or Gemini Files API URI
   (downloading other URLs is not done yet).
-- A history that starts with a model function call gets a ``"..."`` user turn first.
+- Turns left empty are dropped and the neighbours of one role merged; a ``"..."`` user
+  turn starts a history that would start with the model, and ends one whose last user
+  turn was empty.
 """
 
 from __future__ import annotations
@@ -55,6 +59,15 @@ def synth_id(*where: object) -> str:
     return f"call_{ir.short_hash(*where)}"
 
 
+_URL_SAFE = str.maketrans("-_", "+/", " \t\r\n")
+
+
+def standard_base64(data: str) -> str:
+    """Gemini ``bytes`` (standard or URL-safe, padded or not) as standard padded base64."""
+    data = data.translate(_URL_SAFE)
+    return data + "=" * (-len(data) % 4)
+
+
 # --- decode -------------------------------------------------------------------------
 
 
@@ -76,7 +89,7 @@ def _part(p: Json, where: str, ci: int, pi: int, pending: list[ToolCall]) -> ir.
             return Thinking(str(p["text"]), gemini_signature=sig)
         return Text(str(p["text"]), gemini_signature=sig) if p["text"] or sig else None
     if (blob := g(p, "inlineData")) is not None:
-        return Media(str(g(blob, "mimeType")), data=str(blob.get("data", "")))
+        return Media(str(g(blob, "mimeType")), data=standard_base64(str(blob.get("data", ""))))
     if (f := g(p, "fileData")) is not None:
         return Media(str(g(f, "mimeType") or "image/*"), url=str(g(f, "fileUri")))
     if (fc := g(p, "functionCall")) is not None:
@@ -213,13 +226,12 @@ def _encode_part(p: ir.Part, names: dict[str, str]) -> Json | None:
     return out
 
 
-def _content(m: Message, names: dict[str, str]) -> Json:
+def _parts(m: Message, names: dict[str, str]) -> list[Json]:
     if m.role is Role.USER:
         results = [p for p in m.parts if isinstance(p, ToolResult)]
         media = [c for r in results for c in r.content if isinstance(c, Media)]
         ordered = [*results, *media, *(p for p in m.parts if not isinstance(p, ToolResult))]
-        parts = [o for p in ordered if (o := _encode_part(p, names)) is not None]
-        return {"role": "user", "parts": parts or [{"text": "..."}]}
+        return [o for p in ordered if (o := _encode_part(p, names)) is not None]
     parts, signed = [], False
     for p in m.parts:
         o = _encode_part(p, names)
@@ -229,15 +241,23 @@ def _content(m: Message, names: dict[str, str]) -> Json:
             signed = True
             o.setdefault("thoughtSignature", SKIP_SIGNATURE)
         parts.append(o)
-    return {"role": "model", "parts": parts}
+    return parts
+
+
+def _contents(req: ir.Request) -> list[Json]:
+    names = {p.id: p.name for m in req.messages for p in m.parts if isinstance(p, ToolCall)}
+    turns = [(m.role, _parts(m, names)) for m in req.messages]
+    ends_with_user = bool(req.messages) and req.messages[-1].role is Role.USER
+    out: list[Json] = []
+    for role, parts in ir.tidy_turns(turns, lambda: {"text": "..."}, ends_with_user=ends_with_user):
+        if role is Role.USER:  # every functionResponse first, right after the calls they answer
+            parts.sort(key=lambda p: "functionResponse" not in p)
+        out.append({"role": "user" if role is Role.USER else "model", "parts": parts})
+    return out
 
 
 def encode_request(req: ir.Request, model: str, stream: bool) -> Json:
-    names = {p.id: p.name for m in req.messages for p in m.parts if isinstance(p, ToolCall)}
-    contents = [out for m in req.messages if (out := _content(m, names))["parts"]]
-    if contents and contents[0]["role"] == "model":
-        contents.insert(0, {"role": "user", "parts": [{"text": "..."}]})
-    body: Json = {"contents": contents}
+    body: Json = {"contents": _contents(req)}
     if req.system:
         body["systemInstruction"] = {"parts": [{"text": t.text} for t in req.system]}
     if req.tools:
