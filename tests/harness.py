@@ -56,7 +56,7 @@ def gateway_config(fake_port: int, workdir: Path) -> dict[str, Any]:
             "tls_key": str(workdir / "tls" / "dev.key"),
             "max_request_bytes": MAX_REQUEST_BYTES,
         },
-        "translator": {"socket_dir": str(workdir / "run")},
+        "translator": {"socket_dir": str(workdir / "run"), "metrics_listen": f"127.0.0.1:{free_port()}"},
         "providers": [
             {"name": "fake-openai", "protocol": "openai", "base_url": f"{fake}/v1",
              "api_key": {"env": "TG_TEST_OPENAI_KEY"}},
@@ -94,6 +94,10 @@ class GatewayUnderTest:
     @property
     def https(self) -> str:
         return f"https://localhost:{self.cfg['server']['https_port']}"
+
+    @property
+    def metrics(self) -> str:
+        return f"http://{self.cfg['translator']['metrics_listen']}/metrics"
 
     @property
     def admin(self) -> str:

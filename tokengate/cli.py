@@ -68,8 +68,8 @@ def _admin_api(args: argparse.Namespace) -> int:
 
 def _translators(args: argparse.Namespace) -> int:
     """N translator processes in the foreground (the container entry point); SIGTERM stops them."""
+    from tokengate.devstack import start_translators
     from tokengate.procs import Supervisor
-    from tokengate.render import translator_addresses
 
     cfg = load(args.config)
     workers = args.workers or cfg.translator.workers or (os.cpu_count() or 1)
@@ -82,14 +82,8 @@ def _translators(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    for i, address in enumerate(translator_addresses(cfg, workers)):
-        argv = [sys.executable, "-m", "translator", "--config", args.config, "--listen", address,
-                "--grace", str(args.grace)]
-        if args.redis_url:
-            argv += ["--redis-url", args.redis_url]
-        if args.health_listen:
-            argv += ["--health-listen", args.health_listen]
-        sup.start(f"translator-{i}", argv)
+    start_translators(sup, cfg, args.config, workers, redis_url=args.redis_url, grace=args.grace,
+                      health_listen=args.health_listen, metrics_dir=Path(args.metrics_dir))
     code = 0
     while not stopping:
         if (dead := sup.first_dead()) is not None:
@@ -249,6 +243,8 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     tr.add_argument("--health-listen", help="gRPC health on a TCP address for the kubelet, e.g. 0.0.0.0:9090")
     tr.add_argument("--grace", type=float, default=30.0)
+    tr.add_argument("--metrics-dir", default="/tmp/tokengate-metrics",  # noqa: S108 - a private emptyDir in the pod
+                    help="where the workers share Prometheus samples (wiped at start)")
     chk = sub.add_parser("check", help="validate a gateway config")
     chk.add_argument("-c", "--config", required=True)
     accounts_cli.add_parsers(sub)

@@ -185,6 +185,7 @@ class Translator(_Strict):
     workers: int = Field(default=0, ge=0, le=64)  # 0: one per CPU
     socket_dir: str = "var/run"
     message_timeout_ms: int = Field(default=10000, ge=50)
+    metrics_listen: str | None = "127.0.0.1:9464"  # Prometheus /metrics of all workers; null: off
 
 
 class Billing(_Strict):

@@ -26,8 +26,38 @@ from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tokengate.config import GatewayConfig, load
-from tokengate.procs import StartError, Supervisor, port_open
+from tokengate.procs import Child, StartError, Supervisor, port_open
 from tokengate.render import render, translator_addresses
+
+
+def start_translators(
+    sup: Supervisor,
+    cfg: GatewayConfig,
+    config_path: str | Path,
+    workers: int,
+    *,
+    redis_url: str | None = None,
+    log_level: str | None = None,
+    health_listen: str | None = None,
+    grace: float | None = None,
+    metrics_dir: Path,
+) -> list[tuple[str, Child]]:
+    """Start ``workers`` translator processes on their sockets, sharing one Prometheus directory
+    (the first also serves ``/metrics`` for all); the (address, child) of each."""
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    started = []
+    for i, address in enumerate(translator_addresses(cfg, workers)):
+        Path(address.removeprefix("unix:")).parent.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "translator", "--config", str(config_path), "--listen", address]
+        for flag, value in (("--redis-url", redis_url), ("--log-level", log_level),
+                            ("--health-listen", health_listen), ("--grace", grace),
+                            ("--metrics-listen", cfg.translator.metrics_listen if i == 0 else None)):
+            if value is not None:
+                argv += [flag, str(value)]
+        started.append((address, sup.start(f"translator-{i}", argv, env=env)))
+    return started
 
 
 def envoy_binary() -> str:
@@ -169,18 +199,12 @@ class Stack:
         if server.https_port:
             ensure_dev_certificate(self.base / server.tls_cert, self.base / server.tls_key)
         addresses = translator_addresses(self.cfg, self.workers)
-        for a in addresses:
-            Path(a.removeprefix("unix:")).parent.mkdir(parents=True, exist_ok=True)
         self.envoy_config.parent.mkdir(parents=True, exist_ok=True)
         self.envoy_config.write_text(render(
             self.cfg, source=str(self.config_path), addresses=addresses))
-        translators = []
-        for i, address in enumerate(addresses):
-            translators.append((address, sup.start(f"translator-{i}", [
-                sys.executable, "-m", "translator", "--config", str(self.config_path),
-                "--listen", address, "--redis-url", self.effective_redis_url,
-                "--log-level", self.log_level,
-            ])))
+        translators = start_translators(
+            sup, self.cfg, self.config_path, self.workers, redis_url=self.effective_redis_url,
+            log_level=self.log_level, metrics_dir=self.workdir / "metrics")
         for address, child in translators:
             sup.wait_until(child, lambda a=address: grpc_serving(a), 20, "serving gRPC health")  # type: ignore[misc]
         envoy = sup.start("envoy", [

@@ -23,7 +23,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from tokengate.config import ConfigError, load
-from translator import logs
+from translator import logs, metrics
 from translator.extproc.servicer import Servicer
 from translator.metering import Meter
 from translator.state import Gateway
@@ -37,6 +37,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--config", required=True, help="gateway config (YAML)")
     p.add_argument("--listen", required=True, help="unix:/path.sock or host:port")
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"), help="overrides the config")
+    p.add_argument("--metrics-listen", help="serve Prometheus /metrics (all workers) on host:port")
     p.add_argument("--health-listen", help="also serve gRPC health alone on this address (kubelet probe)")
     p.add_argument("--grace", type=float, default=30.0, help="seconds open streams get at shutdown")
     p.add_argument("--log-level", default=os.environ.get("TOKENGATE_LOG_LEVEL", "info"))
@@ -75,6 +76,11 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
         servers.append(probe)
     for srv in servers:
         await srv.start()
+    if args.metrics_listen:
+        try:
+            metrics.serve(args.metrics_listen)
+        except OSError as exc:  # a taken port must not take the data path down with it
+            log.error("metrics_listen_failed", address=args.metrics_listen, error=str(exc))
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info("translator_started", listen=args.listen, pid=os.getpid())
 

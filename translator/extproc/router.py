@@ -23,7 +23,7 @@ import structlog
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
 from tokengate.store import KeyInfo
-from translator import listing
+from translator import listing, metrics
 from translator.admission import admit, estimate_hold, requested_output
 from translator.auth import NO_KEY, authenticate
 from translator.endpoints import Endpoint, Kind, classify, client_key
@@ -230,6 +230,9 @@ class RouterProcessor:
             # usage arrived): bill the prompt as estimated from its size, and say so.
             usage = usage.merge(Usage(input=self.body_len // ESTIMATE_BYTES_PER_TOKEN))
             estimated = True
+        status = self.status if responded else 0
+        cost = self.gw.prices[self.model].cost_nano(usage) if self.model else 0
+        duration = time.monotonic() - self.started
         event = {
             "event_id": self.event_id,
             "request_id": self.request_id,
@@ -240,7 +243,7 @@ class RouterProcessor:
             "attempts": self.attempts,
             "protocol": self.protocol.value,
             "upstream_protocol": self.upstream_protocol.value if self.upstream_protocol else "",
-            "status": self.status if responded else 0,
+            "status": status,
             "stream": self.stream,
             "complete": bool(h and h.complete) and not cut_short,
             "cut_short": cut_short,
@@ -248,12 +251,18 @@ class RouterProcessor:
             "usage": usage.as_dict(),
             "usage_estimated": estimated,
             "hold_nano": self.hold,
-            "cost_nano": self.gw.prices[self.model].cost_nano(usage) if self.model else 0,
-            "duration_ms": round((time.monotonic() - self.started) * 1000, 3),
+            "cost_nano": cost,
+            "duration_ms": round(duration * 1000, 3),
             "ts": time.time(),
         }
         self.gw.meter.record(event)
         log.info("request", **event)
+        metrics.REQUESTS.labels(self.model, self.deployment, self.protocol.value, str(status)).inc()
+        metrics.DURATION.labels(self.model, self.protocol.value).observe(duration)
+        for bucket, n in usage.as_dict().items():
+            metrics.TOKENS.labels(self.model, self.deployment, bucket).inc(n)
+        if cost:
+            metrics.COST.labels(self.model).inc(cost)
 
     def stream_error(self, err: UserFacingError) -> pb.ProcessingResponse:
         """The error in band: the client already has the status line and maybe chunks."""
@@ -267,5 +276,11 @@ class RouterProcessor:
         status, headers, body = err.render(self.protocol)
         log.info("rejected", request_id=self.request_id, status=status, kind=err.kind,
                  model=self.model or None, protocol=self.protocol.value)
+        if self.phase is Phase.ROUTED:  # admitted (a hold is placed): the request still gets its event
+            self.status = status
+            self.phase = Phase.RESPONDING
+            self.finish()
+        else:
+            metrics.REJECTED.labels(self.protocol.value, err.kind).inc()
         self.phase = Phase.DONE
         return m.immediate(status, headers, body, f"tokengate_{err.kind}")
