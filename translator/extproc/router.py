@@ -1,14 +1,14 @@
 """The router-level filter: one instance per HTTP request, on Envoy's HCM chain.
 
-    request body   classify the path, find the key, parse the body, resolve the
-                   model, authenticate; then set the routing header and clear the
-                   route cache so Envoy picks the model's route and cluster.
-    response body  (STREAMED) pick the response handler for the deployment that
-                   answered, pass or translate each chunk, read usage; at the end
-                   write the one metering event.
-
-Header phases are skipped (their facts arrive as attributes with the body),
-except on the bodiless listing routes and a forged routing header.
+    request headers  classify the path, find the key (401 without one); answer the
+                     bodiless listing endpoints; otherwise wait for the body.
+    request body     parse, resolve the model, admit (key, allow-list, rate limits,
+                     balance: one Lua call placing a hold); then set the routing
+                     header and clear the route cache so Envoy picks the model's route.
+    response body    (STREAMED; response headers skipped, their facts come as
+                     attributes) pick the handler for the deployment that answered,
+                     pass or translate each chunk, read usage; at the end write the
+                     request's one metering event.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from translator.usage import Usage
 log = structlog.get_logger("tokengate.request")
 
 ROUTE_HEADER = "x-tokengate-model"
-ESTIMATE_BYTES_PER_TOKEN = 4  # for a prompt the upstream never reported
 CTX_HEADER = "x-tokengate-ctx"
+ESTIMATE_BYTES_PER_TOKEN = 4  # for a prompt the upstream never reported
 
 
 class Phase(Enum):
