@@ -96,3 +96,23 @@ def test_gemini_json_array_stream_is_read_whole() -> None:
     p = Passthrough(Protocol.GEMINI, stream=True, sse=False)
     assert arr == run(p, arr, 9)
     assert (Usage(input=5, output=2, reasoning=4), True) == (p.usage, p.complete)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "data", "expected_tail"),
+    [
+        (Protocol.OPENAI, OAI_STREAM[: OAI_STREAM.index(b"data: [DONE]")], b'data: {"error":'),
+        (Protocol.ANTHROPIC, ANT_STREAM[: ANT_STREAM.index(b"event: message_stop")], b"event: error\ndata: "),
+        (Protocol.GEMINI, GEM_STREAM.split(b"\r\n\r\n")[0] + b"\r\n\r\n", b'data: {"error":{"code":502'),
+    ],
+    ids=["openai", "anthropic", "gemini"],
+)
+def test_a_stream_ending_without_its_terminal_event_gets_an_in_band_error(
+        protocol: Protocol, data: bytes, expected_tail: bytes) -> None:
+    """The upstream's bytes pass unchanged, then an error event in the client's protocol: never a fake finish."""
+    p = Passthrough(protocol, stream=True)
+    out = run(p, data, 5)
+    assert out.startswith(data)
+    assert out[len(data):].startswith(expected_tail)
+    assert b"ended before it finished" in out[len(data):]
+    assert not p.complete

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from translator.errors import UpstreamError
 from translator.protocols import Protocol
 from translator.sse import SSEDecoder, SSEEvent
 from translator.usage import Usage
@@ -53,11 +54,16 @@ class Passthrough:
         return b"".join(ev.raw for ev in events if self._observe(ev))
 
     def flush(self) -> bytes | None:
-        """End of the upstream body: read a buffered body, release held bytes."""
+        """End of the upstream body: read a buffered body, release held bytes. A stream that
+        ended without its protocol's terminal event gets an in-band error, never passes for
+        a finished answer."""
         if self._sse is not None:
             events = self._sse.flush()
             kept = [ev.raw for ev in events if self._observe(ev)]
-            return b"".join(kept) if self.strip else None
+            tail = b"".join(kept) if self.strip else b""
+            if not self.complete:
+                tail += UpstreamError("The upstream stream ended before it finished.").stream_event(self.protocol)
+            return tail or (b"" if self.strip else None)
         if not self._too_big and self._body:
             self._read_body(bytes(self._body))
         return None

@@ -237,3 +237,21 @@ def test_recursive_schema_is_400() -> None:
         schema.to_gemini(
             {"$ref": "#/$defs/N", "$defs": {"N": {"properties": {"next": {"$ref": "#/$defs/N"}}}}}
         )
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk-M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==",
+     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk-M9QDwADhgGAWjR9awAAAABJRU5ErkJggg",
+     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="],
+    ids=["url-safe", "url-safe-unpadded", "standard"],
+)
+def test_inline_data_goes_to_openai_and_anthropic_as_standard_base64(data: str) -> None:
+    """google-genai sends bytes URL-safe; OpenAI and Anthropic get standard padded base64."""
+    std = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    body = {"contents": [{"role": "user", "parts": [
+        {"text": "what?"}, {"inline_data": {"mime_type": "image/png", "data": data}}]}]}
+    oai = tr(OAI, body)["messages"][0]["content"][1]
+    ant = tr(ANT, body)["messages"][0]["content"][1]
+    assert {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{std}"}} == oai
+    assert {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": std}} == ant
