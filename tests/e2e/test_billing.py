@@ -202,3 +202,14 @@ def test_keys_never_appear_in_logs_redis_or_upstream(gateway: GatewayUnderTest) 
             args = (k, 0, -1) if t == "zset" else (k,)
             dump = getattr(r, readers[t])(*args)
             assert secret.encode() not in repr(dump).encode() and secret.encode() not in k
+
+
+def test_large_balances_stay_exact(gateway: GatewayUnderTest) -> None:
+    """A $5,000,000 top-up and a charge against it keep every nano-dollar (no float formatting)."""
+    key = gateway.new_key("whale", fund_usd=0)
+    assert 5_000_000 * 1_000_000_000 == gateway.credit("whale", 5_000_000 * 1_000_000_000)
+    gateway.fake.push(Reply(text="x", usage=Usage(input=1, output=1)))
+    with openai.OpenAI(base_url=f"{gateway.http}/v1", api_key=key, max_retries=0) as oai:
+        oai.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])  # type: ignore[arg-type]
+    expected = 5_000_000 * 1_000_000_000 - expected_cost("gpt-test", Usage(input=1, output=1))
+    assert (expected, 0) == wait_balance(gateway, "whale", expected)

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -142,3 +143,28 @@ def test_redis_restart_keeps_settled_charges(faulty: GatewayUnderTest, tmp_path:
     gw.stack.supervisor.wait_until(new, lambda: port_open(port), 10, "accepting connections")
     assert (bal, held) == gw.balance("crash")
     assert ledger == gw._billing(lambda b: b.ledger("crash", 100))
+
+
+def test_malformed_events_go_to_dead_letters_and_do_not_block_the_batch(faulty: GatewayUnderTest) -> None:
+    """A bad event is kept in tg:metering:dead with its reason; the good ones around it settle."""
+    gw = faulty
+    gw.new_key("poison", fund_usd=1)
+    start, _ = gw.balance("poison")
+
+    def event(i: int, **over: Any) -> bytes:
+        return orjson.dumps({"event_id": f"poison-{i}", "account": "poison", "model": "gpt-test", "key_id": "k",
+                             "usage": {"input": 1}, "cost_nano": 1000, "status": 200, "complete": True,
+                             "ts": time.time(), **over})
+
+    with gw.redis() as r:
+        r.xadd(store.METERING_STREAM, {"event": event(1)})
+        r.xadd(store.METERING_STREAM, {"event": b"{not json"})
+        r.xadd(store.METERING_STREAM, {"event": event(2, usage={"input": "lots"})})
+        r.xadd(store.METERING_STREAM, {"event": event(3)})
+    deadline = time.monotonic() + 5
+    while gw.balance("poison")[0] != start - 2000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert start - 2000 == gw.balance("poison")[0]
+    with gw.redis() as r:
+        dead = [f[b"error"].decode() for _, f in r.xrange("tg:metering:dead")]
+    assert any("JSON" in d or "unexpected" in d for d in dead) and any("invalid literal" in d for d in dead)

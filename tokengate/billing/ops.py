@@ -52,27 +52,25 @@ class Billing:
         if outcome == "rate_limited":
             return Admission(outcome, retry_after=int(text(res[1])))
         if outcome == "insufficient":
-            return Admission(outcome, available=int(text(res[1])))
+            return Admission(outcome, available=int(res[1]))
         return Admission(outcome)
 
     async def settle(self, ev: dict[str, Any]) -> str:
         """Apply one metering event exactly once; 'ok' or 'duplicate'."""
-        account, event_id = ev["account"], ev["event_id"]
-        u = ev.get("usage") or {}
-        ts = float(ev.get("ts") or time.time())
-        day = dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
-        minute = int(ts // 60)
-        tokens = sum(int(u.get(b) or 0) for b in ("input", "cache_read", "cache_write", "output", "reasoning"))
-        res = await self._settle(
-            keys=[store.account_key(account), store.holds(account), store.hold_expiries(account),
-                  store.done(account, event_id), store.ledger(account), store.usage_day(account, day),
-                  store.rate_counter(account, "tpm", ev.get("key_id") or "-", minute)],
-            args=[event_id, int(ev.get("cost_nano") or 0), ev.get("model") or "-", ev.get("key_id") or "-",
-                  tokens, f"{ts:.3f}", int(u.get("input") or 0), int(u.get("cache_read") or 0),
-                  int(u.get("cache_write") or 0), int(u.get("output") or 0), int(u.get("reasoning") or 0),
-                  1 if int(ev.get("status") or 0) >= 400 or not ev.get("complete") else 0, DONE_TTL_S],
-        )
-        return text(res[0])
+        [outcome] = await self.settle_many([ev])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def settle_many(self, events: list[dict[str, Any]]) -> list[str | Exception]:
+        """Apply a batch of metering events in one pipelined round trip: 'ok' or 'duplicate'
+        for each, or the error Redis gave for that one event (the others still apply)."""
+        calls = [settle_call(ev) for ev in events]  # ValueError/TypeError: a malformed event
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                await self._settle(keys=keys, args=args, client=pipe)
+            results = await pipe.execute(raise_on_error=False)
+        return [r if isinstance(r, Exception) else text(r[0]) for r in results]
 
     async def release_expired(self, account: str, now: float | None = None) -> int:
         """Release this account's holds that outlived their request; how many nano-USD were freed."""
@@ -94,7 +92,7 @@ class Billing:
         res = await self._credit(
             keys=[store.account_key(account), store.ledger(account), store.done(account, f"credit:{ref}")],
             args=[amount_nano, kind, ref, reason, f"{time.time():.3f}"])
-        return int(text(res[1])) if text(res[0]) == "ok" else None
+        return int(res[1]) if text(res[0]) == "ok" else None
 
     async def balance(self, account: str) -> tuple[int, int]:
         """(balance, held) in nano-USD."""
@@ -125,3 +123,22 @@ class Billing:
             out += [{"date": day.isoformat(), "model": m, **vals} for m, vals in sorted(by_model.items())]
             day += dt.timedelta(days=1)
         return out
+
+
+def settle_call(ev: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """The SETTLE script's KEYS and ARGV for one metering event."""
+    account, event_id = ev["account"], ev["event_id"]
+    u = ev.get("usage") or {}
+    ts = float(ev.get("ts") or time.time())
+    day = dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
+    key_id = ev.get("key_id") or "-"
+    tokens = sum(int(u.get(b) or 0) for b in ("input", "cache_read", "cache_write", "output", "reasoning"))
+    keys = [store.account_key(account), store.holds(account), store.hold_expiries(account),
+            store.done(account, event_id), store.ledger(account), store.usage_day(account, day),
+            store.rate_counter(account, "tpm", key_id, int(ts // 60))]
+    args = [event_id, int(ev.get("cost_nano") or 0), ev.get("model") or "-", key_id, tokens, f"{ts:.3f}",
+            int(u.get("input") or 0), int(u.get("cache_read") or 0), int(u.get("cache_write") or 0),
+            int(u.get("output") or 0), int(u.get("reasoning") or 0),
+            1 if int(ev.get("status") or 0) >= 400 or not ev.get("complete") else 0, DONE_TTL_S]
+    return keys, args
+

@@ -1,4 +1,8 @@
-"""The Lua scripts that move money. Each runs atomically and touches one account's keys."""
+"""The Lua scripts that move money. Each runs atomically and touches one account's keys.
+
+Amounts go back to Python as integer replies (a Lua number becomes one), never through
+``tostring``, which switches to exponent notation from about 1e14 (a $100,000 balance).
+"""
 
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ end
 local a = redis.call('HMGET', KEYS[2], 'balance', 'held')
 local available = (tonumber(a[1] or '0') or 0) - (tonumber(a[2] or '0') or 0)
 local hold = tonumber(ARGV[3])
-if available < hold or available < 0 then return {'insufficient', tostring(available)} end
+if available < hold or available < 0 then return {'insufficient', available} end
 if hold > 0 then
   redis.call('HINCRBY', KEYS[2], 'held', hold)
   redis.call('HSET', KEYS[3], ARGV[4], hold)
@@ -73,7 +77,7 @@ if tokens > 0 then
   redis.call('INCRBY', KEYS[7], tokens)
   redis.call('EXPIRE', KEYS[7], 61)
 end
-return {'ok', tostring(balance)}
+return {'ok', balance}
 """
 
 # KEYS: account, holds, hold expiries   ARGV: hold id, now
@@ -93,5 +97,5 @@ if not redis.call('SET', KEYS[3], '1', 'NX') then return {'duplicate'} end
 local balance = redis.call('HINCRBY', KEYS[1], 'balance', ARGV[1])
 redis.call('XADD', KEYS[2], '*', 'type', ARGV[2], 'amount', ARGV[1], 'balance', balance,
            'ref', ARGV[3], 'reason', ARGV[4], 'ts', ARGV[5])
-return {'ok', tostring(balance)}
+return {'ok', balance}
 """

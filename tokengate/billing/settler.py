@@ -24,7 +24,7 @@ import structlog
 from redis.exceptions import RedisError, ResponseError
 
 from tokengate import store
-from tokengate.billing.ops import Billing
+from tokengate.billing.ops import Billing, settle_call
 from tokengate.store import text
 
 log = structlog.get_logger("tokengate.settler")
@@ -97,22 +97,32 @@ class Settler:
                 return
 
     async def apply(self, entries: list[Any]) -> None:
+        """Settle a batch in one pipelined round trip, then acknowledge it in one call."""
+        good: list[tuple[Any, Any, dict[str, Any]]] = []
         for entry_id, fields in entries:
             try:
                 ev = orjson.loads(fields[b"event"] if b"event" in fields else fields["event"])
                 if not isinstance(ev, dict) or not ev.get("account") or not ev.get("event_id"):
                     raise ValueError("event without account or event_id")
-                outcome = await self.billing.settle(ev)
+                settle_call(ev)  # the same checks settling makes, before anything is sent
+                good.append((entry_id, fields, ev))
             except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
-                log.error("settler_dead_letter", entry=text(entry_id), error=str(exc))
-                await self.redis.xadd(DEAD_LETTERS, {"entry": entry_id, "error": str(exc),
-                                                     **{text(k): v for k, v in fields.items()}})
+                await self._dead_letter(entry_id, fields, exc)
+        outcomes = await self.billing.settle_many([ev for _, _, ev in good]) if good else []
+        for (entry_id, fields, _), outcome in zip(good, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                await self._dead_letter(entry_id, fields, outcome)
+            elif outcome == "duplicate":
+                self.duplicates += 1
             else:
-                if outcome == "duplicate":
-                    self.duplicates += 1
-                else:
-                    self.applied += 1
-            await self.redis.xack(store.METERING_STREAM, GROUP, entry_id)
+                self.applied += 1
+        if entries:
+            await self.redis.xack(store.METERING_STREAM, GROUP, *(entry_id for entry_id, _ in entries))
+
+    async def _dead_letter(self, entry_id: Any, fields: dict[Any, Any], exc: Exception) -> None:
+        log.error("settler_dead_letter", entry=text(entry_id), error=str(exc))
+        await self.redis.xadd(DEAD_LETTERS, {"entry": entry_id, "error": str(exc),
+                                             **{text(k): v for k, v in fields.items()}})
 
     async def reap(self) -> None:
         for account in await self.redis.smembers(store.ACCOUNTS):
