@@ -1,0 +1,233 @@
+"""From a results document to ratios, goal checks and the Markdown table.
+
+Pure: takes the JSON the session wrote (also a file saved earlier, see
+``python -m bench --table FILE``) and returns text. Missing scenarios show as
+"–" and a goal that cannot be computed is "n/a", never a made-up number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bench.stats import ratio
+
+DASH = "–"
+D_IDS = ("D1", "D2", "D3")
+
+
+@dataclass(frozen=True)
+class Goal:
+    measure: str
+    value: float | None
+    goal: str
+    met: bool | None
+    unit: str = ""
+
+    def row(self) -> str:
+        shown = DASH if self.value is None else f"{self.value:.3g}{self.unit}"
+        verdict = "n/a" if self.met is None else ("yes" if self.met else "**no**")
+        return f"| {self.measure} | {shown} | {self.goal} | {verdict} |"
+
+
+def _run(doc: Mapping[str, Any], sid: str, c: int) -> Mapping[str, Any] | None:
+    s = doc.get("fixed", {}).get(sid)
+    if not s or not s.get("available"):
+        return None
+    run: Mapping[str, Any] | None = s.get("runs", {}).get(str(c))
+    return run
+
+
+def rps(doc: Mapping[str, Any], sid: str, c: int) -> float | None:
+    run = _run(doc, sid, c)
+    return float(run["rps"]) if run else None
+
+
+def latency(doc: Mapping[str, Any], sid: str, c: int, q: str = "p50") -> float | None:
+    run = _run(doc, sid, c)
+    return float(run["latency_ms"][q]) if run else None
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _at_least(v: float | None, floor: float) -> bool | None:
+    return None if v is None else v >= floor
+
+
+def _at_most(v: float | None, ceiling: float) -> bool | None:
+    return None if v is None else v <= ceiling
+
+
+def _stream(doc: Mapping[str, Any], sid: str, field: str, q: str = "p50") -> float | None:
+    s = doc.get("streaming", {}).get(sid)
+    if not s or not s.get("available"):
+        return None
+    v = s[field][q]
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def goals(doc: Mapping[str, Any]) -> list[Goal]:
+    out = []
+    for c in (16, 64):
+        v = ratio(rps(doc, "C", c), rps(doc, "B", c))
+        out.append(Goal(f"C/B req/s, c={c}", v, "≥ 0.60", _at_least(v, 0.60)))
+    for c in (16, 64):
+        v = ratio(rps(doc, "C", c), rps(doc, "F", c))
+        out.append(Goal(f"C/F req/s, c={c}", v, "≥ 40×", _at_least(v, 40), "×"))
+    for sid in D_IDS:
+        v = ratio(rps(doc, sid, 16), rps(doc, "C", 16))
+        label = doc.get("fixed", {}).get(sid, {}).get("label", sid).removeprefix("tokengate, ")
+        out.append(Goal(f"{sid}/C req/s, c=16 ({label})", v, "≥ 0.85", _at_least(v, 0.85)))
+    added = _diff(latency(doc, "C", 1), latency(doc, "B", 1))
+    out.append(Goal("added p50 at c=1, C−B", added, "≤ 0.3 ms", _at_most(added, 0.3), " ms"))
+    for q in ("p90", "p99"):
+        v = _diff(latency(doc, "C", 1, q), latency(doc, "B", 1, q))
+        out.append(Goal(f"added {q} at c=1, C−B", v, "(reported)", None, " ms"))
+    ttft = _diff(_stream(doc, "C", "ttft_ms"), _stream(doc, "B", "ttft_ms"))
+    out.append(Goal("streaming: added TTFT p50, C−B", ttft, "≤ 0.5 ms", _at_most(ttft, 0.5), " ms"))
+    chunk = _diff(_stream(doc, "C", "chunk_us"), _stream(doc, "B", "chunk_us"))
+    out.append(Goal("streaming: added per-chunk p50, C−B", chunk, "≤ 100 µs", _at_most(chunk, 100), " µs"))
+    soak = doc.get("soak")
+    if soak:
+        rows = soak["translators"].values()
+        start = sum(t["rss_start_mib"] for t in rows)
+        end = sum(t["rss_end_mib"] for t in rows)
+        out.append(Goal(f"soak {soak['seconds']:g} s: translator RSS start → end (all)", end - start,
+                        f"(reported: {start:.0f} → {end:.0f} MiB)", None, " MiB"))
+        growth = max(t.get("slope_second_half_mib_per_10min", t["slope_mib_per_10min"]) for t in rows)
+        out.append(Goal("soak: translator RSS slope, second half (worst)", growth,
+                        "flat (≤ 2 MiB / 10 min)", _at_most(growth, 2.0), " MiB/10min"))
+    return out
+
+
+def _num(v: float | None, fmt: str = ",.0f") -> str:
+    return DASH if v is None else format(v, fmt)
+
+
+def _lat(run: Mapping[str, Any] | None) -> str:
+    if not run:
+        return DASH
+    lat = run["latency_ms"]
+    return f"{lat['p50']:.3f} / {lat['p90']:.3f} / {lat['p99']:.3f}"
+
+
+def _cpu(run: Mapping[str, Any] | None) -> str:
+    if not run:
+        return DASH
+    per = run.get("cpu_per_1k", {})
+    return " · ".join(f"{name} {v:.3f}" for name, v in per.items())
+
+
+def _rss(s: Mapping[str, Any]) -> str:
+    peaks = s.get("translator_peak_rss_kib") or {}
+    if peaks:
+        return " / ".join(f"{v / 1024:.0f}" for v in peaks.values()) + " MiB"
+    if s.get("peak_rss_kib"):
+        return f"{s['peak_rss_kib'] / 1024:.0f} MiB (LiteLLM)"
+    return DASH
+
+
+def fixed_table(doc: Mapping[str, Any]) -> list[str]:
+    lines = [
+        "| scenario | req/s c=16 | req/s c=64 | latency ms c=1 p50 / p90 / p99 | latency ms c=16 p50 / p90 / p99 "
+        "| CPU s per 1k requests, c=16 | translator peak RSS |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for sid, s in doc.get("fixed", {}).items():
+        name = f"**{sid}** {s.get('label', '')}"
+        if not s.get("available"):
+            reason = str(s.get("reason") or "")
+            lines.append(f"| {name} | not available yet | | | | {reason[:140]} | |")
+            continue
+        lines.append(f"| {name} | {_num(rps(doc, sid, 16))} | {_num(rps(doc, sid, 64))} | "
+                     f"{_lat(_run(doc, sid, 1))} | {_lat(_run(doc, sid, 16))} | {_cpu(_run(doc, sid, 16))} "
+                     f"| {_rss(s)} |")
+    return lines
+
+
+def stream_table(doc: Mapping[str, Any]) -> list[str]:
+    rows = doc.get("streaming", {})
+    if not rows:
+        return []
+    lines = ["| path | streams × chunks | TTFT ms p50 / p90 / p99 | chunk latency µs p50 / p90 / p99 "
+             "| CPU s per stream |", "| --- | ---: | ---: | ---: | --- |"]
+    for sid, s in rows.items():
+        if not s.get("available"):
+            failures = "; ".join(s.get("failures", []))[:140]
+            lines.append(f"| **E-{sid}** {s.get('label', '')} | failed: {failures} | | | |")
+            continue
+        t, c = s["ttft_ms"], s["chunk_us"]
+        per = " · ".join(f"{k} {v / s['streams']:.3f}" for k, v in s.get("cpu_s", {}).items())
+        lines.append(f"| **E-{sid}** {s['label']} | {s['streams']} × {s['chunks'] // max(1, s['streams'])} | "
+                     f"{t['p50']:.3f} / {t['p90']:.3f} / {t['p99']:.3f} | "
+                     f"{c['p50']:.0f} / {c['p90']:.0f} / {c['p99']:.0f} | {per} |")
+    return lines
+
+
+def profile_lines(doc: Mapping[str, Any]) -> list[str]:
+    prof = doc.get("profile")
+    if not prof or not prof.get("samples"):
+        return []
+    lines = [f"Translator profile (py-spy, {prof['samples']} samples over all translators, self time):", ""]
+    lines += ["| self % | function |", "| ---: | --- |"]
+    lines += [f"| {r['percent']:.1f} | `{r['function']}` |" for r in prof["self"][:12]]
+    lines += ["", "| self % by package | package |", "| ---: | --- |"]
+    lines += [f"| {r['percent']:.1f} | {r['package']} |" for r in prof["by_package"]]
+    return lines
+
+
+def notes(doc: Mapping[str, Any]) -> list[str]:
+    meta = doc.get("meta", {})
+    m = meta.get("machine", {})
+    o = meta.get("options", {})
+    out = [
+        f"- Machine: {m.get('cpus', '?')} CPUs ({m.get('cpu_model', '?')}), {m.get('memory_gib', '?')} GiB, "
+        f"{m.get('kernel', '?')}; Python {m.get('python', '?')}; Envoy {meta.get('versions', {}).get('envoy', '?')}.",
+        f"- Load: {meta.get('versions', {}).get('wrk', 'wrk')}, `{o.get('wrk', '')}` per concurrency, "
+        f"after a {o.get('warmup_s', '?')} s warm-up; keep-alive; same JSON request body for A/B/C/F. "
+        "Latency is wrk's (uncorrected for coordinated omission).",
+        "- wrk, Envoy, the translators, Redis and the upstream share the same cores; nothing is pinned, so "
+        "absolute numbers move with the load generator's own CPU (its column in the CPU figures).",
+        f"- tokengate: {o.get('workers', '?')} translator processes, log level {o.get('log_level', '?')}. "
+        + _c_note(doc.get("fixed", {}).get("C")),
+        "- B is tokengate's rendered Envoy config with the ext_proc filters (and the translator cluster) removed; "
+        "the client sends the routing header the translator would set.",
+        f"- E: {o.get('stream_chunks', '?')} SSE chunks {o.get('stream_gap_ms', '?')} ms apart per stream; TTFT is "
+        "request written → first chunk read; chunk latency is upstream write → client read (CLOCK_MONOTONIC).",
+    ]
+    foreign = max((r.get("foreign_cpu_share", 0.0) for s in doc.get("fixed", {}).values()
+                   for r in s.get("runs", {}).values()), default=0.0)
+    if foreign > 0.15:
+        out.append(f"- **Other processes used up to {foreign:.2f} cores during some runs** (see "
+                   "`foreign_cpu_share` in the JSON): those figures are skewed; rerun on a quiet machine.")
+    return out
+
+
+def _c_note(c: Mapping[str, Any] | None) -> str:
+    if not c:
+        return ""
+    msgs = c.get("ext_proc_msgs_per_request") or {}
+    per = (f" Envoy sent {msgs.get('router', '?')} router + {msgs.get('upstream', '?')} upstream ext_proc "
+           "messages per request (each one a gRPC round trip).") if msgs else ""
+    if c.get("admission"):
+        return ("C runs admission (one Redis EVALSHA: key, model, rate limits, balance, hold) and metering "
+                "(one XADD per request off the request path, settled by the settler)." + per)
+    return ("C runs auth (one Redis read per request) and metering (one XADD per request off the request "
+            "path); admission/billing Lua does not exist yet, so C has no hold/settle round trip." + per)
+
+
+def markdown(doc: Mapping[str, Any]) -> str:
+    lines = ["### Throughput, latency, CPU", ""]
+    lines += fixed_table(doc)
+    if st := stream_table(doc):
+        lines += ["", "### Streaming (E)", ""] + st
+    lines += ["", "### Ratios and goals", "", "| measure | value | goal | met |", "| --- | ---: | --- | --- |"]
+    lines += [g.row() for g in goals(doc)]
+    if prof := profile_lines(doc):
+        lines += ["", "### Profile", ""] + prof
+    lines += ["", "### Notes", ""] + notes(doc)
+    return "\n".join(lines) + "\n"

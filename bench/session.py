@@ -1,0 +1,256 @@
+"""One benchmark session: start what a scenario needs, measure, stop it, move on.
+
+Order: the fast Envoy upstream and the SSE upstream (whole session) -> A -> the
+passthrough Envoy for B (stopped after) -> the tokengate stack for C, D, E-C,
+the profile and the soak (stopped after) -> LiteLLM for F (stopped after). Every
+process is started through a ``Supervisor`` (own session, dies with us) and
+stopped in ``finally``; every load loop is bounded by a duration and a count.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import gateway, litellm, passthrough, procs, profile, soak, upstream
+from bench.scenarios import Plan, run_fixed, run_stream
+from bench.wrk import Target
+from tokengate.config import parse
+from tokengate.procs import Supervisor, free_port, port_open
+
+ROOT = Path(__file__).resolve().parent.parent
+ALL = ("A", "B", "C", "D", "E", "F")
+
+
+@dataclass
+class Options:
+    plan: Plan = field(default_factory=Plan)
+    scenarios: tuple[str, ...] = ALL
+    workers: int = 2
+    upstream_workers: int = 1
+    log_level: str = "warning"
+    stream_chunks: int = 200
+    stream_gap_ms: float = 5.0
+    profile: bool = False
+    profile_seconds: float = 15.0
+    soak_s: float = 0.0
+    soak_connections: int = 4
+    litellm_spec: str = litellm.SPEC
+    results_dir: Path = ROOT / "bench" / "results"
+    stem: str = "bench"
+
+
+def _chat(url: str, model: str, headers: dict[str, str]) -> Target:
+    return Target(f"{url}/v1/chat/completions", upstream.openai_request(model), headers)
+
+
+class Session:
+    def __init__(self, opts: Options, workdir: Path, log: Callable[[str], None] = print) -> None:
+        self.opts = opts
+        self.plan = opts.plan
+        self.workdir = workdir
+        self.log = log
+        self.sup = Supervisor(workdir / "logs")
+        self.fixed: dict[str, dict[str, Any]] = {}
+        self.streaming: dict[str, dict[str, Any]] = {}
+        self.extras: dict[str, Any] = {}
+        self.upstream_port = free_port()
+        self.stream_port = free_port()
+        self.base = procs.Watch()
+        self.sse_pid = 0
+
+    def wants(self, *ids: str) -> bool:
+        return any(i in self.opts.scenarios for i in ids)
+
+    def run(self) -> None:
+        try:
+            self._upstreams()
+            if self.wants("A", "E"):
+                self._direct()
+            if self.wants("B", "E"):
+                self._passthrough()
+            if self.wants("C", "D", "E") or self.opts.profile or self.opts.soak_s:
+                self._tokengate()
+            if self.wants("F"):
+                self._litellm()
+        finally:
+            self.sup.stop_all()
+
+    # --- upstreams and A --------------------------------------------------------
+
+    def _upstreams(self) -> None:
+        admin = free_port()
+        child = upstream.start(self.sup, self.workdir, self.upstream_port, admin,
+                               concurrency=self.opts.upstream_workers)
+        self.base.add("upstream envoy", child.proc.pid)
+        sse = self.sup.start("sse-upstream", [
+            sys.executable, "-m", "bench.sse_server", "--port", str(self.stream_port),
+            "--chunks", str(self.opts.stream_chunks), "--gap-ms", str(self.opts.stream_gap_ms)], cwd=ROOT)
+        self.sup.wait_until(sse, lambda: port_open(self.stream_port), 10, "accepting connections")
+        self.sse_pid = sse.proc.pid
+        self.log(f"upstreams: fast Envoy on :{self.upstream_port} ({self.opts.upstream_workers} worker), "
+                 f"SSE on :{self.stream_port} ({self.opts.stream_chunks} chunks, {self.opts.stream_gap_ms:g} ms gap)")
+
+    def _watch(self, **more: int) -> procs.Watch:
+        w = procs.Watch(dict(self.base.pids), set(self.base.tree))
+        for name, pid in more.items():
+            w.add(name.replace("_", " "), pid)
+        return w
+
+    def _stream_body(self) -> bytes:
+        return upstream.openai_request(gateway.STREAM_MODEL, stream=True)
+
+    def _stream_seconds(self) -> float:
+        per = self.opts.stream_chunks * self.opts.stream_gap_ms / 1000 + 1
+        return per * self.plan.streams / self.plan.stream_concurrency + 10
+
+    def _direct(self) -> None:
+        self.log("A: the fast upstream, called directly")
+        url = f"http://127.0.0.1:{self.upstream_port}"
+        if self.wants("A"):
+            res = run_fixed("A", "fast upstream, direct (Envoy direct_response)", _chat(url, gateway.OPENAI_MODEL, {}),
+                            self.plan, self._watch(), log=self.log)
+            self.fixed["A"] = res.as_json()
+        if self.wants("E"):
+            self.streaming["A"] = run_stream(
+                "A", "SSE upstream, direct", f"http://127.0.0.1:{self.stream_port}/v1/chat/completions",
+                self._stream_body(), {}, self.plan, self._watch(sse_upstream=self.sse_pid),
+                max_seconds=self._stream_seconds(), log=self.log)
+
+    # --- B ------------------------------------------------------------------------
+
+    def _passthrough(self) -> None:
+        self.log("B: Envoy passthrough (tokengate's render, ext_proc removed)")
+        raw = gateway.config(self.workdir / "b", self.upstream_port, self.stream_port, self.opts.workers)
+        cfg = parse(raw, "bench passthrough config")
+        path = passthrough.write(cfg, "bench/gateway.py", self.opts.workers, self.workdir / "passthrough-envoy.yaml")
+        sub = Supervisor(self.workdir / "logs")  # stopped when B is done, before tokengate starts
+        try:
+            child = upstream.start_envoy(sub, "passthrough-envoy", path, cfg.server.admin_port)
+            url = f"http://127.0.0.1:{cfg.server.http_port}"
+            watch = self._watch(envoy=child.proc.pid)
+            if self.wants("B"):
+                target = _chat(url, gateway.OPENAI_MODEL, {"x-tokengate-model": gateway.OPENAI_MODEL})
+                self.fixed["B"] = run_fixed("B", "Envoy passthrough, no ext_proc", target, self.plan, watch,
+                                            log=self.log).as_json()
+            if self.wants("E"):
+                watch.add("sse upstream", self.sse_pid)
+                self.streaming["B"] = run_stream(
+                    "B", "Envoy passthrough", f"{url}/v1/chat/completions", self._stream_body(),
+                    {"x-tokengate-model": gateway.STREAM_MODEL}, self.plan, watch,
+                    max_seconds=self._stream_seconds(), log=self.log)
+        finally:
+            sub.stop_all()
+
+    # --- C, D, E-C, profile, soak ------------------------------------------------------
+
+    def _tokengate(self) -> None:
+        self.log(f"C/D/E: tokengate ({self.opts.workers} translator workers, log level {self.opts.log_level})")
+        gw = gateway.start(self.workdir / "gw", self.upstream_port, self.stream_port,
+                           workers=self.opts.workers, log_level=self.opts.log_level)
+        try:
+            self._tokengate_runs(gw)
+        finally:
+            gw.stack.stop()
+
+    def _gw_watch(self, gw: gateway.Gateway) -> procs.Watch:
+        return self._watch(**gw.pids())
+
+    def _tokengate_runs(self, gw: gateway.Gateway) -> None:
+        auth = {"Authorization": f"Bearer {gw.key}"}
+        same = _chat(gw.url, gateway.OPENAI_MODEL, auth)
+        translators = gw.translator_pids()
+        if self.wants("C"):
+            events_before, counters = gw.metering_events(), gw.envoy_counters()
+            res = run_fixed("C", "tokengate, OpenAI -> OpenAI (auth, admission, metering)", same, self.plan,
+                            self._gw_watch(gw), translators=translators, log=self.log)
+            res.extra["ext_proc_msgs_per_request"] = gateway.messages_per_request(counters, gw.envoy_counters())
+            time.sleep(0.5)  # the metering writer batches; let it drain
+            sent = sum(r["requests"] for r in res.runs.values())
+            res.extra["metering"] = {"events": gw.metering_events() - events_before, "measured_requests": sent,
+                                     "note": "events include warm-up, probe and requests cut at a run's end"}
+            res.extra["admission"] = gateway.admission_seen(gw.stack.effective_redis_url)
+            self.fixed["C"] = res.as_json()
+        if self.wants("D"):
+            for sid, label, target, key in self._pairs(gw):
+                counters = gw.envoy_counters()
+                res = run_fixed(sid, label, target, self.plan, self._gw_watch(gw), expect_key=key,
+                                translators=translators, log=self.log)
+                res.extra["ext_proc_msgs_per_request"] = gateway.messages_per_request(counters, gw.envoy_counters())
+                self.fixed[sid] = res.as_json()
+        if self.wants("E"):
+            watch = self._gw_watch(gw)
+            watch.add("sse upstream", self.sse_pid)
+            self.streaming["C"] = run_stream(
+                "C", "tokengate, OpenAI -> OpenAI", f"{gw.url}/v1/chat/completions", self._stream_body(), auth,
+                self.plan, watch, max_seconds=self._stream_seconds(), log=self.log)
+            self.streaming["C"]["translator_peak_rss_kib"] = {n: procs.memory_kib(p, "VmHWM") or 0
+                                                              for n, p in translators.items()}
+        if self.opts.profile:
+            self._profile(gw, same, translators)
+        if self.opts.soak_s:
+            stream = (int(gw.cfg["server"]["http_port"]), "/v1/chat/completions", self._stream_body(), auth)
+            self.extras["soak"] = soak.run(same, self.opts.soak_connections, self.opts.soak_s, translators, stream,
+                                           interval=max(1.0, min(10.0, self.opts.soak_s / 20)), log=self.log)
+
+    def _pairs(self, gw: gateway.Gateway) -> list[tuple[str, str, Target, str]]:
+        key = gw.key
+        bearer = {"Authorization": f"Bearer {key}"}
+        return [
+            ("D1", "tokengate, OpenAI client -> Anthropic upstream",
+             _chat(gw.url, gateway.ANTHROPIC_MODEL, bearer), "choices"),
+            ("D2", "tokengate, Anthropic client -> OpenAI upstream",
+             Target(f"{gw.url}/v1/messages", upstream.anthropic_request(gateway.OPENAI_MODEL),
+                    {"x-api-key": key, "anthropic-version": "2023-06-01"}), "content"),
+            ("D3", "tokengate, Gemini client -> OpenAI upstream",
+             Target(f"{gw.url}/v1beta/models/{gateway.OPENAI_MODEL}:generateContent", upstream.gemini_request(),
+                    {"x-goog-api-key": key}), "candidates"),
+        ]
+
+    def _profile(self, gw: gateway.Gateway, target: Target, translators: dict[str, int]) -> None:
+        seconds = self.opts.profile_seconds
+        self.log(f"profile: py-spy on {len(translators)} translators during a {seconds:g} s C run at c=16")
+        started = profile.start(translators, self.opts.results_dir, self.opts.stem, seconds + 2)
+        time.sleep(1.0)  # py-spy attached before the load starts
+        run = run_fixed("C-profiled", "C under py-spy (not comparable)", target,
+                        Plan(duration_s=seconds, warmup_s=0, concurrencies=(16,), wrk_threads=self.plan.wrk_threads),
+                        self._gw_watch(gw), log=self.log)
+        summary = profile.finish(started, timeout_s=seconds + 30)
+        summary["run"] = run.runs.get("16")
+        self.extras["profile"] = summary
+        for err in summary["errors"]:
+            self.log(f"  profile: {err}")
+        for row in summary["self"][:12]:
+            self.log(f"  {row['percent']:5.1f}%  {row['function']}")
+
+    # --- F --------------------------------------------------------------------------
+
+    def _litellm(self) -> None:
+        self.log("F: LiteLLM proxy (1 worker, no database)")
+        sub = Supervisor(self.workdir / "logs")  # stopped when F is done
+        try:
+            try:
+                script = litellm.ensure_installed(self.opts.litellm_spec, log=self.log)
+                port = free_port()
+                child = litellm.start(sub, script, self.workdir, port, self.upstream_port, gateway.OPENAI_MODEL)
+            except (litellm.Unavailable, OSError, subprocess.SubprocessError) as exc:
+                self.fixed["F"] = {"id": "F", "label": "LiteLLM proxy", "available": False, "reason": str(exc),
+                                   "runs": {}, "translator_peak_rss_kib": {}}
+                self.log(f"  F: unavailable: {exc}")
+                return
+            watch = self._watch()
+            watch.add("litellm", child.proc.pid, tree=True)
+            target = _chat(f"http://127.0.0.1:{port}", gateway.OPENAI_MODEL,
+                           {"Authorization": f"Bearer {litellm.MASTER_KEY}"})
+            res = run_fixed("F", f"LiteLLM proxy {litellm.version()} (1 worker, no DB)", target, self.plan, watch,
+                            log=self.log)
+            res.extra["peak_rss_kib"] = sum(procs.memory_kib(p, "VmHWM") or 0
+                                            for p in procs.descendants(child.proc.pid))
+            self.fixed["F"] = res.as_json()
+        finally:
+            sub.stop_all()

@@ -1,0 +1,110 @@
+"""The fast fake upstream: a separate Envoy answering from ``direct_response`` routes.
+
+Fixed, realistic answers per protocol (an OpenAI ``chat.completion``, an Anthropic
+``message``, a Gemini ``generateContent`` response), so no Python runs on the
+upstream side and it is never the bottleneck: scenario A measures it alone.
+The request bodies the clients send live here too, beside the answers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from tokengate.devstack import envoy_binary, http_ok
+from tokengate.procs import Child, Supervisor
+
+TEXT = "Hello! This is a fixed answer from the benchmark upstream."
+PROMPT = "Say hello in one short sentence."
+
+OPENAI_RESPONSE = {
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1_700_000_000, "model": "gpt-bench",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": TEXT, "refusal": None},
+                 "logprobs": None, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 14, "completion_tokens": 12, "total_tokens": 26,
+              "prompt_tokens_details": {"cached_tokens": 0}},
+    "system_fingerprint": "fp_bench",
+}
+ANTHROPIC_RESPONSE = {
+    "id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-bench",
+    "content": [{"type": "text", "text": TEXT}], "stop_reason": "end_turn", "stop_sequence": None,
+    "usage": {"input_tokens": 14, "output_tokens": 12},
+}
+GEMINI_RESPONSE = {
+    "candidates": [{"content": {"role": "model", "parts": [{"text": TEXT}]}, "finishReason": "STOP", "index": 0}],
+    "usageMetadata": {"promptTokenCount": 14, "candidatesTokenCount": 12, "totalTokenCount": 26},
+    "modelVersion": "gemini-bench",
+}
+
+
+def openai_request(model: str, *, stream: bool = False) -> bytes:
+    doc: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 64}
+    if stream:
+        doc["stream"] = True
+    return orjson.dumps(doc)
+
+
+def anthropic_request(model: str) -> bytes:
+    return orjson.dumps({"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": PROMPT}]})
+
+
+def gemini_request() -> bytes:
+    return orjson.dumps({"contents": [{"role": "user", "parts": [{"text": PROMPT}]}],
+                         "generationConfig": {"maxOutputTokens": 64}})
+
+
+def _route(match: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "match": match,
+        "direct_response": {"status": 200, "body": {"inline_string": orjson.dumps(body).decode()}},
+        "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}],
+    }
+
+
+def config(port: int, admin_port: int) -> dict[str, Any]:
+    """The upstream Envoy's bootstrap: one plain-HTTP listener, answers by path."""
+    routes = [
+        _route({"prefix": "/v1/chat/completions"}, OPENAI_RESPONSE),
+        _route({"prefix": "/chat/completions"}, OPENAI_RESPONSE),
+        _route({"prefix": "/v1/messages"}, ANTHROPIC_RESPONSE),
+        _route({"safe_regex": {"regex": "^/v1(beta)?/models/[^/]+:generateContent.*"}}, GEMINI_RESPONSE),
+        {"match": {"prefix": "/"}, "direct_response": {"status": 404}},
+    ]
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+                 ".HttpConnectionManager",
+        "stat_prefix": "upstream",
+        "route_config": {"name": "fixed", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]},
+        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+    }
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "static_resources": {"listeners": [{
+            "name": "upstream",
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                            "typed_config": hcm}]}],
+        }]},
+    }
+
+
+def start_envoy(sup: Supervisor, name: str, config_path: Path, admin_port: int,
+                *, concurrency: int | None = None) -> Child:
+    """Start an Envoy with the flags ``tokengate.devstack.Stack`` uses; wait for admin /ready."""
+    argv = [envoy_binary(), "-c", str(config_path), "--disable-hot-restart", "--log-level", "warn",
+            "--drain-time-s", "1", "--drain-strategy", "immediate"]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    child = sup.start(name, argv)
+    sup.wait_until(child, lambda: http_ok(f"http://127.0.0.1:{admin_port}/ready"), 30, "ready")
+    return child
+
+
+def start(sup: Supervisor, workdir: Path, port: int, admin_port: int, *, concurrency: int) -> Child:
+    path = workdir / "upstream-envoy.yaml"
+    path.write_text(yaml.safe_dump(config(port, admin_port), sort_keys=False))
+    return start_envoy(sup, "upstream", path, admin_port, concurrency=concurrency)
