@@ -34,12 +34,13 @@ DEAD_LETTERS = "tg:metering:dead"
 
 class Settler:
     def __init__(self, redis: aioredis.Redis, *, consumer: str | None = None, batch: int = 200,
-                 block_ms: int = 500, claim_idle_s: float = 30.0, reap_every_s: float = 2.0) -> None:
+                 block_ms: int = 500, claim_idle_s: float = 30.0, reap_every_s: float = 2.0,
+                 linger_s: float = 0.05) -> None:
         self.redis = redis
         self.billing = Billing(redis)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.batch, self.block_ms = batch, block_ms
-        self.claim_idle_s, self.reap_every_s = claim_idle_s, reap_every_s
+        self.claim_idle_s, self.reap_every_s, self.linger_s = claim_idle_s, reap_every_s, linger_s
         self.applied = 0
         self.duplicates = 0
 
@@ -65,8 +66,12 @@ class Settler:
                     next_reap = now + self.reap_every_s
                 reply: Any = await self.redis.xreadgroup(GROUP, self.consumer, {store.METERING_STREAM: ">"},
                                                          count=self.batch, block=self.block_ms)
+                got = 0
                 for _, entries in reply or []:
                     await self.apply(entries)
+                    got += len(entries)
+                if 0 < got < self.batch:
+                    await asyncio.sleep(self.linger_s)  # let a batch gather: one round trip for many events
             except (RedisError, OSError) as exc:
                 log.warning("settler_redis_error", error=str(exc))
                 with contextlib.suppress(TimeoutError):
