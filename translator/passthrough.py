@@ -51,7 +51,8 @@ class Passthrough:
             for ev in events:
                 self._observe(ev)
             return None
-        return b"".join(ev.raw for ev in events if self._observe(ev))
+        out = b"".join(ev.raw for ev in events if self._observe(ev))
+        return None if out == chunk else out  # unchanged: no body mutation for Envoy to apply
 
     def flush(self) -> bytes | None:
         """End of the upstream body: read a buffered body, release held bytes. A stream that
