@@ -55,6 +55,7 @@ def gateway_config(fake_port: int, workdir: Path) -> dict[str, Any]:
             "tls_cert": str(workdir / "tls" / "dev.crt"),
             "tls_key": str(workdir / "tls" / "dev.key"),
             "max_request_bytes": MAX_REQUEST_BYTES,
+            "portal_upstream": f"127.0.0.1:{free_port()}",  # tests/portal start the portal there
         },
         "translator": {"socket_dir": str(workdir / "run"), "metrics_listen": f"127.0.0.1:{free_port()}"},
         "providers": [

@@ -52,10 +52,11 @@ def _with(path: str, value: object) -> dict[str, object]:
         (_with("models", []), "models: List should have at least 1 item"),
         (_with("providers", ...), "providers: Field required"),
         (_with("server", {"http_port": 70000}), "server.http_port: Input should be less than or equal to 65535"),
+        (_with("server", {"portal_upstream": "8091"}), "server.portal_upstream: must be host:port"),
         ([1, 2], "the top level must be a mapping"),
     ],
     ids=["protocol", "base-url", "credential", "unknown-field", "provider-ref", "deployment-ref",
-         "duplicate-name", "model-name", "no-price", "price-and-free", "negative-price", "no-models", "no-providers", "port", "not-a-mapping"],
+         "duplicate-name", "model-name", "no-price", "price-and-free", "negative-price", "no-models", "no-providers", "port", "portal-upstream", "not-a-mapping"],
 )
 def test_bad_config_names_file_field_and_reason(tmp_path: Path, doc: object, expected: str) -> None:
     """Each mistake is reported as '<file>: <field>: <what is wrong>'."""

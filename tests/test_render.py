@@ -86,3 +86,33 @@ def test_weights_priorities_and_retries_are_rendered(tmp_path: Path) -> None:
     retry = vhost["routes"][0]["route"]["retry_policy"]
     assert (3, "7s", "envoy.retry_priorities.previous_priorities") == (
         retry["num_retries"], retry["per_try_timeout"], retry["retry_priority"]["name"])
+
+
+@pytest.mark.parametrize("upstream", ["127.0.0.1:8091", "portal.tokengate.svc:8091"], ids=["ip", "dns"])
+def test_portal_route_goes_to_the_portal_without_the_translator(upstream: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a portal, /portal (and only /portal…) routes to its cluster first, ext_proc off; Envoy accepts it."""
+    monkeypatch.chdir(tmp_path)
+    cfg = load(ROOT / "examples/demo.yaml")
+    ensure_dev_certificate(Path(cfg.server.tls_cert), Path(cfg.server.tls_key))
+    text = render(cfg, source="x", addresses=translator_addresses(cfg, 1), portal=upstream)
+    doc = yaml.safe_load(text)
+    vhost = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]
+    first = vhost["routes"][0]
+    assert ("portal", {"path_separated_prefix": "/portal"}, "portal") == (first["name"], first["match"], first["route"]["cluster"])
+    assert first["typed_per_filter_config"]["tokengate.router"]["disabled"] is True
+    [cluster] = [c for c in doc["static_resources"]["clusters"] if c["name"] == "portal"]
+    host, port = upstream.rsplit(":", 1)
+    assert ("STATIC" if host[0].isdigit() else "STRICT_DNS") == cluster["type"]
+    assert {"address": host, "port_value": int(port)} == \
+        cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+    (tmp_path / "envoy.yaml").write_text(text)
+    proc = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(tmp_path / "envoy.yaml")],
+                          capture_output=True, text=True, timeout=60)
+    assert 0 == proc.returncode, proc.stdout + proc.stderr
+
+
+def test_no_portal_no_portal_route() -> None:
+    """Without server.portal_upstream (and no portal started by `tokengate run`) nothing answers /portal."""
+    cfg = load(ROOT / "examples/providers.yaml")
+    assert "portal" not in render(cfg, source="x", addresses=translator_addresses(cfg, 1))

@@ -5,6 +5,7 @@
     tokengate render -c FILE          print the Envoy config for a gateway config
     tokengate check -c FILE           validate a gateway config
     tokengate settle                  the settlement worker (metering events -> balances)
+    tokengate portal -c FILE …        the web portal (``python -m portal --help`` for its flags)
     tokengate keys create|list|revoke API keys
     tokengate accounts …              accounts, top-ups, balances, ledgers, usage
 """
@@ -125,7 +126,9 @@ def _run(args: argparse.Namespace) -> int:
     stack = Stack(config, workdir=workdir, workers=args.workers,
                   redis_url=os.environ.get("REDIS_URL") or None, redis_port=args.redis_port,
                   demo_port=DEMO_PORT if demo else None,
-                  admin_port=args.admin_port, admin_token=_admin_token(workdir / "admin-token"))
+                  admin_port=args.admin_port, admin_token=_admin_token(workdir / "admin-token"),
+                  portal=args.portal_port != 0, portal_port=args.portal_port or None,
+                  portal_args=("--demo-payments",) if demo else ())
     stopping = False
 
     def _stop(*_: object) -> None:
@@ -208,6 +211,13 @@ def _banner(stack: object, key: str, demo: bool) -> None:
         f"  Envoy admin         http://127.0.0.1:{s.admin_port} (loopback only)",
         f"  Admin API           http://127.0.0.1:{stack.admin_port}/admin/accounts "
         f"(token in {stack.workdir / 'admin-token'} unless TOKENGATE_ADMIN_TOKEN is set)",
+    ]
+    if stack.portal:
+        admins = os.environ.get("TOKENGATE_PORTAL_ADMINS", "")
+        lines.append(f"  Portal              {http}/portal   "
+                     + (f"(admins: {admins})" if admins else
+                        "(set TOKENGATE_PORTAL_ADMINS=you@example.com for the admin pages)"))
+    lines += [
         f"  API key             {key}   (account 'demo')",
         f"  models              {', '.join(m.name for m in stack.cfg.models)}",
         "",
@@ -231,6 +241,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--workdir", default="var", help="data, sockets, logs (default: var)")
     run.add_argument("--workers", type=int, default=0, help="translator processes (default: one per CPU)")
     run.add_argument("--admin-port", type=int, default=8090, help="the admin API, on 127.0.0.1")
+    run.add_argument("--portal-port", type=int, default=None,
+                     help="the portal, on 127.0.0.1 behind Envoy's /portal (default: the port of "
+                          "server.portal_upstream if it is loopback, else 8091; 0: no portal)")
     run.add_argument("--redis-port", type=int, default=6390, help="the local Redis's port when REDIS_URL is unset")
     ren = sub.add_parser("render", help="print the Envoy config")
     ren.add_argument("-c", "--config", required=True)
@@ -250,6 +263,7 @@ def parser() -> argparse.ArgumentParser:
     accounts_cli.add_parsers(sub)
     st = sub.add_parser("settle", help="run the settlement worker (applies metering events to balances)")
     st.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
+    sub.add_parser("portal", add_help=False, help="serve the web portal (python -m portal --help)")
     ad = sub.add_parser("admin-api", help="serve the admin HTTP JSON API (token in TOKENGATE_ADMIN_TOKEN)")
     ad.add_argument("--host", default="127.0.0.1", help="default: loopback only")
     ad.add_argument("--port", type=int, default=8090)
@@ -258,6 +272,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["portal"]:  # its own flags: python -m portal --help
+        from portal.__main__ import main as portal_main
+
+        return asyncio.run(portal_main(argv[1:]))
     args = parser().parse_args(argv)
     try:
         if args.cmd in ("keys", "accounts"):

@@ -179,6 +179,16 @@ class Server(_Strict):
     max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     ca_bundle: str = "/etc/ssl/certs/ca-certificates.crt"
     stream_idle_timeout_s: int = Field(default=300, ge=1)
+    portal_upstream: str | None = None  # host:port Envoy sends /portal to; null: no portal route
+
+    @field_validator("portal_upstream")
+    @classmethod
+    def _host_port(cls, v: str | None) -> str | None:
+        if v is not None:
+            host, sep, port = v.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError("must be host:port, for example 127.0.0.1:8091")
+        return v
 
 
 class Translator(_Strict):

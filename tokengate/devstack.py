@@ -1,8 +1,9 @@
 """The whole stack on one machine: Redis, fake providers, translators, Envoy.
 
 ``make run`` and the end-to-end tests both use ``Stack``, so the tests start
-exactly what a newcomer runs. Start order: Redis, the demo provider, the
-translators (each answering its gRPC health check), Envoy (answering /ready).
+exactly what a newcomer runs. Start order: Redis, the settler, the admin API and
+the portal (when asked for), the demo provider, the translators (each answering
+its gRPC health check), Envoy (answering /ready).
 Stop order is the reverse, so metering is written before Redis goes.
 """
 
@@ -28,6 +29,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tokengate.config import GatewayConfig, load
 from tokengate.procs import Child, StartError, Supervisor, port_open
 from tokengate.render import render, translator_addresses
+
+DEFAULT_PORTAL_PORT = 8091
 
 
 def start_translators(
@@ -138,6 +141,9 @@ class Stack:
     log_level: str = "info"
     admin_port: int | None = None  # serve the admin API on 127.0.0.1:<port>
     admin_token: str = ""
+    portal: bool = False  # serve the portal on 127.0.0.1, behind Envoy at /portal
+    portal_port: int | None = None  # default: server.portal_upstream's port if it is loopback, else 8091
+    portal_args: tuple[str, ...] = ()  # extra `python -m portal` flags (--demo-payments, --admin …)
     supervisor: Supervisor = field(init=False)
     cfg: GatewayConfig = field(init=False)
 
@@ -147,6 +153,9 @@ class Stack:
         self.cfg = load(self.config_path)
         if not self.workers:
             self.workers = self.cfg.translator.workers or (os.cpu_count() or 1)
+        if self.portal and self.portal_port is None:
+            host, _, port = (self.cfg.server.portal_upstream or "").rpartition(":")
+            self.portal_port = int(port) if host in ("127.0.0.1", "localhost") else DEFAULT_PORTAL_PORT
 
     @property
     def base(self) -> Path:
@@ -190,6 +199,12 @@ class Stack:
                 "--redis-url", self.effective_redis_url], env={"TOKENGATE_ADMIN_TOKEN": self.admin_token})
             port = self.admin_port
             sup.wait_until(admin, lambda: port_open(port), 20, "accepting connections")
+        if self.portal and self.portal_port is not None:
+            portal = sup.start("portal", [
+                sys.executable, "-m", "portal", "-c", str(self.config_path), "--port", str(self.portal_port),
+                "--redis-url", self.effective_redis_url, "--log-level", self.log_level, *self.portal_args])
+            port = self.portal_port
+            sup.wait_until(portal, lambda: port_open(port), 20, "accepting connections")
         if self.demo_port is not None:
             fake = sup.start("demo-provider", [
                 sys.executable, "-m", "fakes", "--host", "127.0.0.1", "--port", str(self.demo_port)])
@@ -201,7 +216,8 @@ class Stack:
         addresses = translator_addresses(self.cfg, self.workers)
         self.envoy_config.parent.mkdir(parents=True, exist_ok=True)
         self.envoy_config.write_text(render(
-            self.cfg, source=str(self.config_path), addresses=addresses))
+            self.cfg, source=str(self.config_path), addresses=addresses,
+            portal=f"127.0.0.1:{self.portal_port}" if self.portal else None))
         translators = start_translators(
             sup, self.cfg, self.config_path, self.workers, redis_url=self.effective_redis_url,
             log_level=self.log_level, metrics_dir=self.workdir / "metrics")

@@ -172,7 +172,16 @@ def _route_policy(cfg: GatewayConfig, m: Model) -> dict[str, Any]:
     }
 
 
-def context(cfg: GatewayConfig, *, source: str, addresses: list[str]) -> dict[str, Any]:
+def _portal(upstream: str | None) -> dict[str, Any] | None:
+    """The portal's cluster (Envoy forwards /portal to it), or None for no portal route."""
+    if upstream is None:
+        return None
+    host, _, port = upstream.rpartition(":")
+    return {"host": host, "port": int(port), "type": "STATIC" if _is_ip(host) else "STRICT_DNS"}
+
+
+def context(cfg: GatewayConfig, *, source: str, addresses: list[str],
+            portal: str | None = None) -> dict[str, Any]:
     clusters = [_model_cluster(cfg, m) for m in cfg.models]
     model_routes = [
         {"name": name, "cluster": f"model/{m.name}", **_route_policy(cfg, m)}
@@ -216,6 +225,7 @@ def context(cfg: GatewayConfig, *, source: str, addresses: list[str]) -> dict[st
         "not_found_routes": not_found_routes,
         "translator_endpoints": [_endpoint(a) for a in addresses],
         "upstream_clusters": clusters,
+        "portal": _portal(portal or cfg.server.portal_upstream),
     }
 
 
@@ -225,7 +235,9 @@ def render(
     source: str,
     addresses: list[str],
     template: Path = TEMPLATE,
+    portal: str | None = None,
 ) -> str:
+    """``portal`` (host:port) overrides ``server.portal_upstream``: ``tokengate run`` passes the portal it starts."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template.parent)),
         undefined=jinja2.StrictUndefined,
@@ -233,6 +245,6 @@ def render(
         autoescape=False,  # noqa: S701 - YAML, not HTML
     )
     text = env.get_template(template.name).render(
-        **context(cfg, source=source, addresses=addresses)
+        **context(cfg, source=source, addresses=addresses, portal=portal)
     )
     return text

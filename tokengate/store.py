@@ -17,6 +17,8 @@ the right slot without a lookup:
     tg:{<account>}:usage:<YYYY-MM-DD> hash: "<model>|<metric>" and "<key id>|<model>|<metric>"
                                       -> requests, input, cache_read, cache_write, output,
                                       reasoning, cost, failed (UTC days)
+    tg:{<account>}:requests           stream: the last ~1000 settled metering events (field "event")
+    tg:{<account>}:key_last_used      hash: key id -> unix time of its latest settled request
     tg:{<account>}:rpm:<key id>:<min> requests this minute;  ...:tpm:<key id>:<min> tokens
     tg:accounts                       set of account ids (admin listing, reaper)
     tg:metering                       stream of metering events (one per request)
@@ -69,6 +71,16 @@ def ledger(account: str) -> str:
 
 def usage_day(account: str, day: str) -> str:
     return f"tg:{{{account}}}:usage:{day}"
+
+
+def recent_requests(account: str) -> str:
+    """The account's last ~1000 settled metering events (the portal's recent requests)."""
+    return f"tg:{{{account}}}:requests"
+
+
+def key_last_used(account: str) -> str:
+    """Key id -> unix time of its latest settled request."""
+    return f"tg:{{{account}}}:key_last_used"
 
 
 def rate_counter(account: str, kind: str, key_id: str, minute: int) -> str:

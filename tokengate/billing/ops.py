@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from tokengate import store
@@ -135,10 +136,12 @@ def settle_call(ev: dict[str, Any]) -> tuple[list[str], list[Any]]:
     tokens = sum(int(u.get(b) or 0) for b in ("input", "cache_read", "cache_write", "output", "reasoning"))
     keys = [store.account_key(account), store.holds(account), store.hold_expiries(account),
             store.done(account, event_id), store.ledger(account), store.usage_day(account, day),
-            store.rate_counter(account, "tpm", key_id, int(ts // 60))]
+            store.rate_counter(account, "tpm", key_id, int(ts // 60)), store.recent_requests(account),
+            store.key_last_used(account)]
     args = [event_id, int(ev.get("cost_nano") or 0), ev.get("model") or "-", key_id, tokens, f"{ts:.3f}",
             int(u.get("input") or 0), int(u.get("cache_read") or 0), int(u.get("cache_write") or 0),
             int(u.get("output") or 0), int(u.get("reasoning") or 0),
-            1 if int(ev.get("status") or 0) >= 400 or not ev.get("complete") else 0, DONE_TTL_S]
+            1 if int(ev.get("status") or 0) >= 400 or not ev.get("complete") else 0, DONE_TTL_S,
+            orjson.dumps(ev)]
     return keys, args
 

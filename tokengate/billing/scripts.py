@@ -45,9 +45,10 @@ end
 return {'ok', k[1]}
 """
 
-# KEYS: account, holds, hold expiries, done marker, ledger, usage day hash, tpm counter
+# KEYS: account, holds, hold expiries, done marker, ledger, usage day hash, tpm counter,
+#       recent requests stream, keys' last use
 # ARGV: event id, cost, model, key id, tokens, ts, input, cache_read, cache_write, output,
-#       reasoning, failed (0/1), done ttl
+#       reasoning, failed (0/1), done ttl, the event as JSON
 SETTLE = """
 if not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[13]) then return {'duplicate'} end
 local hold = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
@@ -76,6 +77,10 @@ local tokens = tonumber(ARGV[5])
 if tokens > 0 then
   redis.call('INCRBY', KEYS[7], tokens)
   redis.call('EXPIRE', KEYS[7], 61)
+end
+redis.call('XADD', KEYS[8], 'MAXLEN', '~', 1000, '*', 'event', ARGV[14])
+if ARGV[4] ~= '-' and tonumber(ARGV[6]) > tonumber(redis.call('HGET', KEYS[9], ARGV[4]) or '0') then
+  redis.call('HSET', KEYS[9], ARGV[4], ARGV[6])
 end
 return {'ok', balance}
 """

@@ -1,0 +1,1 @@
+"""Passwords, sessions, CSRF tokens and failed-attempt limits."""
