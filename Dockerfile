@@ -24,6 +24,7 @@ COPY pyproject.toml README.md /src/
 COPY tokengate /src/tokengate
 COPY translator /src/translator
 COPY fakes /src/fakes
+COPY portal /src/portal
 RUN pip install --no-deps --only-binary=:all: setuptools==84.2.1 \
  && pip install --no-deps --no-build-isolation /src \
  && pip check

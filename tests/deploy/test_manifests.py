@@ -210,7 +210,8 @@ def test_provider_credentials_live_in_secrets_only(overlay: list[Obj]) -> None:
     secret_refs = {e["valueFrom"]["secretKeyRef"]["name"]
                    for _, p in pod_templates(overlay) for c in containers(p) for e in c.get("env", [])
                    if "secretKeyRef" in e.get("valueFrom", {})}
-    assert {"tokengate-redis"} == secret_refs  # the Redis password or URL; nothing else via env
+    # the Redis password or URL; the portal's CSRF key, admins and webhook secret; nothing else via env
+    assert {"tokengate-redis", "tokengate-portal"} == secret_refs
 
 
 # --- the gateway pod's couplings ---------------------------------------------------------------
@@ -346,9 +347,13 @@ def test_every_pod_has_a_policy_and_the_namespace_denies_by_default(overlay: lis
 
 
 def test_gateway_egress_is_dns_providers_on_443_and_redis(overlay: list[Obj]) -> None:
-    """The gateway pod may reach DNS, public addresses on 443 (never private ranges or metadata), Redis."""
+    """The gateway pod may reach DNS, public addresses on 443 (never private ranges or metadata), Redis,
+    and the portal's pods on 8091 (Envoy forwards /portal)."""
     np = find(overlay, "NetworkPolicy", "tokengate-gateway")
-    assert _egress_ports(np) <= {53, 443, 6379, 6380}
+    assert _egress_ports(np) <= {53, 443, 6379, 6380, 8091}
+    portal = next(r for r in np["spec"]["egress"] if {p["port"] for p in r["ports"]} == {8091})
+    assert {"app.kubernetes.io/name": "tokengate", "app.kubernetes.io/component": "portal"} == \
+        portal["to"][0]["podSelector"]["matchLabels"]
     public = next(r for r in np["spec"]["egress"] if {p["port"] for p in r["ports"]} == {443})
     blocked = [ipaddress.ip_network(c) for b in public["to"] for c in b["ipBlock"]["except"]]
     for must in ("10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "fd00::1"):
@@ -359,6 +364,10 @@ def test_gateway_egress_is_dns_providers_on_443_and_redis(overlay: list[Obj]) ->
     assert 1 == len(redis_rules), "exactly one Redis rule (from the redis component)"
     settler = find(overlay, "NetworkPolicy", "tokengate-settler")
     assert _egress_ports(settler) <= {53, 6379, 6380} and [] == settler["spec"]["ingress"]
+    portal_np = find(overlay, "NetworkPolicy", "tokengate-portal")
+    assert _egress_ports(portal_np) <= {53, 6379, 6380}
+    [ingress] = portal_np["spec"]["ingress"]
+    assert "gateway" == ingress["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
 
 
 def test_in_cluster_redis_admits_only_tokengate_pods() -> None:

@@ -87,9 +87,12 @@ class Sim:
 
 
 def _provider_hosts(envoy_doc: dict[str, Any]) -> set[tuple[str, int]]:
-    """(host, port) of every upstream endpoint in the Envoy config (all HTTPS: the TLS front plays them)."""
+    """(host, port) of every provider endpoint in the Envoy config (all HTTPS: the TLS front plays them).
+    The portal's cluster is the in-cluster portal Service, plain HTTP, not a provider."""
     out = set()
     for cluster in envoy_doc["static_resources"]["clusters"]:
+        if cluster["name"] == "portal":
+            continue
         for group in cluster["load_assignment"]["endpoints"]:
             for ep in group["lb_endpoints"]:
                 sock = ep["endpoint"]["address"].get("socket_address")
