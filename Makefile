@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv redis-server run test lint check render bench clean
+.PHONY: help venv redis-server chromium run test lint check render bench clean
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,10 +29,19 @@ redis-server:  ## make sure a redis-server binary exists (installs Debian's pack
 	echo "redis-server is missing: install it (Debian/Ubuntu: sudo apt-get install redis-server," \
 	     "macOS: brew install redis) or set REDIS_URL to a Redis you run." >&2; exit 1
 
+chromium:  ## make sure Debian's chromium exists for the portal's browser tests (installs it as root)
+	@test -x /usr/bin/chromium && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium (Debian package, for the portal's browser tests)…"; \
+	  (apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	   (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)) && exit 0; \
+	fi; \
+	echo "/usr/bin/chromium is missing: install Debian's chromium package (the portal tests drive it)." >&2; exit 1
+
 run: $(STAMP) redis-server  ## run the whole stack (demo provider unless provider keys are set); Ctrl-C stops it
 	$(BIN)/tokengate run
 
-test: $(STAMP) redis-server  ## run every test (real Envoy, translators, Redis, fake providers)
+test: $(STAMP) redis-server chromium  ## run every test (real Envoy, translators, Redis, fake providers)
 	$(BIN)/pytest
 
 lint: $(STAMP)  ## ruff and mypy --strict
