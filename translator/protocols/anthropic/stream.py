@@ -16,11 +16,10 @@ and is dropped (only possible when an upstream appends to finished JSON).
 from __future__ import annotations
 
 import uuid
-from enum import Enum
 from typing import Any
 
 from translator import ir
-from translator.protocols import Protocol
+from translator.protocols import Protocol, stream_base
 from translator.protocols.anthropic.request import tool_id
 from translator.protocols.anthropic.response import (
     client_id,
@@ -28,33 +27,20 @@ from translator.protocols.anthropic.response import (
     decode_stream_error,
     stop_out,
 )
-from translator.sse import SSEDecoder, SSEEvent, encode_event
+from translator.protocols.stream_base import Phase, SSEStreamDecoder
+from translator.sse import SSEEvent, encode_event
 from translator.usage import Usage
 
 
-class StreamDecoder:
+class StreamDecoder(SSEStreamDecoder):
     """Upstream Anthropic SSE bytes -> IR events."""
 
     def __init__(self) -> None:
-        self._sse = SSEDecoder()
+        super().__init__()
         self._tools: dict[int, int] = {}  # block index -> IR tool ordinal
-        self._finished = False
-        self._ended = False
 
     def __repr__(self) -> str:
         return f"anthropic.StreamDecoder(tools={len(self._tools)}, finished={self._finished})"
-
-    def feed(self, chunk: bytes) -> list[ir.Event]:
-        return self._decode(self._sse.feed(chunk))
-
-    def flush(self) -> list[ir.Event]:
-        return self._decode(self._sse.flush()) + self._close()
-
-    def _close(self) -> list[ir.Event]:
-        if self._ended:
-            return []
-        self._ended = True
-        return [ir.Ended()] if self._finished else [ir.cut_short()]
 
     def _decode(self, sse_events: list[SSEEvent]) -> list[ir.Event]:
         out: list[ir.Event] = []
@@ -132,18 +118,12 @@ class StreamDecoder:
         return []
 
 
-class _Phase(Enum):
-    IDLE = "idle"
-    OPEN = "open"  # message_start sent
-    CLOSED = "closed"
-
-
-class StreamEncoder:
+class StreamEncoder(stream_base.StreamEncoder):
     """IR events -> Anthropic client SSE bytes."""
 
     def __init__(self, meta: ir.ClientMeta) -> None:
         self._meta = meta
-        self._phase = _Phase.IDLE
+        super().__init__()
         self._id = f"msg_{uuid.uuid4().hex}"
         self._next = 0  # next block index
         self._open: tuple[int, str, int | None] | None = None  # (block, kind, tool ordinal)
@@ -156,14 +136,8 @@ class StreamEncoder:
         return (f"anthropic.StreamEncoder(phase={self._phase.value}, open={self._open}, "
                 f"deferred={sorted(self._deferred)})")
 
-    def encode(self, events: list[ir.Event]) -> bytes:
-        return b"".join(self._on(e) for e in events)
-
-    def close(self) -> bytes:
-        return self._on(ir.cut_short())
-
     def _on(self, e: ir.Event) -> bytes:
-        if self._phase is _Phase.CLOSED:
+        if self._phase is Phase.CLOSED:
             return b""
         match e:
             case ir.Started(id=upstream_id):
@@ -196,7 +170,7 @@ class StreamEncoder:
                 return (self._emit_message_start() + self._emit_stop() + self._emit_deferred()
                         + self._emit_message_delta() + self._emit_message_stop())
             case ir.Failed(error=err):
-                self._phase = _Phase.CLOSED
+                self._phase = Phase.CLOSED
                 return err.stream_event(Protocol.ANTHROPIC)
         return b""
 
@@ -230,9 +204,9 @@ class StreamEncoder:
         return encode_event(ir.dumps({"type": name, **payload}), event=name)
 
     def _emit_message_start(self) -> bytes:
-        if self._phase is not _Phase.IDLE:
+        if self._phase is not Phase.IDLE:
             return b""
-        self._phase = _Phase.OPEN
+        self._phase = Phase.OPEN
         message: dict[str, Any] = {"id": self._id, "type": "message", "role": "assistant",
                    "model": self._meta.model, "content": [], "stop_reason": None,
                    "stop_sequence": None, "usage": self._usage.to_anthropic()}
@@ -272,5 +246,5 @@ class StreamEncoder:
         return self._emit("message_delta", {"delta": delta, "usage": self._usage.to_anthropic()})
 
     def _emit_message_stop(self) -> bytes:
-        self._phase = _Phase.CLOSED
+        self._phase = Phase.CLOSED
         return self._emit("message_stop", {})

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from translator import ir
-from translator.protocols import Protocol
+from translator.protocols import Protocol, stream_base
 from translator.protocols.gemini.request import g
 from translator.protocols.gemini.response import (
     blocked,
@@ -32,32 +31,21 @@ from translator.protocols.gemini.response import (
     envelope,
     stop_out,
 )
-from translator.sse import SSEDecoder, SSEEvent, encode_event
+from translator.protocols.stream_base import Phase, SSEStreamDecoder
+from translator.sse import SSEEvent, encode_event
 from translator.usage import Usage
 
 
-class StreamDecoder:
+class StreamDecoder(SSEStreamDecoder):
     """Upstream Gemini SSE bytes -> IR events."""
 
     def __init__(self) -> None:
-        self._sse = SSEDecoder()
+        super().__init__()
         self._started = False
         self._calls = 0
-        self._finished = False
-        self._ended = False
 
     def __repr__(self) -> str:
         return f"gemini.StreamDecoder(calls={self._calls}, finished={self._finished})"
-
-    def feed(self, chunk: bytes) -> list[ir.Event]:
-        return self._decode(self._sse.feed(chunk))
-
-    def flush(self) -> list[ir.Event]:
-        events = self._decode(self._sse.flush())
-        if self._ended:
-            return events
-        self._ended = True
-        return events + ([ir.Ended()] if self._finished else [ir.cut_short()])
 
     def _decode(self, sse_events: list[SSEEvent]) -> list[ir.Event]:
         out: list[ir.Event] = []
@@ -109,18 +97,12 @@ class _Call:
     done: bool = False
 
 
-class _Phase(Enum):
-    IDLE = "idle"
-    OPEN = "open"  # first chunk sent
-    CLOSED = "closed"
-
-
-class StreamEncoder:
+class StreamEncoder(stream_base.StreamEncoder):
     """IR events -> Gemini client stream bytes (SSE or JSON array)."""
 
     def __init__(self, meta: ir.ClientMeta) -> None:
         self._meta = meta
-        self._phase = _Phase.IDLE
+        super().__init__()
         self._id = uuid.uuid4().hex
         self._calls: dict[int, _Call] = {}  # buffered, not yet sent
         self._finish: ir.Finished | None = None
@@ -129,14 +111,8 @@ class StreamEncoder:
     def __repr__(self) -> str:
         return f"gemini.StreamEncoder(phase={self._phase.value}, buffered={sorted(self._calls)})"
 
-    def encode(self, events: list[ir.Event]) -> bytes:
-        return b"".join(self._on(e) for e in events)
-
-    def close(self) -> bytes:
-        return self._on(ir.cut_short())
-
     def _on(self, e: ir.Event) -> bytes:
-        if self._phase is _Phase.CLOSED:
+        if self._phase is Phase.CLOSED:
             return b""
         match e:
             case ir.Started(id=upstream_id):
@@ -182,14 +158,14 @@ class StreamEncoder:
         data = ir.dumps(body)
         if self._meta.gemini_sse:
             return encode_event(data)
-        sep = b"[" if self._phase is _Phase.IDLE else b",\r\n"
+        sep = b"[" if self._phase is Phase.IDLE else b",\r\n"
         return sep + data.encode()
 
     def _emit_parts(self, parts: list[dict[str, Any]]) -> bytes:
         if not parts:
             return b""
         out = self._frame(envelope(parts, self._meta, self._id))
-        self._phase = _Phase.OPEN
+        self._phase = Phase.OPEN
         return out
 
     def _emit_last(self) -> bytes:
@@ -202,7 +178,7 @@ class StreamEncoder:
         out = self._frame(body)
         if not self._meta.gemini_sse:
             out += b"]"
-        self._phase = _Phase.CLOSED
+        self._phase = Phase.CLOSED
         return out
 
 

@@ -13,43 +13,28 @@ exactly one finish chunk, the usage chunk only when the client asked for it,
 from __future__ import annotations
 
 import uuid
-from enum import Enum
 from typing import Any
 
 from translator import ir
-from translator.protocols import Protocol
+from translator.protocols import Protocol, stream_base
 from translator.protocols.openai.request import call_id
 from translator.protocols.openai.response import STOP_IN, client_id, decode_stream_error, stop_out
-from translator.sse import SSEDecoder, SSEEvent, encode_event
+from translator.protocols.stream_base import Phase, SSEStreamDecoder
+from translator.sse import SSEEvent, encode_event
 from translator.usage import Usage
 
 
-class StreamDecoder:
+class StreamDecoder(SSEStreamDecoder):
     """Upstream OpenAI SSE bytes -> IR events."""
 
     def __init__(self) -> None:
-        self._sse = SSEDecoder()
+        super().__init__()
         self._started = False
         self._tools: dict[int, int] = {}  # OpenAI tool index -> IR tool ordinal
         self._refused = False
-        self._finished = False
-        self._ended = False
 
     def __repr__(self) -> str:
         return f"openai.StreamDecoder(tools={len(self._tools)}, finished={self._finished})"
-
-    def feed(self, chunk: bytes) -> list[ir.Event]:
-        return self._decode(self._sse.feed(chunk))
-
-    def flush(self) -> list[ir.Event]:
-        events = self._decode(self._sse.flush())
-        return events + self._close()
-
-    def _close(self) -> list[ir.Event]:
-        if self._ended:
-            return []
-        self._ended = True
-        return [ir.Ended()] if self._finished else [ir.cut_short()]
 
     def _decode(self, sse_events: list[SSEEvent]) -> list[ir.Event]:
         out: list[ir.Event] = []
@@ -110,18 +95,12 @@ class StreamDecoder:
         return out
 
 
-class _Phase(Enum):
-    IDLE = "idle"  # nothing sent yet
-    OPEN = "open"  # role chunk sent
-    CLOSED = "closed"
-
-
-class StreamEncoder:
+class StreamEncoder(stream_base.StreamEncoder):
     """IR events -> OpenAI client SSE bytes."""
 
     def __init__(self, meta: ir.ClientMeta) -> None:
         self._meta = meta
-        self._phase = _Phase.IDLE
+        super().__init__()
         self._id = f"chatcmpl-{uuid.uuid4().hex}"
         self._finish: ir.Finished | None = None
         self._usage = Usage()
@@ -129,14 +108,8 @@ class StreamEncoder:
     def __repr__(self) -> str:
         return f"openai.StreamEncoder(phase={self._phase.value}, finish={self._finish})"
 
-    def encode(self, events: list[ir.Event]) -> bytes:
-        return b"".join(self._on(e) for e in events)
-
-    def close(self) -> bytes:
-        return self._on(ir.cut_short())
-
     def _on(self, e: ir.Event) -> bytes:
-        if self._phase is _Phase.CLOSED:
+        if self._phase is Phase.CLOSED:
             return b""
         match e:
             case ir.Started(id=upstream_id):
@@ -162,7 +135,7 @@ class StreamEncoder:
                 return (self._emit_role() + self._emit_finish() + self._emit_usage()
                         + self._emit_done())
             case ir.Failed(error=err):
-                self._phase = _Phase.CLOSED
+                self._phase = Phase.CLOSED
                 return err.stream_event(Protocol.OPENAI)
         return b""
 
@@ -172,9 +145,9 @@ class StreamEncoder:
         return encode_event(ir.dumps(body))
 
     def _emit_role(self) -> bytes:
-        if self._phase is not _Phase.IDLE:
+        if self._phase is not Phase.IDLE:
             return b""
-        self._phase = _Phase.OPEN
+        self._phase = Phase.OPEN
         delta = {"role": "assistant", "content": ""}
         return self._chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])
 
@@ -192,5 +165,5 @@ class StreamEncoder:
         return self._chunk([], usage=self._usage.to_openai())
 
     def _emit_done(self) -> bytes:
-        self._phase = _Phase.CLOSED
+        self._phase = Phase.CLOSED
         return b"data: [DONE]\n\n"
