@@ -116,3 +116,11 @@ def test_a_stream_ending_without_its_terminal_event_gets_an_in_band_error(
     assert out[len(data):].startswith(expected_tail)
     assert b"ended before it finished" in out[len(data):]
     assert not p.complete
+
+
+def test_a_chunk_that_comes_out_unchanged_is_not_a_mutation() -> None:
+    """Even while stripping the usage chunk, whole events that all pass go on as they came (None)."""
+    p = Passthrough(Protocol.OPENAI, stream=True, strip_usage_chunk=True)
+    first = OAI_STREAM.split(b"\n\n")[0] + b"\n\n"
+    assert p.feed(first) is None
+    assert b"data: [DONE]\n\n" == p.feed(OAI_STREAM[len(first):])[-14:]  # type: ignore[index]
