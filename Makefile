@@ -6,18 +6,29 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv redis-server chromium run test lint check render bench clean
+.PHONY: help venv lock redis-server chromium run test lint check render bench clean
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
+# Exactly what requirements.lock names (hashes checked), then tokengate itself without deps.
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@test -x $(UV) || $(BIN)/python -m pip install -q uv==$(UV_VERSION)
+	$(UV) pip sync -q --python $(BIN)/python requirements.lock
+	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 
-venv: $(STAMP)  ## create .venv and install tokengate with its dev tools
+venv: $(STAMP)  ## create .venv and install exactly the locked dependencies and tokengate
+
+lock:  ## refresh requirements.lock (newest releases pyproject.toml allows), reinstall, re-pin the image
+	@test -x $(UV) || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/python -m pip install -q uv==$(UV_VERSION); }
+	$(UV) pip compile -q --upgrade --generate-hashes --extra dev --python-version 3.11 \
+	  --custom-compile-command 'make lock' -o requirements.lock pyproject.toml
+	$(MAKE) venv
+	$(BIN)/python deploy/image/lock.py > deploy/image/requirements.txt  # the image installs the same versions
 
 redis-server:  ## make sure a redis-server binary exists (installs Debian's package as root)
 	@command -v redis-server >/dev/null && exit 0; \

@@ -126,3 +126,13 @@ def test_every_file_a_container_runs_is_in_the_image(overlay: str) -> None:
                     if arg.startswith("/opt/"):
                         assert arg in copied, f"{name}/{c['name']}: {arg} is not in the image"
                         assert copied[arg].exists()
+
+
+def test_the_image_pins_the_versions_the_tests_ran_with() -> None:
+    """Every package the image installs has the version requirements.lock (what make test installs) pins."""
+    dev: dict[str, str] = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if "==" in line and not line.startswith((" ", "#")):
+            name, _, version = line.split()[0].partition("==")
+            dev[canonicalize_name(name)] = version
+    assert {} == {n: (v, dev.get(n)) for n, v in _pins().items() if dev.get(n) != v}

@@ -75,7 +75,9 @@ def test_settler_dying_mid_batch_charges_nothing_twice_and_loses_nothing(faulty:
             fresh = Settler(r, consumer="fresh", claim_idle_s=0.2, block_ms=100)
             stop = asyncio.Event()
             task = asyncio.create_task(fresh.run(stop))
-            await asyncio.sleep(1.5)
+            deadline = time.monotonic() + 10
+            while fresh.applied + fresh.duplicates < 6 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
             stop.set()
             await task
             assert (4, 2) == (fresh.applied, fresh.duplicates)

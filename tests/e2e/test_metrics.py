@@ -27,8 +27,14 @@ def test_requests_tokens_cost_and_rejections_are_counted_across_workers(gateway:
         httpx.post(f"{gateway.http}/v1/chat/completions", headers={"authorization": f"Bearer {gateway.key}"},
                    json={"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]}).raise_for_status()
     httpx.post(f"{gateway.http}/v1/chat/completions", json={"model": "gpt-test", "messages": []})  # no key: 401
-    time.sleep(0.2)
-    after = httpx.get(gateway.metrics).text
+    deadline = time.monotonic() + 5  # each worker writes its metric files as it finishes a request
+    while True:
+        after = httpx.get(gateway.metrics).text
+        done = _sample(after, "tokengate_requests_total", model="gpt-test", deployment="oai", status="200") \
+            - _sample(before, "tokengate_requests_total", model="gpt-test", deployment="oai", status="200")
+        if done >= 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
 
     def delta(name: str, **labels: str) -> float:
         return _sample(after, name, **labels) - _sample(before, name, **labels)

@@ -51,7 +51,7 @@ def _collect(
 # pieces before the words: OpenAI role chunk; Anthropic message_start, block start, ping
 DISCONNECT_CASES = [
     (_openai, 1 + 2, openai.APIConnectionError),
-    (_anthropic, 3 + 2, httpx2.RemoteProtocolError),
+    (_anthropic, 3 + 2, anthropic.APIConnectionError),
     (_gemini, 0 + 2, httpx2.RemoteProtocolError),
 ]
 
@@ -134,12 +134,12 @@ def test_error_after_on_a_non_streaming_request_is_an_http_error(
     ids=["first-byte", "between"],
 )
 def test_delays_hold(fake: FakeProvider, openai_client: openai.OpenAI, reply: Reply, minimum: float) -> None:
-    """Scripted delays make the answer take at least that long."""
+    """Scripted delays make the answer take at least that long (an upper bound would be a timing test)."""
     fake.push(reply)
     started = time.monotonic()
     chunks = list(openai_client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
     elapsed = time.monotonic() - started
-    assert (True, True) == (elapsed >= minimum, elapsed < minimum + 1.0)
+    assert elapsed >= minimum
     assert len(chunks) > 0
 
 
