@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock redis-server chromium run test lint check render bench clean
+.PHONY: help venv lock redis-server chromium wrk run test lint check render bench clean
 UV_VERSION := 0.13.9
 UV := $(BIN)/uv
 
@@ -49,6 +49,15 @@ chromium:  ## make sure Debian's chromium exists for the portal's browser tests 
 	fi; \
 	echo "/usr/bin/chromium is missing: install Debian's chromium package (the portal tests drive it)." >&2; exit 1
 
+wrk:  ## make sure wrk (the bench's load generator) exists (installs Debian's package as root)
+	@command -v wrk >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing wrk (Debian package, the bench's load generator)…"; \
+	  (apt-get install -y -qq wrk >/dev/null 2>&1 || \
+	   (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)) && exit 0; \
+	fi; \
+	echo "wrk is missing: install it (Debian/Ubuntu: sudo apt-get install wrk)." >&2; exit 1
+
 run: $(STAMP) redis-server  ## run the whole stack (demo provider unless provider keys are set); Ctrl-C stops it
 	$(BIN)/tokengate run
 
@@ -64,7 +73,7 @@ check: lint test  ## lint, then test
 render: $(STAMP)  ## render envoy/envoy.yaml from examples/providers.yaml (the reference config)
 	$(BIN)/tokengate render -c examples/providers.yaml --workers 2 -o envoy/envoy.yaml
 
-bench: $(STAMP) redis-server  ## benchmark vs bare Envoy and LiteLLM (PROFILE=1: py-spy profile; SOAK=600: soak seconds)
+bench: $(STAMP) redis-server wrk  ## benchmark vs bare Envoy and LiteLLM (PROFILE=1: py-spy profile; SOAK=600: soak seconds)
 	$(BIN)/python -m bench $(if $(PROFILE),--profile) $(if $(SOAK),--soak $(SOAK))
 
 clean:  ## remove .venv and var/ (local data, logs, dev certificate)

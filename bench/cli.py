@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", default="1,16,64", help="wrk connection counts (default 1,16,64)")
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1: it shares our 2 cores)")
     p.add_argument("--workers", type=int, default=2, help="translator processes (default 2)")
+    p.add_argument("--envoy-workers", type=int, default=0, help="Envoy --concurrency (default: Envoy's, one per core)")
     p.add_argument("--upstream-workers", type=int, default=1, help="worker threads of the fast upstream Envoy")
     p.add_argument("--log-level", default="warning", help="translator log level (info logs every request)")
     p.add_argument("--streams", type=int, default=10, help="streams per E path (default 10)")
@@ -87,7 +88,8 @@ def options(args: argparse.Namespace, stem: str) -> Options:
     plan = Plan(duration_s=args.duration, warmup_s=args.warmup,
                 concurrencies=tuple(int(c) for c in args.concurrency.split(",")), wrk_threads=args.wrk_threads,
                 streams=args.streams, stream_concurrency=args.stream_concurrency)
-    return Options(plan=plan, scenarios=wanted, workers=args.workers, upstream_workers=args.upstream_workers,
+    return Options(plan=plan, scenarios=wanted, workers=args.workers, envoy_workers=args.envoy_workers,
+                   upstream_workers=args.upstream_workers,
                    log_level=args.log_level, stream_chunks=args.stream_chunks, stream_gap_ms=args.stream_gap_ms,
                    profile=args.profile, profile_seconds=args.profile_seconds, soak_s=args.soak,
                    soak_connections=args.soak_connections, litellm_spec=args.litellm_spec,
@@ -125,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                          "wrk": _version(["wrk", "--version"]).split("[")[0].strip()},
             "options": {**plan_json, "wrk": opts.plan.settings(16).describe().replace("-c16", "-c{N}"),
                         "scenarios": list(opts.scenarios), "workers": opts.workers,
+                        "envoy_workers": opts.envoy_workers,
                         "upstream_workers": opts.upstream_workers, "log_level": opts.log_level,
                         "stream_chunks": opts.stream_chunks, "stream_gap_ms": opts.stream_gap_ms,
                         "litellm_spec": opts.litellm_spec},

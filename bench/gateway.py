@@ -100,27 +100,20 @@ class Gateway:
         return {n: p for n, p in self.pids().items() if n.startswith("translator-")}
 
     def envoy_counters(self) -> dict[str, int]:
-        """Envoy's ext_proc message counters and the downstream request count (admin /stats)."""
-        url = f"http://127.0.0.1:{self.cfg['server']['admin_port']}/stats?usedonly"
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own admin port on loopback
-            text = resp.read().decode()
-        out: dict[str, int] = {}
-        for line in text.splitlines():
-            name, _, value = line.partition(": ")
-            if value.isdigit() and (".ext_proc." in name or name == "http.api.downstream_rq_total"):
-                out[name] = int(value)
-        return out
+        return envoy_counters(int(self.cfg["server"]["admin_port"]))
 
     def metering_events(self) -> int:
         with redis.Redis.from_url(self.stack.effective_redis_url) as r:
             return int(r.xlen(store.METERING_STREAM))
 
 
-def start(workdir: Path, upstream_port: int, stream_port: int, *, workers: int, log_level: str) -> Gateway:
+def start(workdir: Path, upstream_port: int, stream_port: int, *, workers: int, envoy_workers: int = 0,
+          log_level: str) -> Gateway:
     os.environ.update(SECRETS)  # the translators read the provider credentials from here
     cfg = config(workdir, upstream_port, stream_port, workers)
     path = write(cfg, workdir / "gateway.yaml")
-    stack = Stack(path, workdir=workdir / "stack", workers=workers, redis_port=free_port(), log_level=log_level)
+    stack = Stack(path, workdir=workdir / "stack", workers=workers, envoy_workers=envoy_workers,
+                  redis_port=free_port(), log_level=log_level)
     stack.start()
     gw = Gateway(stack, cfg)
     try:
@@ -157,12 +150,29 @@ def admission_seen(url: str) -> bool:
         return bool(r.hexists(store.account_key(ACCOUNT), "held") or r.exists(f"tg:{{{ACCOUNT}}}:holds"))
 
 
+def envoy_counters(admin_port: int) -> dict[str, int]:
+    """Envoy's ext_proc counters and the downstream request count (admin /stats)."""
+    url = f"http://127.0.0.1:{admin_port}/stats?usedonly"
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - our own admin port on loopback
+        text = resp.read().decode()
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(": ")
+        if value.isdigit() and (".ext_proc." in name or name == "http.api.downstream_rq_total"):
+            out[name] = int(value)
+    return out
+
+
 def messages_per_request(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
-    """ext_proc messages Envoy sent per downstream request, per filter (router, upstream)."""
+    """ext_proc messages Envoy sent and gRPC streams it opened per downstream request, per filter."""
     def delta(suffix: str, scope: str) -> int:
         return sum(v - before.get(k, 0) for k, v in after.items() if k.endswith(suffix) and f".{scope}." in k)
 
     requests = after.get("http.api.downstream_rq_total", 0) - before.get("http.api.downstream_rq_total", 0)
     if requests <= 0:
         return {}
-    return {scope: round(delta("stream_msgs_sent", scope) / requests, 2) for scope in ("router", "upstream")}
+    out = {}
+    for scope in ("router", "upstream"):
+        out[scope] = round(delta("stream_msgs_sent", scope) / requests, 2)
+        out[f"{scope}_streams"] = round(delta("streams_started", scope) / requests, 2)
+    return out

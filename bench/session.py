@@ -9,6 +9,7 @@ stopped in ``finally``; every load loop is bounded by a duration and a count.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -20,11 +21,13 @@ from typing import Any
 from bench import gateway, litellm, passthrough, procs, profile, soak, upstream
 from bench.scenarios import Plan, run_fixed, run_stream
 from bench.wrk import Target
-from tokengate.config import parse
+from tokengate.config import load, parse
+from tokengate.devstack import grpc_serving
 from tokengate.procs import Supervisor, free_port, port_open
+from tokengate.render import render, translator_addresses
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL = ("A", "B", "C", "D", "E", "F")
+ALL = ("A", "B", "N", "C", "D", "E", "F")
 
 
 @dataclass
@@ -32,6 +35,7 @@ class Options:
     plan: Plan = field(default_factory=Plan)
     scenarios: tuple[str, ...] = ALL
     workers: int = 2
+    envoy_workers: int = 0  # 0: Envoy's default (one per core)
     upstream_workers: int = 1
     log_level: str = "warning"
     stream_chunks: int = 200
@@ -74,6 +78,8 @@ class Session:
                 self._direct()
             if self.wants("B", "E"):
                 self._passthrough()
+            if self.wants("N"):
+                self._floor()
             if self.wants("C", "D", "E") or self.opts.profile or self.opts.soak_s:
                 self._tokengate()
             if self.wants("F"):
@@ -147,12 +153,53 @@ class Session:
         finally:
             sub.stop_all()
 
+    # --- N: the no-op floor ------------------------------------------------------------
+
+    def _floor(self) -> None:
+        """tokengate's rendered Envoy config, unchanged, with bench.noop servers on the translator sockets."""
+        self.log(f"N: the design's floor ({self.opts.workers} no-op ext_proc servers, tokengate's Envoy config)")
+        workdir = self.workdir / "n"
+        raw = gateway.config(workdir, self.upstream_port, self.stream_port, self.opts.workers)
+        cfg_path = gateway.write(raw, workdir / "gateway.yaml")
+        cfg = load(cfg_path)
+        addresses = translator_addresses(cfg, self.opts.workers)
+        envoy_path = workdir / "envoy.yaml"
+        envoy_path.write_text(render(cfg, source=str(cfg_path), addresses=addresses))
+        os.environ.update(gateway.SECRETS)
+        sub = Supervisor(self.workdir / "logs")  # stopped when N is done
+        try:
+            pids = {}
+            for i, address in enumerate(addresses):
+                Path(address.removeprefix("unix:")).parent.mkdir(parents=True, exist_ok=True)
+                child = sub.start(f"noop-{i}", [sys.executable, "-m", "bench.noop", "--config", str(cfg_path),
+                                                "--listen", address], cwd=ROOT)
+                sub.wait_until(child, lambda a=address: grpc_serving(a), 20, "serving gRPC health")  # type: ignore[misc]
+                pids[f"noop-{i}"] = child.proc.pid
+            admin = cfg.server.admin_port
+            envoy = upstream.start_envoy(sub, "floor-envoy", envoy_path, admin, concurrency=self.opts.envoy_workers)
+            watch = self._watch(envoy=envoy.proc.pid, **pids)
+            url = f"http://127.0.0.1:{cfg.server.http_port}"
+            counters = gateway.envoy_counters(admin)
+            res = run_fixed("N", "no-op ext_proc floor (tokengate's Envoy config, nothing done per message)",
+                            _chat(url, gateway.OPENAI_MODEL, {}), self.plan, watch, log=self.log)
+            res.extra["ext_proc_msgs_per_request"] = gateway.messages_per_request(counters,
+                                                                                  gateway.envoy_counters(admin))
+            self.fixed["N"] = res.as_json()
+            if self.wants("E"):
+                watch.add("sse upstream", self.sse_pid)
+                self.streaming["N"] = run_stream(
+                    "N", "no-op ext_proc floor", f"{url}/v1/chat/completions", self._stream_body(), {},
+                    self.plan, watch, max_seconds=self._stream_seconds(), log=self.log)
+        finally:
+            sub.stop_all()
+
     # --- C, D, E-C, profile, soak ------------------------------------------------------
 
     def _tokengate(self) -> None:
         self.log(f"C/D/E: tokengate ({self.opts.workers} translator workers, log level {self.opts.log_level})")
         gw = gateway.start(self.workdir / "gw", self.upstream_port, self.stream_port,
-                           workers=self.opts.workers, log_level=self.opts.log_level)
+                           workers=self.opts.workers, envoy_workers=self.opts.envoy_workers,
+                           log_level=self.opts.log_level)
         try:
             self._tokengate_runs(gw)
         finally:

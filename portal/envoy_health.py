@@ -4,7 +4,9 @@ Each model is one Envoy cluster (``model/<name>``) with a locality per
 deployment (``locality.zone`` is the deployment's name), so one row per host
 says which deployment it is, its priority and weight, whether Envoy considers it
 healthy (outlier ejection, failed health checks) and its request counters since
-Envoy started. The admin listener binds 127.0.0.1; the portal reads it server-side.
+Envoy started. A model on one provider also has a ``direct/<name>`` twin cluster
+(for callers of that provider's protocol); its hosts are folded into the model's
+rows. The admin listener binds 127.0.0.1; the portal reads it server-side.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ class Host:
     def model(self) -> str:
         return self.cluster.removeprefix("model/")
 
+    def plus(self, twin: Host) -> Host:
+        """This host with the counters and problems of the same host in the direct twin cluster."""
+        problems = self.problems + tuple(p for p in twin.problems if p not in self.problems)
+        return Host(self.cluster, self.deployment, self.address, self.priority, self.weight, not problems, problems,
+                    self.rq_total + twin.rq_total, self.rq_success + twin.rq_success,
+                    self.rq_error + twin.rq_error, self.rq_active + twin.rq_active,
+                    self.cx_connect_fail + twin.cx_connect_fail)
+
 
 def _address(a: dict[str, Any]) -> str:
     if sock := a.get("socket_address"):
@@ -69,6 +79,11 @@ def parse(doc: dict[str, Any]) -> list[Host]:
                 rq_total=stats.get("rq_total", 0), rq_success=stats.get("rq_success", 0),
                 rq_error=stats.get("rq_error", 0), rq_active=stats.get("rq_active", 0),
                 cx_connect_fail=stats.get("cx_connect_fail", 0)))
+    rows = {(h.cluster, h.deployment, h.address): h for h in hosts if not h.cluster.startswith("direct/")}
+    for twin in (h for h in hosts if h.cluster.startswith("direct/")):
+        key = ("model/" + twin.cluster.removeprefix("direct/"), twin.deployment, twin.address)
+        rows[key] = rows[key].plus(twin) if key in rows else twin
+    hosts = list(rows.values())
     # model clusters first, then Envoy's own (translator, portal)
     return sorted(hosts, key=lambda h: (not h.cluster.startswith("model/"), h.cluster, h.priority, h.deployment))
 

@@ -54,9 +54,29 @@ def test_model_routes_and_clusters_follow_the_config() -> None:
     routes = {r["name"]: r for r in vhost["routes"]}
     assert "model/claude-sonnet-4-5" == routes["model/claude-sonnet"]["route"]["cluster"]
     clusters = {c["name"]: c for c in doc["static_resources"]["clusters"]}
-    assert ["translator"] + [f"model/{m.name}" for m in cfg.models] == list(clusters)
+    expected = [f"{kind}/{m.name}" for m in cfg.models
+                for kind in (("model", "direct") if cfg.direct_deployment(m) else ("model",))]
+    assert ["translator", *expected] == list(clusters)
     admin = doc["admin"]["address"]["socket_address"]["address"]
     assert "127.0.0.1" == admin
+
+
+def test_a_model_on_one_provider_gets_a_direct_route_without_the_upstream_filter() -> None:
+    """One provider and model behind a model: a direct route (first) to a twin cluster with no per-attempt filter."""
+    cfg = load(ROOT / "examples/providers.yaml")
+    doc = yaml.safe_load(render(cfg, source="x", addresses=translator_addresses(cfg, 1)))
+    vhost = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]
+    names = [r["name"] for r in vhost["routes"]]
+    direct = next(r for r in vhost["routes"] if r["name"] == "direct/gpt-4o")
+    assert names.index("direct/gpt-4o") < names.index("model/gpt-4o")
+    assert ("gpt-4o#direct", "direct/gpt-4o", ["x-tokengate-model"]) == (
+        direct["match"]["headers"][0]["string_match"]["exact"], direct["route"]["cluster"],
+        direct["request_headers_to_remove"])
+    clusters = {c["name"]: c for c in doc["static_resources"]["clusters"]}
+    options = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    assert "http_filters" not in clusters["direct/gpt-4o"]["typed_extension_protocol_options"][options]
+    assert "http_filters" in clusters["model/gpt-4o"]["typed_extension_protocol_options"][options]
+    assert clusters["direct/gpt-4o"]["load_assignment"]["endpoints"] == clusters["model/gpt-4o"]["load_assignment"]["endpoints"]
 
 
 def test_weights_priorities_and_retries_are_rendered(tmp_path: Path) -> None:

@@ -272,6 +272,17 @@ class GatewayConfig(_Strict):
     def deployment(self, name: str) -> Deployment:
         return next(d for d in self.deployments if d.name == name)
 
+    def direct_deployment(self, m: Model) -> Deployment | None:
+        """The deployment every attempt for ``m`` goes to in effect, when all of them name one
+        provider and one upstream model; else None.
+
+        For a caller of that provider's protocol nothing then differs between attempts, so the
+        router sets path, credential and body once and the request takes the *direct* route:
+        a cluster without the per-attempt ext_proc filter.
+        """
+        deps = [self.deployment(n) for n in m.deployment_names]
+        return deps[0] if len({(d.provider, d.model) for d in deps}) == 1 else None
+
     def routing_for(self, m: Model) -> Routing:
         return m.routing or self.routing
 

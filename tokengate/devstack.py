@@ -134,7 +134,8 @@ def http_ok(url: str) -> bool:
 class Stack:
     config_path: Path
     workdir: Path
-    workers: int = 0
+    workers: int = 0  # translator processes; 0: the config's, else one per CPU
+    envoy_workers: int = 0  # Envoy's --concurrency; 0: Envoy's default (one per CPU)
     redis_url: str | None = None  # None: start a local redis-server on redis_port
     redis_port: int = 6390
     demo_port: int | None = None  # start the demo provider (fakes) on this port
@@ -223,10 +224,11 @@ class Stack:
             log_level=self.log_level, metrics_dir=self.workdir / "metrics")
         for address, child in translators:
             sup.wait_until(child, lambda a=address: grpc_serving(a), 20, "serving gRPC health")  # type: ignore[misc]
-        envoy = sup.start("envoy", [
-            envoy_binary(), "-c", str(self.envoy_config), "--disable-hot-restart",
-            "--log-level", "warn", "--drain-time-s", "5", "--drain-strategy", "immediate",
-        ])
+        argv = [envoy_binary(), "-c", str(self.envoy_config), "--disable-hot-restart",
+                "--log-level", "warn", "--drain-time-s", "5", "--drain-strategy", "immediate"]
+        if self.envoy_workers:
+            argv += ["--concurrency", str(self.envoy_workers)]
+        envoy = sup.start("envoy", argv)
         ready = f"http://127.0.0.1:{server.ready_port}/ready"
         sup.wait_until(envoy, lambda: http_ok(ready), 30, "ready")
 

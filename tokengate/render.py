@@ -20,6 +20,7 @@ from tokengate.config import GatewayConfig, Model
 from translator.endpoints import LISTING_PATHS, SHAPE_PATHS
 from translator.errors import BadRequest, NotFound, UserFacingError
 from translator.protocols import Protocol
+from translator.upstream_http import CTX_HEADER, DIRECT_SUFFIX
 
 TEMPLATE = Path(__file__).with_name("templates") / "envoy.yaml.j2"
 
@@ -50,10 +51,7 @@ UPSTREAM_MODE = {
     "request_trailer_mode": "SKIP",
     "response_trailer_mode": "SKIP",
 }
-UPSTREAM_REQUEST_ATTRIBUTES = [
-    "xds.upstream_host_metadata",
-    "request.headers['x-tokengate-ctx']",
-]
+UPSTREAM_REQUEST_ATTRIBUTES = ["xds.upstream_host_metadata", f"request.headers['{CTX_HEADER}']"]
 
 
 def _flow(obj: Any) -> str:
@@ -132,8 +130,10 @@ def _seconds(v: float) -> str:
     return f"{v:g}s"
 
 
-def _model_cluster(cfg: GatewayConfig, m: Model) -> dict[str, Any]:
-    """One cluster per model: a locality per deployment (its weight and priority)."""
+def _model_clusters(cfg: GatewayConfig, m: Model) -> list[dict[str, Any]]:
+    """One cluster per model: a locality per deployment (its weight and priority), with the
+    per-attempt ext_proc filter; and, when every attempt goes to one provider and model, its
+    direct twin without that filter, for callers of that provider's protocol."""
     endpoints = []
     for t in m.deployments:
         d = cfg.deployment(t.deployment)
@@ -144,8 +144,9 @@ def _model_cluster(cfg: GatewayConfig, m: Model) -> dict[str, Any]:
         })
     r = cfg.routing_for(m)
     providers = [cfg.provider(cfg.deployment(t.deployment).provider) for t in m.deployments]
-    return {
+    cluster = {
         "name": f"model/{m.name}",
+        "upstream_filter": True,
         "type": "STATIC" if all(e["ip"] for e in endpoints) else "STRICT_DNS",
         "connect_timeout": _seconds(max(p.timeout_connect_s for p in providers)),
         "any_tls": any(e["tls"] for e in endpoints),
@@ -156,6 +157,9 @@ def _model_cluster(cfg: GatewayConfig, m: Model) -> dict[str, Any]:
         "ejection": _seconds(r.ejection_s),
         "max_ejection": _seconds(r.ejection_s * 10),
     }
+    if cfg.direct_deployment(m) is None:
+        return [cluster]
+    return [cluster, {**cluster, "name": f"direct/{m.name}", "upstream_filter": False}]
 
 
 def _route_policy(cfg: GatewayConfig, m: Model) -> dict[str, Any]:
@@ -182,11 +186,15 @@ def _portal(upstream: str | None) -> dict[str, Any] | None:
 
 def context(cfg: GatewayConfig, *, source: str, addresses: list[str],
             portal: str | None = None) -> dict[str, Any]:
-    clusters = [_model_cluster(cfg, m) for m in cfg.models]
-    model_routes = [
-        {"name": name, "cluster": f"model/{m.name}", **_route_policy(cfg, m)}
-        for name, m in cfg.model_table().items()
-    ]
+    clusters = [c for m in cfg.models for c in _model_clusters(cfg, m)]
+    model_routes = []
+    for name, m in cfg.model_table().items():
+        policy = _route_policy(cfg, m)
+        if cfg.direct_deployment(m) is not None:  # first: its header value is the more specific
+            model_routes.append({"name": f"direct/{name}", "header": name + DIRECT_SUFFIX,
+                                 "cluster": f"direct/{m.name}", "direct": True, **policy})
+        model_routes.append({"name": f"model/{name}", "header": name, "cluster": f"model/{m.name}",
+                             "direct": False, **policy})
 
     def shaped(protocol: Protocol, err: UserFacingError) -> str:
         return json.dumps(err.body(protocol), separators=(",", ":")).replace("'", "''")

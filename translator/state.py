@@ -40,18 +40,31 @@ class Gateway:
         self.owners: dict[str, str] = {
             name: cfg.deployment(m.deployment_names[0]).provider for name, m in self.models.items()
         }
-        self.targets: dict[str, Target] = {}
+        self.targets = targets(cfg, base)
         # model name -> the protocols its deployments speak
         self.protocols: dict[str, frozenset[Protocol]] = {
             name: frozenset(cfg.provider(cfg.deployment(d).provider).protocol for d in m.deployment_names)
             for name, m in self.models.items()
         }
-        for d in cfg.deployments:
-            p = cfg.provider(d.provider)
-            self.targets[d.name] = Target(
-                name=d.name,
-                protocol=p.protocol,
-                model=d.model,
-                base_path=p.base_path,
-                credential=p.api_key.resolve(base) if p.api_key else None,
-            )
+        self.direct = direct_targets(cfg, self.targets)
+
+
+def targets(cfg: GatewayConfig, base: Path) -> dict[str, Target]:
+    """Deployment name -> what an attempt to it needs (credentials resolved now)."""
+    out = {}
+    for d in cfg.deployments:
+        p = cfg.provider(d.provider)
+        out[d.name] = Target(name=d.name, protocol=p.protocol, model=d.model, base_path=p.base_path,
+                             credential=p.api_key.resolve(base) if p.api_key else None)
+    return out
+
+
+def direct_targets(cfg: GatewayConfig, by_deployment: dict[str, Target]) -> dict[str, Target]:
+    """Model name -> its one deployment, where every attempt goes to the same provider and model
+    (a caller of that provider's protocol takes the direct route: no per-attempt filter)."""
+    out = {}
+    for name, m in cfg.model_table().items():
+        d = cfg.direct_deployment(m)
+        if d is not None:
+            out[name] = by_deployment[d.name]
+    return out

@@ -8,6 +8,10 @@ from translator.protocols import Protocol
 # Every header a client may carry its tokengate key in; none of them goes upstream.
 CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 ANTHROPIC_VERSION = "2023-06-01"
+# Set by the router for Envoy (route choice) and the upstream filter (the caller's context); never sent on.
+ROUTE_HEADER = "x-tokengate-model"
+CTX_HEADER = "x-tokengate-ctx"
+DIRECT_SUFFIX = "#direct"  # the routing header's value names a model's direct route ('#' is in no model name)
 # Sent by Anthropic callers; forwarded only to Anthropic upstreams.
 ANTHROPIC_ONLY_HEADERS = ("anthropic-version", "anthropic-beta")
 

@@ -163,9 +163,11 @@ def _doc(**fixed: Any) -> dict[str, Any]:
 
 
 def test_goals_compute_ratios_and_added_latency() -> None:
-    """C/B, C/F and C−B come from the c=16/c=64 rates and the c=1 p50s."""
-    doc = _doc(B=(8000.0, 0.3), C=(5000.0, 0.5), F=(100.0, 20.0))
+    """C/B, C/N, C/F and C−B come from the c=16/c=64 rates and the c=1 p50s."""
+    doc = _doc(B=(8000.0, 0.3), N=(4000.0, 0.4), C=(5000.0, 0.5), F=(100.0, 20.0))
     by_name = {g.measure: g for g in report.goals(doc)}
+    assert 1.25 == pytest.approx(by_name["C/N req/s, c=16 (tokengate ÷ its no-op floor)"].value)
+    assert 0.1 == pytest.approx(by_name["added p50 at c=1, N−B (the floor)"].value)
     assert 0.625 == pytest.approx(by_name["C/B req/s, c=16"].value)
     assert by_name["C/B req/s, c=16"].met is True
     assert 50 == pytest.approx(by_name["C/F req/s, c=16"].value)
@@ -180,7 +182,7 @@ def test_table_marks_unavailable_scenarios_and_missing_goals() -> None:
                           "runs": {}}
     text = report.markdown(doc)
     assert "| **D1** OpenAI -> Anthropic | not available yet |" in text
-    assert "| C/F req/s, c=16 | – | ≥ 40× | n/a |" in text
+    assert "| C/F req/s, c=16 | – | ≥ 25× | n/a |" in text
     assert "| **E-B** B | 2 × 200 |" in text
 
 
@@ -244,3 +246,12 @@ def test_profile_summary_ranks_self_time_and_names_native_frames() -> None:
     assert ["on_request_body (translator/extproc/router.py)"] == [r["function"] for r in out["inclusive"]]
     assert {"translator (tokengate)": 25.0} == {r["package"]: r["percent"] for r in out["by_package"]
                                                   if r["package"].startswith("translator")}
+
+
+def test_table_shows_messages_and_streams_per_request() -> None:
+    """The ext_proc column adds the router's and the upstream filter's messages and streams."""
+    doc = _doc(B=(8000.0, 0.3), C=(5000.0, 0.5))
+    doc["fixed"]["C"]["ext_proc_msgs_per_request"] = {"router": 3.0, "upstream": 1.0,
+                                                      "router_streams": 1.0, "upstream_streams": 1.0}
+    rows = {line.split(" |")[0]: line for line in report.fixed_table(doc)}
+    assert "| 4.00 / 2.00 |" in rows["| **C** C"]

@@ -46,6 +46,18 @@ def test_hosts_are_read_per_deployment_with_their_health_and_counters() -> None:
     assert "unix:…/translator-0.sock" == hosts[3].address
 
 
+def test_a_direct_twin_cluster_is_folded_into_its_model() -> None:
+    """direct/<model> has the same hosts as model/<model>: one row each, counters added, problems of either."""
+    doc = {"cluster_statuses": [
+        {"name": "model/gpt", "host_statuses": [host("oai", 8443, total="2")]},
+        {"name": "direct/gpt", "host_statuses": [
+            host("oai", 8443, total="5", health={"eds_health_status": "HEALTHY", "failed_outlier_check": True})]},
+    ]}
+    [row] = envoy_health.parse(doc)
+    assert ("gpt", "oai", 7, False, ("failed_outlier_check",)) == (row.model, row.deployment, row.rq_total,
+                                                                    row.healthy, row.problems)
+
+
 def test_an_envoy_that_does_not_answer_is_reported_not_raised() -> None:
     """A closed admin port is a HealthUnavailable with a message for the page."""
     with pytest.raises(envoy_health.HealthUnavailable, match="did not answer"):

@@ -5,6 +5,10 @@
     request body     parse, resolve the model, admit (key, allow-list, rate limits,
                      balance: one Lua call placing a hold); then set the routing
                      header and clear the route cache so Envoy picks the model's route.
+                     When every attempt goes to one provider of the caller's protocol
+                     (``Gateway.direct``), it also sets what the upstream filter would
+                     have set — path, credential, model — and picks the *direct* route,
+                     whose cluster has no per-attempt filter: one gRPC stream, not two.
     response body    (STREAMED; response headers skipped, their facts come as
                      attributes) pick the handler for the deployment that answered,
                      pass or translate each chunk, read usage; at the end write the
@@ -33,14 +37,21 @@ from translator.extproc.upstream import Ctx
 from translator.protocols import Protocol
 from translator.protocols.convert import client_tool_names, count_body, estimate_count
 from translator.responses import ResponseHandler, handler_for
-from translator.state import Gateway
-from translator.upstream_http import CLIENT_CREDENTIAL_HEADERS
+from translator.state import Gateway, Target
+from translator.upstream_http import (
+    ANTHROPIC_ONLY_HEADERS,
+    ANTHROPIC_VERSION,
+    CLIENT_CREDENTIAL_HEADERS,
+    CTX_HEADER,
+    DIRECT_SUFFIX,
+    ROUTE_HEADER,
+    credential_headers,
+    path,
+)
 from translator.usage import Usage
 
 log = structlog.get_logger("tokengate.request")
 
-ROUTE_HEADER = "x-tokengate-model"
-CTX_HEADER = "x-tokengate-ctx"
 ESTIMATE_BYTES_PER_TOKEN = 4  # for a prompt the upstream never reported
 
 
@@ -72,6 +83,7 @@ class RouterProcessor:
         self.upstream_protocol: Protocol | None = None
         self.handler: ResponseHandler | None = None
         self.tool_names: tuple[str, ...] = ()
+        self.anthropic_headers: tuple[str, ...] = ()  # which of ANTHROPIC_ONLY_HEADERS the caller sent
 
     def __repr__(self) -> str:
         return f"RouterProcessor(phase={self.phase.value}, model={self.model!r}, status={self.status})"
@@ -92,6 +104,7 @@ class RouterProcessor:
         if ep is None:
             raise NotFound("Unknown request URL.")
         if ep.kind in (Kind.CHAT, Kind.COUNT_TOKENS):
+            self.anthropic_headers = tuple(h for h in ANTHROPIC_ONLY_HEADERS if h in headers)
             self.api_key = client_key(ep, headers)
             if not self.api_key:
                 raise Unauthorized(NO_KEY)
@@ -142,20 +155,41 @@ class RouterProcessor:
         opts = body.get("stream_options")
         self.include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
         self.phase = Phase.ROUTED
-        ctx = Ctx(ep.protocol, ep.kind, self.stream, ep.sse, model)
-        headers = {ROUTE_HEADER: model, CTX_HEADER: ctx.encode()}
-        new_body = None
+        changed = False
         if ep.protocol is Protocol.OPENAI and self.stream and not self.include_usage:
             # Usage is always asked of the upstream; the extra chunk is removed again on the way back.
             body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
-            new_body = orjson.dumps(body)
-            headers["content-length"] = str(len(new_body))
-        return m.request_body(m.common(
-            body=new_body,
-            set_headers=headers,
-            remove_headers=CLIENT_CREDENTIAL_HEADERS,
-            clear_route_cache=True,
-        ))
+            changed = True
+        direct = self.gw.direct.get(model)
+        if direct is not None and direct.protocol is ep.protocol:
+            headers, remove = self._direct_headers(direct)
+            if ep.model is None and body["model"] != direct.model:  # Gemini: the model is in the path
+                body["model"] = direct.model
+                changed = True
+        else:
+            ctx = Ctx(ep.protocol, ep.kind, self.stream, ep.sse, model)
+            headers, remove = {ROUTE_HEADER: model, CTX_HEADER: ctx.encode()}, list(CLIENT_CREDENTIAL_HEADERS)
+        out = orjson.dumps(body) if changed else None
+        if out is not None:
+            headers["content-length"] = str(len(out))
+        return m.request_body(m.common(body=out, set_headers=headers, remove_headers=remove, clear_route_cache=True))
+
+    def _direct_headers(self, t: Target) -> tuple[dict[str, str], list[str]]:
+        """What the upstream filter would set for this one deployment, set once for every attempt."""
+        ep = self.endpoint
+        assert ep is not None
+        headers = {
+            ROUTE_HEADER: self.model + DIRECT_SUFFIX,
+            ":path": path(t.protocol, t.base_path, ep.kind, t.model, stream=self.stream, sse=ep.sse),
+            **credential_headers(t.protocol, t.credential),
+        }
+        remove = [h for h in CLIENT_CREDENTIAL_HEADERS if h not in headers]
+        if t.protocol is Protocol.ANTHROPIC:
+            if "anthropic-version" not in self.anthropic_headers:
+                headers["anthropic-version"] = ANTHROPIC_VERSION
+        else:
+            remove += self.anthropic_headers
+        return headers, remove
 
     def _model(self, ep: Endpoint, body: dict[str, Any]) -> str:
         model = ep.model if ep.model is not None else body.get("model")

@@ -28,11 +28,12 @@ from translator.upstream_http import (
     ANTHROPIC_ONLY_HEADERS,
     ANTHROPIC_VERSION,
     CLIENT_CREDENTIAL_HEADERS,
+    CTX_HEADER,
     credential_headers,
     path,
 )
 
-CTX_ATTR = "request.headers['x-tokengate-ctx']"
+CTX_ATTR = f"request.headers['{CTX_HEADER}']"
 META_ATTR = "xds.upstream_host_metadata"
 _SKIP_BODY = ProcessingMode(request_body_mode=ProcessingMode.NONE)
 # Another protocol: the body is translated, and the response status mapped (response headers sent).
@@ -91,6 +92,7 @@ class UpstreamAttempt:
             ":path": path(t.protocol, t.base_path, ctx.kind, t.model, stream=ctx.stream, sse=sse),
             **credential_headers(t.protocol, t.credential),
         }
+        # (x-tokengate-ctx stays: a retry's filter reads it again, and earlier attempts' mutations persist)
         remove = [h for h in CLIENT_CREDENTIAL_HEADERS if h not in headers]
         client_headers = m.header_map(req.request_headers)
         if t.protocol is Protocol.ANTHROPIC:

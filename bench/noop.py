@@ -1,0 +1,123 @@
+"""The floor of the design: a no-op ext_proc server answering only what routing needs.
+
+``python -m bench.noop --config GATEWAY.yaml --listen unix:/path.sock`` serves Envoy's
+ext_proc and gRPC health like a translator, on the same socket, so Envoy runs the
+identical rendered config (same filters, phases, modes, attributes). Per message it
+does the least the request needs to reach its upstream, the way the translator's
+answers would shape it, and nothing else: no authentication, no admission, no
+metering, no translation, no logging.
+
+    router, request headers   continue
+    router, request body      the routing header (and, on a direct route, the path and
+                              credential the router sets), clear the route cache
+    router, response body     continue (the chunk goes on unchanged)
+    upstream, request headers the path and credential; skip the body (same protocol)
+
+What tokengate costs above this server is "our code"; what this server costs above
+bare Envoy is the design's floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
+from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from tokengate.config import load
+from translator.endpoints import Kind, classify
+from translator.extproc import messages as m
+from translator.state import Target, direct_targets, targets
+from translator.upstream_http import DIRECT_SUFFIX, ROUTE_HEADER, credential_headers, path
+
+_MODEL = re.compile(rb'"model"\s*:\s*"([^"]+)"')
+_SKIP_BODY = ProcessingMode(request_body_mode=ProcessingMode.NONE)
+_CONTINUE_HEADERS = m.request_headers(pb.CommonResponse())
+
+
+class NoOp(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
+    def __init__(self, direct: dict[str, Target], targets: dict[str, Target]) -> None:
+        self.direct = direct
+        self.targets = targets
+
+    async def Process(  # noqa: N802 - gRPC method name
+        self, request_iterator: AsyncIterator[pb.ProcessingRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ProcessingResponse]:
+        upstream = ("x-tokengate-filter", "upstream") in (context.invocation_metadata() or ())
+        path_seen = ""
+        async for req in request_iterator:
+            kind = req.WhichOneof("request")
+            if kind == "request_headers" and upstream:
+                yield self._upstream_headers(req)
+            elif kind == "request_headers":
+                path_seen = next((h.raw_value.decode() for h in req.request_headers.headers.headers
+                                  if h.key == ":path"), "")
+                yield _CONTINUE_HEADERS
+            elif kind == "request_body":
+                yield self._route(path_seen, req.request_body.body)
+            else:
+                yield m.CONTINUE_RESPONSE_BODY
+
+    def _route(self, client_path: str, body: bytes) -> pb.ProcessingResponse:
+        ep = classify("POST", client_path, {})
+        found = _MODEL.search(body)
+        model = ep.model if ep and ep.model else (found.group(1).decode() if found else "")
+        t = self.direct.get(model)
+        headers = {ROUTE_HEADER: model}
+        if ep is not None and t is not None and t.protocol is ep.protocol:
+            headers = {ROUTE_HEADER: model + DIRECT_SUFFIX,
+                       ":path": path(t.protocol, t.base_path, ep.kind, t.model, stream=False, sse=ep.sse),
+                       **credential_headers(t.protocol, t.credential)}
+        return m.request_body(m.common(set_headers=headers, clear_route_cache=True))
+
+    def _upstream_headers(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
+        meta = m.tokengate_metadata(str(m.attributes(req).get("xds.upstream_host_metadata") or ""))
+        t = self.targets[meta.get("deployment", "")]  # answered like a same-protocol attempt
+        headers = {":path": path(t.protocol, t.base_path, Kind.CHAT, t.model, stream=False, sse=True),
+                   **credential_headers(t.protocol, t.credential)}
+        resp = m.request_headers(m.common(set_headers=headers))
+        resp.mode_override.CopyFrom(_SKIP_BODY)
+        return resp
+
+
+async def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.noop", description=(__doc__ or "").split("\n")[0])
+    p.add_argument("--config", required=True)
+    p.add_argument("--listen", required=True, help="unix:/path.sock or host:port")
+    args = p.parse_args(argv)
+    cfg = load(args.config)
+    by_deployment = targets(cfg, Path.cwd())
+    server = grpc.aio.server()
+    pb_grpc.add_ExternalProcessorServicer_to_server(NoOp(direct_targets(cfg, by_deployment), by_deployment), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if args.listen.startswith("unix:"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(args.listen.removeprefix("unix:"))
+    server.add_insecure_port(args.listen)
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(1)
+    return 0
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    sys.exit(uvloop.run(main(sys.argv[1:])))
