@@ -58,6 +58,8 @@ def gateway_config(fake_port: int, workdir: Path) -> dict[str, Any]:
             "portal_upstream": f"127.0.0.1:{free_port()}",  # tests/portal start the portal there
         },
         "translator": {"socket_dir": str(workdir / "run"), "metrics_listen": f"127.0.0.1:{free_port()}"},
+        # leases on (the default), given back soon after use so that tests can wait for held == 0
+        "billing": {"lease": {"idle_s": 0.3, "key_cache_s": 1}},
         "providers": [
             {"name": "fake-openai", "protocol": "openai", "base_url": f"{fake}/v1",
              "api_key": {"env": "TG_TEST_OPENAI_KEY"}},
@@ -130,6 +132,16 @@ class GatewayUnderTest:
     def credit(self, account: str, nano: int, *, ref: str | None = None) -> int | None:
         return self._billing(lambda b: b.credit(account, nano, kind="topup", ref=ref or uuid.uuid4().hex,
                                                 reason="test"))
+
+    def wait_balance(self, account: str, expected: int, timeout: float = 5.0) -> tuple[int, int]:
+        """(balance, held) once the balance is ``expected`` and nothing is held (events settled,
+        leases given back), or as they are when ``timeout`` runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            bal, held = self.balance(account)
+            if (bal == expected and held == 0) or time.monotonic() > deadline:
+                return bal, held
+            time.sleep(0.02)
 
     def balance(self, account: str) -> tuple[int, int]:
         """(balance, held) in nano-USD."""

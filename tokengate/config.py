@@ -198,8 +198,28 @@ class Translator(_Strict):
     metrics_listen: str | None = "127.0.0.1:9464"  # Prometheus /metrics of all workers; null: off
 
 
+class Lease(_Strict):
+    """Admission without a Redis round trip per request (docs/billing.md, "Leases").
+
+    A translator process moves a slice of an account's balance into a lease hold in one
+    Lua call and admits that account's requests against it locally until it runs out.
+    """
+
+    enabled: bool = True
+    max_usd: Decimal = Field(default=Decimal(5), gt=0, le=10_000)  # the most one lease holds
+    min_requests: int = Field(default=20, ge=1)  # smaller balances: a hold per request, as without leases
+    ttl_s: int = Field(default=60, ge=5)  # a dead process's lease is released by the reaper after this
+    idle_s: float = Field(default=10.0, gt=0)  # an unused lease is given back after this
+    key_cache_s: float = Field(default=5.0, ge=0)  # a revoked or changed key is noticed within this
+
+    @property
+    def max_nano(self) -> int:
+        return int(self.max_usd * 1_000_000_000)
+
+
 class Billing(_Strict):
     hold_ttl_s: int = Field(default=900, ge=10)  # a hold not settled by then is released by the reaper
+    lease: Lease = Lease()
 
 
 class GatewayConfig(_Strict):

@@ -4,18 +4,32 @@ One Redis round trip (``tokengate.billing.scripts.ADMIT``) checks the key, the
 model allow-list, the key's rate limits and the balance, and places a hold for
 the request's estimated maximum cost. The hold is released and the real cost
 charged when the request's metering event is settled.
+
+Most requests make no round trip at all: a key without rate limits on an account
+whose balance covers many requests gets a *lease* in that call — a slice of the
+balance moved into a hold owned by this process — and the process admits the
+account's next requests against it locally, with the key's facts cached for
+``key_cache_s``. Each request's cost comes out of the lease's hold when its event
+settles; a lease that runs low is topped up (one call), one past half its TTL is
+renewed, an idle one is given back, and a dead process's lease is released by the
+reaper when its TTL ends. docs/billing.md states the bounds.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import RedisError
 
 from tokengate import store
-from tokengate.billing.ops import Billing
+from tokengate.billing.ops import Admission, Billing, LeaseAsk
+from tokengate.config import Billing as BillingConfig
 from tokengate.pricing import Price
 from tokengate.store import KeyInfo
+from translator import metrics
 from translator.auth import NO_KEY
 from translator.errors import Forbidden, InsufficientQuota, RateLimited, ServiceUnavailable, Unauthorized
 from translator.protocols import Protocol
@@ -44,18 +58,126 @@ def estimate_hold(price: Price, body_bytes: int, output_cap: int) -> int:
     return -(-pico // 1000)
 
 
-async def admit(billing: Billing, api_key: str | None, model: str, *, hold: int, hold_id: str,
-                hold_ttl_s: int) -> KeyInfo:
-    if not api_key:
-        raise Unauthorized(NO_KEY)
-    account = store.account_of(api_key)
-    if account is None:
-        raise Unauthorized("Incorrect API key provided. Check the key and how it is sent.")
-    try:
-        a = await billing.admit(account, store.digest(api_key), model, hold=hold, hold_id=hold_id,
-                                hold_ttl_s=hold_ttl_s)
-    except (RedisError, OSError) as exc:
-        raise ServiceUnavailable("The gateway cannot check keys and balances right now; retry shortly.") from exc
+@dataclass
+class Lease:
+    """This process's lease on one account: what it was granted and what it has used."""
+
+    id: str
+    granted: int = 0  # nano-USD moved into the lease hold, in all
+    inflight: int = 0  # holds of running requests admitted against it
+    spent: int = 0  # costs of its finished requests
+    renew_at: float = 0.0  # monotonic: ask Redis again (renews the TTL) from here on
+    dead_at: float = 0.0  # monotonic: the reaper may release it soon after; never used past this
+    last_used: float = 0.0
+
+    @property
+    def available(self) -> int:
+        return self.granted - self.inflight - self.spent
+
+
+@dataclass(frozen=True, slots=True)
+class CachedKey:
+    key_id: str
+    expires_at: int  # unix seconds; 0: never
+    models: frozenset[str]  # empty: every model
+    until: float  # monotonic
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    key: KeyInfo
+    lease_id: str = ""  # admitted against this process's lease; "": a hold of its own
+
+
+class Admitter:
+    """Admission for one translator process: its leases and its key cache."""
+
+    def __init__(self, billing: Billing, cfg: BillingConfig) -> None:
+        self.billing = billing
+        self.cfg = cfg
+        self.leases: dict[str, Lease] = {}  # account -> its lease
+        self._keys: dict[str, CachedKey] = {}  # key digest -> what the last round trip said
+        self._local = metrics.ADMISSIONS.labels("lease")
+        self._redis = metrics.ADMISSIONS.labels("redis")
+
+    async def admit(self, api_key: str | None, model: str, *, hold: int, hold_id: str) -> Admitted:
+        if not api_key:
+            raise Unauthorized(NO_KEY)
+        account = store.account_of(api_key)
+        if account is None:
+            raise Unauthorized("Incorrect API key provided. Check the key and how it is sent.")
+        digest = store.digest(api_key)
+        now = time.monotonic()
+        lease = self.leases.get(account)
+        if lease is not None and now >= lease.dead_at:
+            del self.leases[account]  # the reaper may release it any moment: never admit against it again
+            lease = None
+        cached = self._keys.get(digest)
+        if cached is not None and now < cached.until and lease is not None and now < lease.renew_at \
+                and lease.available >= hold:
+            if cached.expires_at and time.time() >= cached.expires_at:
+                raise Unauthorized("This API key has expired.")
+            if cached.models and model not in cached.models:
+                raise Forbidden(f"This API key may not use the model '{model}'.")
+            self._local.inc()
+            return self._on_lease(account, lease, cached.key_id, hold, now)
+        lc = self.cfg.lease
+        ask = LeaseAsk()
+        if lc.enabled and hold > 0:
+            ask = LeaseAsk(lease.id if lease else f"lease:{uuid.uuid4().hex}", smallest=lc.min_requests * hold,
+                           largest=lc.max_nano - max(lease.available if lease else 0, 0), ttl_s=lc.ttl_s,
+                           covered=lease is not None and lease.available >= hold)
+        try:
+            self._redis.inc()
+            a = await self.billing.admit(account, digest, model, hold=hold, hold_id=hold_id,
+                                         hold_ttl_s=self.cfg.hold_ttl_s, lease=ask)
+        except (RedisError, OSError) as exc:
+            raise ServiceUnavailable("The gateway cannot check keys and balances right now; retry shortly.") from exc
+        if a.outcome == "lease":
+            if lease is None:
+                lease = self.leases[account] = Lease(ask.lease_id)
+            lease.granted += a.leased
+            lease.renew_at, lease.dead_at = now + lc.ttl_s / 2, now + lc.ttl_s * 0.9
+            models = frozenset(m for m in a.models.split(",") if m)
+            self._keys[digest] = CachedKey(a.key_id, a.expires_at, models, now + lc.key_cache_s)
+            return self._on_lease(account, lease, a.key_id, hold, now)
+        self._keys.pop(digest, None)
+        return Admitted(_accepted(a, account, model, hold))
+
+    @staticmethod
+    def _on_lease(account: str, lease: Lease, key_id: str, hold: int, now: float) -> Admitted:
+        lease.inflight += hold
+        lease.last_used = now
+        return Admitted(KeyInfo(account=account, key_id=key_id), lease.id)
+
+    def finished(self, account: str, lease_id: str, hold: int, cost: int) -> None:
+        """A request admitted against ``lease_id`` ended and costs ``cost``."""
+        lease = self.leases.get(account)
+        if lease is not None and lease.id == lease_id:
+            lease.inflight -= hold
+            lease.spent += cost
+
+    async def give_back(self, *, idle_only: bool = True) -> int:
+        """Return unused leases (idle ones, or all at shutdown); nano-USD given back."""
+        now = time.monotonic()
+        back = 0
+        for account, lease in list(self.leases.items()):
+            if now >= lease.dead_at:
+                del self.leases[account]  # past its TTL: the reaper releases it
+                continue
+            if idle_only and (lease.inflight or now - lease.last_used < self.cfg.lease.idle_s):
+                continue
+            del self.leases[account]
+            if lease.available > 0:
+                try:
+                    back += await self.billing.return_lease(account, lease.id, lease.available)
+                except (RedisError, OSError):
+                    pass  # the reaper releases it when its TTL ends
+        return back
+
+
+def _accepted(a: Admission, account: str, model: str, hold: int) -> KeyInfo:
+    """The KeyInfo of an 'ok' admission, or the user-facing error of a refusal."""
     if a.outcome == "ok":
         return KeyInfo(account=account, key_id=a.key_id)
     if a.outcome == "unknown":

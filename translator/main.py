@@ -2,8 +2,8 @@
 
 Shutdown order on SIGTERM/SIGINT (fixed and tested): report NOT_SERVING on the
 gRPC health service so Envoy stops sending new streams, give open streams up to
-``--grace`` seconds (``server.stop``), write the buffered metering events, close
-Redis.
+``--grace`` seconds (``server.stop``), give back the leases' unused balance, write
+the buffered metering events, close Redis.
 """
 
 from __future__ import annotations
@@ -84,14 +84,23 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info("translator_started", listen=args.listen, pid=os.getpid())
 
+    leases = asyncio.create_task(_give_back_idle_leases(gw))
     await stop.wait()
     log.info("translator_stopping", grace=args.grace)
     await health_servicer.enter_graceful_shutdown()  # NOT_SERVING: Envoy stops opening streams
     await asyncio.gather(*(srv.stop(args.grace) for srv in servers))
+    leases.cancel()
+    await gw.admitter.give_back(idle_only=False)
     await meter.close()
     await redis.aclose()
     log.info("translator_stopped")
     return 0
+
+
+async def _give_back_idle_leases(gw: Gateway, every_s: float = 1.0) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        await gw.admitter.give_back()
 
 
 async def main(argv: list[str]) -> int:

@@ -9,6 +9,7 @@ Every worker writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR``
     tokengate_request_seconds{model,protocol}                    duration, request start to last byte
     tokengate_tokens_total{model,deployment,bucket}              input, cache_read, cache_write, output, reasoning
     tokengate_cost_nano_usd_total{model}                         what was charged
+    tokengate_admissions_total{path}                             admitted against a lease in process, or by Redis
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ DURATION = Histogram("tokengate_request_seconds", "Request duration, start to la
                      buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
 TOKENS = Counter("tokengate_tokens_total", "Tokens by usage bucket", ["model", "deployment", "bucket"])
 COST = Counter("tokengate_cost_nano_usd_total", "Charged cost in nano-USD", ["model"])
+ADMISSIONS = Counter("tokengate_admissions_total", "Admissions: against a lease in process, or by a Redis call",
+                     ["path"])
 
 
 def serve(address: str) -> None:

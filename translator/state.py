@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from tokengate.billing.ops import Billing
 from tokengate.config import GatewayConfig, Model
 from tokengate.pricing import Price
+from translator.admission import Admitter
 from translator.metering import Meter
 from translator.protocols import Protocol
 
@@ -35,6 +36,7 @@ class Gateway:
         self.meter = meter
         self.models: dict[str, Model] = cfg.model_table()
         self.billing = Billing(redis)
+        self.admitter = Admitter(self.billing, cfg.billing)
         self.prices: dict[str, Price] = cfg.prices()
         self.max_output: dict[str, int] = {name: m.max_output_tokens for name, m in self.models.items()}
         self.owners: dict[str, str] = {

@@ -33,7 +33,8 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUnderTes
     workdir = tmp_path_factory.mktemp("faults")
     with FakeProvider.running() as fake:
         cfg = gateway_config(fake.port, workdir)
-        cfg["billing"] = {"hold_ttl_s": HOLD_TTL_S}
+        cfg["billing"]["hold_ttl_s"] = HOLD_TTL_S
+        cfg["billing"]["lease"]["ttl_s"] = HOLD_TTL_S  # a killed translator's lease is released as soon
         stack = Stack(write_config(cfg, workdir / "gateway.yaml"), workdir=workdir, workers=2,
                       redis_port=free_port(), log_level="warning")
         stack.start()
@@ -87,14 +88,14 @@ def test_settler_dying_mid_batch_charges_nothing_twice_and_loses_nothing(faulty:
             await r.aclose()
 
     asyncio.run(crash_then_recover())
-    assert (start - cost, 0) == gw.balance("crash")
+    assert (start - cost, 0) == gw.wait_balance("crash", start - cost)
     charges = [e for e in gw._billing(lambda b: b.ledger("crash", 100)) if e["type"] == "charge"]
     assert 6 == len(charges)
     gw.stack.supervisor.start("settler", settler.proc.args)  # type: ignore[arg-type]
 
 
 def test_translator_killed_mid_stream_releases_the_hold(faulty: GatewayUnderTest) -> None:
-    """A hold whose translator died mid-stream is released by the reaper once its TTL passes."""
+    """A hold (here: the lease) whose translator died mid-stream is released by the reaper once its TTL passes."""
     gw = faulty
     key = gw.new_key("midstream", fund_usd=10)
     start, _ = gw.balance("midstream")

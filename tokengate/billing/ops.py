@@ -20,10 +20,24 @@ METRICS = ("requests", "input", "cache_read", "cache_write", "output", "reasonin
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    outcome: str  # ok | unknown | revoked | expired | forbidden | rate_limited | insufficient
+    outcome: str  # ok | lease | unknown | revoked | expired | forbidden | rate_limited | insufficient
     key_id: str = ""
     retry_after: int = 0
     available: int = 0
+    leased: int = 0  # 'lease': nano-USD added to the lease hold
+    expires_at: int = 0  # 'lease': the key's expiry (0: never), for the process's key cache
+    models: str = ""  # 'lease': the key's model allow-list (comma-separated; empty: all)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseAsk:
+    """What an admission may lease: ``smallest`` 0 asks for no lease."""
+
+    lease_id: str = ""
+    smallest: int = 0
+    largest: int = 0
+    ttl_s: int = 60
+    covered: bool = False  # the lease already covers this request: renew it even if nothing is added
 
 
 class Billing:
@@ -35,9 +49,10 @@ class Billing:
         self._settle = redis.register_script(scripts.SETTLE)
         self._release = redis.register_script(scripts.RELEASE_EXPIRED)
         self._credit = redis.register_script(scripts.CREDIT)
+        self._return_lease = redis.register_script(scripts.RETURN_LEASE)
 
     async def admit(self, account: str, digest: str, model: str, *, hold: int, hold_id: str,
-                    hold_ttl_s: int, now: float | None = None) -> Admission:
+                    hold_ttl_s: int, lease: LeaseAsk = LeaseAsk(), now: float | None = None) -> Admission:
         now = time.time() if now is None else now
         minute = int(now // 60)
         kid = store.key_id(digest)
@@ -45,11 +60,15 @@ class Billing:
             keys=[store.key_record(account, digest), store.account_key(account), store.holds(account),
                   store.hold_expiries(account), store.rate_counter(account, "rpm", kid, minute),
                   store.rate_counter(account, "tpm", kid, minute)],
-            args=[int(now), model, hold, hold_id, hold_ttl_s, 60 - int(now % 60)],
+            args=[int(now), model, hold, hold_id, hold_ttl_s, 60 - int(now % 60),
+                  lease.lease_id, lease.smallest, lease.largest, lease.ttl_s, int(lease.covered)],
         )
         outcome = text(res[0])
         if outcome == "ok":
             return Admission(outcome, key_id=text(res[1]))
+        if outcome == "lease":
+            return Admission(outcome, key_id=text(res[1]), leased=int(res[2]), expires_at=int(text(res[3]) or 0),
+                             models=text(res[4]))
         if outcome == "rate_limited":
             return Admission(outcome, retry_after=int(text(res[1])))
         if outcome == "insufficient":
@@ -72,6 +91,12 @@ class Billing:
                 await self._settle(keys=keys, args=args, client=pipe)
             results = await pipe.execute(raise_on_error=False)
         return [r if isinstance(r, Exception) else text(r[0]) for r in results]
+
+    async def return_lease(self, account: str, lease_id: str, amount: int) -> int:
+        """Give back up to ``amount`` of a lease's hold; how many nano-USD were given back."""
+        return int(await self._return_lease(
+            keys=[store.account_key(account), store.holds(account), store.hold_expiries(account)],
+            args=[lease_id, amount]))
 
     async def release_expired(self, account: str, now: float | None = None) -> int:
         """Release this account's holds that outlived their request; how many nano-USD were freed."""
@@ -142,6 +167,6 @@ def settle_call(ev: dict[str, Any]) -> tuple[list[str], list[Any]]:
             int(u.get("input") or 0), int(u.get("cache_read") or 0), int(u.get("cache_write") or 0),
             int(u.get("output") or 0), int(u.get("reasoning") or 0),
             1 if int(ev.get("status") or 0) >= 400 or not ev.get("complete") else 0, DONE_TTL_S,
-            orjson.dumps(ev)]
+            orjson.dumps(ev), ev.get("lease") or ""]
     return keys, args
 

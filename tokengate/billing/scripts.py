@@ -7,7 +7,13 @@ Amounts go back to Python as integer replies (a Lua number becomes one), never t
 from __future__ import annotations
 
 # KEYS: key record, account, holds, hold expiries, rpm counter, tpm counter
-# ARGV: now, model, hold, hold id, hold ttl, seconds left in this minute
+# ARGV: now, model, hold, hold id, hold ttl, seconds left in this minute,
+#       lease id, smallest lease, largest lease, lease ttl (smallest lease 0: no lease),
+#       whether the process's lease already covers this request (1/0)
+# A key without rate limits may lease: up to half the available balance (at most the
+# largest lease) moves into the process's lease hold, and this request and the next are
+# admitted against it in the process; a lease that covers the request is only renewed.
+# Otherwise this request gets a hold of its own.
 ADMIT = """
 local k = redis.call('HMGET', KEYS[1], 'id', 'revoked', 'expires_at', 'models', 'rpm', 'tpm')
 if not k[1] then return {'unknown'} end
@@ -37,6 +43,19 @@ local a = redis.call('HMGET', KEYS[2], 'balance', 'held')
 local available = (tonumber(a[1] or '0') or 0) - (tonumber(a[2] or '0') or 0)
 local hold = tonumber(ARGV[3])
 if available < hold or available < 0 then return {'insufficient', available} end
+local smallest = tonumber(ARGV[8])
+if rpm == 0 and tpm == 0 and smallest > 0 then
+  local lease = math.min(tonumber(ARGV[9]), math.floor(available / 2))
+  if lease < smallest then lease = 0 end
+  if lease > 0 or (ARGV[11] == '1' and redis.call('HEXISTS', KEYS[3], ARGV[7]) == 1) then
+    if lease > 0 then
+      redis.call('HINCRBY', KEYS[2], 'held', lease)
+      redis.call('HINCRBY', KEYS[3], ARGV[7], lease)
+    end
+    redis.call('ZADD', KEYS[4], now + tonumber(ARGV[10]), ARGV[7])
+    return {'lease', k[1], lease, k[3] or '0', models}
+  end
+end
 if hold > 0 then
   redis.call('HINCRBY', KEYS[2], 'held', hold)
   redis.call('HSET', KEYS[3], ARGV[4], hold)
@@ -45,10 +64,28 @@ end
 return {'ok', k[1]}
 """
 
+# KEYS: account, holds, hold expiries   ARGV: lease id, amount
+# What a process gives back of its lease (never more than the lease still holds).
+RETURN_LEASE = """
+local held = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+local back = math.min(tonumber(ARGV[2]), held)
+if back <= 0 then return 0 end
+if held - back <= 0 then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+else
+  redis.call('HINCRBY', KEYS[2], ARGV[1], -back)
+end
+redis.call('HINCRBY', KEYS[1], 'held', -back)
+return back
+"""
+
 # KEYS: account, holds, hold expiries, done marker, ledger, usage day hash, tpm counter,
 #       recent requests stream, keys' last use
 # ARGV: event id, cost, model, key id, tokens, ts, input, cache_read, cache_write, output,
-#       reasoning, failed (0/1), done ttl, the event as JSON
+#       reasoning, failed (0/1), done ttl, the event as JSON, lease id ('' for none)
+# A request admitted against a lease has no hold of its own: its cost comes out of the
+# lease's hold (as far as that still holds), so the lease shrinks as its requests settle.
 SETTLE = """
 if not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[13]) then return {'duplicate'} end
 local hold = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
@@ -58,7 +95,25 @@ if hold > 0 then
   redis.call('HINCRBY', KEYS[1], 'held', -hold)
 end
 local cost = tonumber(ARGV[2])
-local balance = redis.call('HINCRBY', KEYS[1], 'balance', -cost)
+if ARGV[15] ~= '' and cost > 0 then
+  local leased = tonumber(redis.call('HGET', KEYS[2], ARGV[15]) or '0')
+  local used = math.min(cost, leased)
+  if used > 0 then
+    if leased - used <= 0 then
+      redis.call('HDEL', KEYS[2], ARGV[15])
+      redis.call('ZREM', KEYS[3], ARGV[15])
+    else
+      redis.call('HINCRBY', KEYS[2], ARGV[15], -used)
+    end
+    redis.call('HINCRBY', KEYS[1], 'held', -used)
+  end
+end
+local balance
+if cost ~= 0 then  -- HINCRBY by -0 is refused ('-0' is not an integer to Redis)
+  balance = redis.call('HINCRBY', KEYS[1], 'balance', -cost)
+else
+  balance = tonumber(redis.call('HGET', KEYS[1], 'balance') or '0')
+end
 if cost > 0 then
   redis.call('XADD', KEYS[5], '*', 'type', 'charge', 'amount', -cost, 'balance', balance,
              'ref', ARGV[1], 'model', ARGV[3], 'key', ARGV[4], 'ts', ARGV[6])

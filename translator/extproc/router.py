@@ -28,7 +28,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
 from tokengate.store import KeyInfo
 from translator import listing, metrics
-from translator.admission import admit, estimate_hold, requested_output
+from translator.admission import estimate_hold, requested_output
 from translator.auth import NO_KEY, authenticate
 from translator.endpoints import Endpoint, Kind, classify, client_key
 from translator.errors import BadRequest, ModelNotFound, NotFound, Unauthorized, UserFacingError
@@ -70,6 +70,7 @@ class RouterProcessor:
         self.request_id = ""  # Envoy's x-request-id, for correlating logs (a client may choose it)
         self.event_id = uuid.uuid4().hex  # ours: the hold and the metering event are keyed by it
         self.hold = 0
+        self.lease_id = ""  # admitted against this process's lease on the account (no hold of its own)
         self.body_len = 0
         self.endpoint: Endpoint | None = None
         self.api_key: str | None = None
@@ -135,8 +136,7 @@ class RouterProcessor:
         if ep.kind is Kind.COUNT_TOKENS and self.gw.protocols[model] == {Protocol.OPENAI} \
                 and ep.protocol is not Protocol.OPENAI:
             # No count endpoint upstream: estimate here, and say it is an estimate.
-            await admit(self.gw.billing, self.api_key, model, hold=0, hold_id=self.event_id,
-                        hold_ttl_s=self.gw.cfg.billing.hold_ttl_s)
+            await self.gw.admitter.admit(self.api_key, model, hold=0, hold_id=self.event_id)
             self.phase = Phase.DONE
             doc = count_body(ep.protocol, estimate_count(body))
             return m.immediate(200, {"content-type": "application/json", "x-tokengate-token-count": "estimated"},
@@ -146,8 +146,8 @@ class RouterProcessor:
             cap = requested_output(ep.protocol, body)
             limit = self.gw.max_output[model]
             hold = estimate_hold(self.gw.prices[model], len(raw), min(cap, limit) if cap is not None else limit)
-        self.key = await admit(self.gw.billing, self.api_key, model, hold=hold, hold_id=self.event_id,
-                               hold_ttl_s=self.gw.cfg.billing.hold_ttl_s)
+        admitted = await self.gw.admitter.admit(self.api_key, model, hold=hold, hold_id=self.event_id)
+        self.key, self.lease_id = admitted.key, admitted.lease_id
         self.hold, self.model = hold, model
         if "tools" in body:
             self.tool_names = client_tool_names(ep.protocol, body)
@@ -285,11 +285,14 @@ class RouterProcessor:
             "usage": usage.as_dict(),
             "usage_estimated": estimated,
             "hold_nano": self.hold,
+            "lease": self.lease_id,
             "cost_nano": cost,
             "duration_ms": round(duration * 1000, 3),
             "ts": time.time(),
         }
         self.gw.meter.record(event)
+        if self.lease_id and self.key:
+            self.gw.admitter.finished(self.key.account, self.lease_id, self.hold, cost)
         log.info("request", **event)
         metrics.REQUESTS.labels(self.model, self.deployment, self.protocol.value, str(status)).inc()
         metrics.DURATION.labels(self.model, self.protocol.value).observe(duration)
