@@ -217,3 +217,17 @@ def test_large_balances_stay_exact(gateway: GatewayUnderTest) -> None:
         oai.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])  # type: ignore[arg-type]
     expected = 5_000_000 * 1_000_000_000 - expected_cost("gpt-test", Usage(input=1, output=1))
     assert (expected, 0) == gateway.wait_balance("whale", expected)
+
+
+def test_an_event_with_no_cost_settles_and_is_counted(gateway: GatewayUnderTest) -> None:
+    """A failed upstream call or a free model costs 0: it still settles (no dead letter) and counts as a request."""
+    import datetime as dt
+
+    gateway.new_key("free", fund_usd=1)
+    start, _ = gateway.balance("free")
+    event = {"event_id": "free-1", "account": "free", "model": "gpt-test", "key_id": "k", "usage": {},
+             "cost_nano": 0, "status": 502, "complete": False, "ts": time.time()}
+    assert "ok" == gateway._billing(lambda b: b.settle(event))
+    today = dt.datetime.now(dt.UTC).date()
+    [row] = gateway._billing(lambda b: b.usage("free", today, today))
+    assert ((start, 0), 1, 1) == (gateway.balance("free"), row["requests"], row["failed"])
