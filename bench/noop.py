@@ -38,8 +38,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tokengate.config import load
 from translator.endpoints import Kind, classify
 from translator.extproc import messages as m
+from translator.extproc.upstream import attempt_headers
 from translator.state import Target, direct_targets, targets
-from translator.upstream_http import DIRECT_SUFFIX, ROUTE_HEADER, credential_headers, path
+from translator.upstream_http import ROUTE_HEADER, credential_headers, direct_route, path
 
 _MODEL = re.compile(rb'"model"\s*:\s*"([^"]+)"')
 _SKIP_BODY = ProcessingMode(request_body_mode=ProcessingMode.NONE)
@@ -74,12 +75,12 @@ class NoOp(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
         found = _MODEL.search(body)
         model = ep.model if ep and ep.model else (found.group(1).decode() if found else "")
         t = self.direct.get(model)
-        headers = {ROUTE_HEADER: model}
-        if ep is not None and t is not None and t.protocol is ep.protocol:
-            headers = {ROUTE_HEADER: model + DIRECT_SUFFIX,
-                       ":path": path(t.protocol, t.base_path, ep.kind, t.model, stream=False, sse=ep.sse),
-                       **credential_headers(t.protocol, t.credential)}
-        return m.request_body(m.common(set_headers=headers, clear_route_cache=True))
+        headers: dict[str, str] = {ROUTE_HEADER: model}
+        remove: list[str] = []
+        if ep is not None and t is not None:
+            headers, remove = attempt_headers(ep.protocol, ep.kind, False, ep.sse, t, ())
+            headers[ROUTE_HEADER] = direct_route(model, ep.protocol)
+        return m.request_body(m.common(set_headers=headers, remove_headers=remove, clear_route_cache=True))
 
     def _upstream_headers(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
         meta = m.tokengate_metadata(str(m.attributes(req).get("xds.upstream_host_metadata") or ""))

@@ -62,16 +62,21 @@ def test_model_routes_and_clusters_follow_the_config() -> None:
 
 
 def test_a_model_on_one_provider_gets_a_direct_route_without_the_upstream_filter() -> None:
-    """One provider and model behind a model: a direct route (first) to a twin cluster with no per-attempt filter."""
+    """One provider and model behind a model: a direct route per caller protocol (before the model route) to a
+    twin cluster with no per-attempt filter; callers of another protocol get the Lua status map."""
     cfg = load(ROOT / "examples/providers.yaml")
     doc = yaml.safe_load(render(cfg, source="x", addresses=translator_addresses(cfg, 1)))
     vhost = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]
     names = [r["name"] for r in vhost["routes"]]
-    direct = next(r for r in vhost["routes"] if r["name"] == "direct/gpt-4o")
-    assert names.index("direct/gpt-4o") < names.index("model/gpt-4o")
-    assert ("gpt-4o#direct", "direct/gpt-4o", ["x-tokengate-model"]) == (
-        direct["match"]["headers"][0]["string_match"]["exact"], direct["route"]["cluster"],
-        direct["request_headers_to_remove"])
+    direct = {r["name"]: r for r in vhost["routes"] if r["name"].startswith("direct/") and r["name"].endswith("/gpt-4o")}
+    assert ["direct/openai/gpt-4o", "direct/anthropic/gpt-4o", "direct/gemini/gpt-4o"] == list(direct)
+    assert max(names.index(n) for n in direct) < names.index("model/gpt-4o")
+    same, other = direct["direct/openai/gpt-4o"], direct["direct/anthropic/gpt-4o"]
+    assert ("gpt-4o#openai", "direct/gpt-4o", ["x-tokengate-model"]) == (
+        same["match"]["headers"][0]["string_match"]["exact"], same["route"]["cluster"],
+        same["request_headers_to_remove"])
+    assert "tokengate.status" not in same["typed_per_filter_config"]
+    assert "status/anthropic" == other["typed_per_filter_config"]["tokengate.status"]["name"]
     clusters = {c["name"]: c for c in doc["static_resources"]["clusters"]}
     options = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
     assert "http_filters" not in clusters["direct/gpt-4o"]["typed_extension_protocol_options"][options]

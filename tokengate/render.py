@@ -20,7 +20,8 @@ from tokengate.config import GatewayConfig, Model
 from translator.endpoints import LISTING_PATHS, SHAPE_PATHS
 from translator.errors import BadRequest, NotFound, UserFacingError
 from translator.protocols import Protocol
-from translator.upstream_http import CTX_HEADER, DIRECT_SUFFIX
+from translator.protocols.convert import client_status
+from translator.upstream_http import CTX_HEADER, direct_route
 
 TEMPLATE = Path(__file__).with_name("templates") / "envoy.yaml.j2"
 
@@ -176,6 +177,28 @@ def _route_policy(cfg: GatewayConfig, m: Model) -> dict[str, Any]:
     }
 
 
+_STATUS_LUA = """local map = {%s}
+function envoy_on_response(h)
+  local headers = h:headers()
+  if headers:get("x-envoy-upstream-service-time") == nil then return end  -- Envoy's own reply
+  local to = map[tonumber(headers:get(":status"))]
+  if to then headers:replace(":status", tostring(to)) end
+end
+"""
+
+
+def status_maps() -> dict[str, str]:
+    """Per caller protocol that spells some upstream error statuses differently, the Lua that
+    rewrites them on a direct cross-protocol route (what the upstream filter does per attempt)."""
+    out = {}
+    for caller in Protocol:
+        pairs = [(s, client_status(caller, s)) for s in range(400, 600)]
+        table = ", ".join(f"[{a}] = {b}" for a, b in pairs if a != b)
+        if table:
+            out[f"status/{caller.value}"] = _STATUS_LUA % table
+    return out
+
+
 def _portal(upstream: str | None) -> dict[str, Any] | None:
     """The portal's cluster (Envoy forwards /portal to it), or None for no portal route."""
     if upstream is None:
@@ -188,13 +211,18 @@ def context(cfg: GatewayConfig, *, source: str, addresses: list[str],
             portal: str | None = None) -> dict[str, Any]:
     clusters = [c for m in cfg.models for c in _model_clusters(cfg, m)]
     model_routes = []
+    maps = status_maps()
     for name, m in cfg.model_table().items():
         policy = _route_policy(cfg, m)
-        if cfg.direct_deployment(m) is not None:  # first: its header value is the more specific
-            model_routes.append({"name": f"direct/{name}", "header": name + DIRECT_SUFFIX,
-                                 "cluster": f"direct/{m.name}", "direct": True, **policy})
+        d = cfg.direct_deployment(m)
+        spoken = cfg.provider(d.provider).protocol if d is not None else None
+        for caller in Protocol if d is not None else ():
+            lua = f"status/{caller.value}" if caller is not spoken else None
+            model_routes.append({"name": f"direct/{caller.value}/{name}", "header": direct_route(name, caller),
+                                 "cluster": f"direct/{m.name}", "direct": True,
+                                 "lua": lua if lua in maps else None, **policy})
         model_routes.append({"name": f"model/{name}", "header": name, "cluster": f"model/{m.name}",
-                             "direct": False, **policy})
+                             "direct": False, "lua": None, **policy})
 
     def shaped(protocol: Protocol, err: UserFacingError) -> str:
         return json.dumps(err.body(protocol), separators=(",", ":")).replace("'", "''")
@@ -231,6 +259,7 @@ def context(cfg: GatewayConfig, *, source: str, addresses: list[str],
         "listing_routes": [{"name": f"list{p}", "match": _flow(m)} for p, m in LISTING_PATHS.items()],
         "api_routes": api_routes,
         "not_found_routes": not_found_routes,
+        "status_lua": {k: _flow(v) for k, v in maps.items()},
         "translator_endpoints": [_endpoint(a) for a in addresses],
         "upstream_clusters": clusters,
         "portal": _portal(portal or cfg.server.portal_upstream),

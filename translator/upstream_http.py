@@ -11,7 +11,12 @@ ANTHROPIC_VERSION = "2023-06-01"
 # Set by the router for Envoy (route choice) and the upstream filter (the caller's context); never sent on.
 ROUTE_HEADER = "x-tokengate-model"
 CTX_HEADER = "x-tokengate-ctx"
-DIRECT_SUFFIX = "#direct"  # the routing header's value names a model's direct route ('#' is in no model name)
+
+
+
+def direct_route(model: str, caller: Protocol) -> str:
+    """The routing header's value for ``model``'s direct route as ``caller`` reaches it ('#' is in no model name)."""
+    return f"{model}#{caller.value}"
 # Sent by Anthropic callers; forwarded only to Anthropic upstreams.
 ANTHROPIC_ONLY_HEADERS = ("anthropic-version", "anthropic-beta")
 

@@ -5,10 +5,12 @@
     request body     parse, resolve the model, admit (key, allow-list, rate limits,
                      balance: one Lua call placing a hold); then set the routing
                      header and clear the route cache so Envoy picks the model's route.
-                     When every attempt goes to one provider of the caller's protocol
-                     (``Gateway.direct``), it also sets what the upstream filter would
-                     have set — path, credential, model — and picks the *direct* route,
-                     whose cluster has no per-attempt filter: one gRPC stream, not two.
+                     When every attempt goes to one provider and model
+                     (``Gateway.direct``), it also does what the upstream filter would
+                     — path, credential, the body translated or renamed — and picks the
+                     *direct* route, whose cluster has no per-attempt filter: one gRPC
+                     stream, not two (a Lua snippet on the route maps error statuses
+                     into the caller's protocol, as that filter would).
     response body    (STREAMED; response headers skipped, their facts come as
                      attributes) pick the handler for the deployment that answered,
                      pass or translate each chunk, read usage; at the end write the
@@ -33,20 +35,17 @@ from translator.auth import NO_KEY, authenticate
 from translator.endpoints import Endpoint, Kind, classify, client_key
 from translator.errors import BadRequest, ModelNotFound, NotFound, Unauthorized, UserFacingError
 from translator.extproc import messages as m
-from translator.extproc.upstream import Ctx
+from translator.extproc.upstream import Ctx, attempt_body, attempt_headers, needs_body
 from translator.protocols import Protocol
 from translator.protocols.convert import client_tool_names, count_body, estimate_count
 from translator.responses import ResponseHandler, handler_for
-from translator.state import Gateway, Target
+from translator.state import Gateway
 from translator.upstream_http import (
     ANTHROPIC_ONLY_HEADERS,
-    ANTHROPIC_VERSION,
     CLIENT_CREDENTIAL_HEADERS,
     CTX_HEADER,
-    DIRECT_SUFFIX,
     ROUTE_HEADER,
-    credential_headers,
-    path,
+    direct_route,
 )
 from translator.usage import Usage
 
@@ -161,10 +160,12 @@ class RouterProcessor:
             body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
             changed = True
         direct = self.gw.direct.get(model)
-        if direct is not None and direct.protocol is ep.protocol:
-            headers, remove = self._direct_headers(direct)
-            if ep.model is None and body["model"] != direct.model:  # Gemini: the model is in the path
-                body["model"] = direct.model
+        if direct is not None:  # one provider and model: set once what every attempt needs (no upstream filter)
+            headers, remove = attempt_headers(ep.protocol, ep.kind, self.stream, ep.sse, direct,
+                                              self.anthropic_headers)
+            headers[ROUTE_HEADER] = direct_route(model, ep.protocol)
+            if needs_body(ep.protocol, model, direct):
+                body = attempt_body(ep.protocol, ep.kind, self.stream, direct, body)
                 changed = True
         else:
             ctx = Ctx(ep.protocol, ep.kind, self.stream, ep.sse, model)
@@ -173,23 +174,6 @@ class RouterProcessor:
         if out is not None:
             headers["content-length"] = str(len(out))
         return m.request_body(m.common(body=out, set_headers=headers, remove_headers=remove, clear_route_cache=True))
-
-    def _direct_headers(self, t: Target) -> tuple[dict[str, str], list[str]]:
-        """What the upstream filter would set for this one deployment, set once for every attempt."""
-        ep = self.endpoint
-        assert ep is not None
-        headers = {
-            ROUTE_HEADER: self.model + DIRECT_SUFFIX,
-            ":path": path(t.protocol, t.base_path, ep.kind, t.model, stream=self.stream, sse=ep.sse),
-            **credential_headers(t.protocol, t.credential),
-        }
-        remove = [h for h in CLIENT_CREDENTIAL_HEADERS if h not in headers]
-        if t.protocol is Protocol.ANTHROPIC:
-            if "anthropic-version" not in self.anthropic_headers:
-                headers["anthropic-version"] = ANTHROPIC_VERSION
-        else:
-            remove += self.anthropic_headers
-        return headers, remove
 
     def _model(self, ep: Endpoint, body: dict[str, Any]) -> str:
         model = ep.model if ep.model is not None else body.get("model")

@@ -12,7 +12,9 @@ upstream untouched.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
@@ -70,6 +72,45 @@ def client_protocol(req: pb.ProcessingRequest) -> Protocol:
     return Protocol.parse(proto) or Protocol.OPENAI
 
 
+def attempt_headers(caller: Protocol, kind: Kind, stream: bool, sse: bool, t: Target,
+                    anthropic_headers: Collection[str]) -> tuple[dict[str, str], list[str]]:
+    """The headers to set and remove for an attempt to ``t``: path, credential, protocol headers.
+
+    ``anthropic_headers``: which of ANTHROPIC_ONLY_HEADERS the caller sent.
+    """
+    same = caller is t.protocol
+    # Translated Gemini streams are read as SSE; only a Gemini caller may ask for the array.
+    headers = {
+        ":path": path(t.protocol, t.base_path, kind, t.model, stream=stream, sse=sse if same else True),
+        **credential_headers(t.protocol, t.credential),
+    }
+    remove = [h for h in CLIENT_CREDENTIAL_HEADERS if h not in headers]
+    if t.protocol is Protocol.ANTHROPIC:
+        if not same or "anthropic-version" not in anthropic_headers:
+            headers["anthropic-version"] = ANTHROPIC_VERSION
+        if not same:
+            remove.append("anthropic-beta")  # a beta named for another protocol's caller means nothing
+    else:
+        remove += [h for h in ANTHROPIC_ONLY_HEADERS if h in anthropic_headers]
+    if not same:
+        headers["content-type"] = "application/json"
+    return headers, remove
+
+
+def needs_body(caller: Protocol, model: str, t: Target) -> bool:
+    """Whether an attempt to ``t`` must rewrite the body (another protocol, or another model name)."""
+    return caller is not t.protocol or (t.protocol is not Protocol.GEMINI and model != t.model)
+
+
+def attempt_body(caller: Protocol, kind: Kind, stream: bool, t: Target, body: dict[str, Any]) -> dict[str, Any]:
+    """The caller's parsed body as ``t`` needs it."""
+    if caller is t.protocol:
+        return {**body, "model": t.model}
+    if kind is Kind.COUNT_TOKENS:
+        return translate_count_request(caller, t.protocol, body, upstream_model=t.model)
+    return translate_request(caller, t.protocol, body, upstream_model=t.model, stream=stream)
+
+
 class UpstreamAttempt:
     """One attempt: headers first, then (only if asked for) the body."""
 
@@ -85,29 +126,13 @@ class UpstreamAttempt:
         if t is None:
             raise UpstreamError(f"No deployment is known for upstream metadata {name!r}.")
         ctx = self.ctx = Ctx.decode(str(attrs.get(CTX_ATTR) or ""))
-        same = ctx.protocol is t.protocol
-        # Translated Gemini streams are read as SSE; only a Gemini caller may ask for the array.
-        sse = ctx.sse if same else True
-        headers = {
-            ":path": path(t.protocol, t.base_path, ctx.kind, t.model, stream=ctx.stream, sse=sse),
-            **credential_headers(t.protocol, t.credential),
-        }
-        # (x-tokengate-ctx stays: a retry's filter reads it again, and earlier attempts' mutations persist)
-        remove = [h for h in CLIENT_CREDENTIAL_HEADERS if h not in headers]
         client_headers = m.header_map(req.request_headers)
-        if t.protocol is Protocol.ANTHROPIC:
-            if not same or "anthropic-version" not in client_headers:
-                headers["anthropic-version"] = ANTHROPIC_VERSION
-            if not same:
-                remove.append("anthropic-beta")  # a beta named for another protocol's caller means nothing
-        else:
-            remove += [h for h in ANTHROPIC_ONLY_HEADERS if h in client_headers]
-        if not same:
-            headers["content-type"] = "application/json"
+        headers, remove = attempt_headers(ctx.protocol, ctx.kind, ctx.stream, ctx.sse, t,
+                                          [h for h in ANTHROPIC_ONLY_HEADERS if h in client_headers])
         resp = m.request_headers(m.common(set_headers=headers, remove_headers=remove))
-        if not same:
+        if ctx.protocol is not t.protocol:
             resp.mode_override.CopyFrom(_TRANSLATE)
-        elif t.protocol is Protocol.GEMINI or ctx.model == t.model:
+        elif not needs_body(ctx.protocol, ctx.model, t):
             resp.mode_override.CopyFrom(_SKIP_BODY)  # nothing in the body changes
         return resp
 
@@ -122,12 +147,5 @@ class UpstreamAttempt:
     def on_request_body(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
         t, ctx = self.target, self.ctx
         assert t is not None and ctx is not None
-        body = orjson.loads(req.request_body.body)
-        if ctx.protocol is t.protocol:
-            body["model"] = t.model
-        elif ctx.kind is Kind.COUNT_TOKENS:
-            body = translate_count_request(ctx.protocol, t.protocol, body, upstream_model=t.model)
-        else:
-            body = translate_request(ctx.protocol, t.protocol, body, upstream_model=t.model, stream=ctx.stream)
-        out = orjson.dumps(body)
+        out = orjson.dumps(attempt_body(ctx.protocol, ctx.kind, ctx.stream, t, orjson.loads(req.request_body.body)))
         return m.request_body(m.common(body=out, set_headers={"content-length": str(len(out))}))
