@@ -21,7 +21,7 @@ from translator.endpoints import LISTING_PATHS, SHAPE_PATHS
 from translator.errors import BadRequest, NotFound, UserFacingError
 from translator.protocols import Protocol
 from translator.protocols.convert import client_status
-from translator.upstream_http import CTX_HEADER, direct_route
+from translator.upstream_http import CTX_HEADER, DEPLOYMENT_ATTR, direct_route
 
 TEMPLATE = Path(__file__).with_name("templates") / "envoy.yaml.j2"
 
@@ -36,12 +36,7 @@ ROUTER_MODE = {
     "response_trailer_mode": "SKIP",
 }
 ROUTER_REQUEST_ATTRIBUTES: list[str] = []  # the header phase tells all
-ROUTER_RESPONSE_ATTRIBUTES = [
-    "response.code",
-    "upstream.request_attempt_count",
-    "response.headers['content-type']",
-    "xds.upstream_host_metadata",
-]
+ROUTER_RESPONSE_ATTRIBUTES = ["response.code", "upstream.request_attempt_count", DEPLOYMENT_ATTR]
 # Upstream-level filter: once per attempt. Headers always (they carry the attempt's endpoint
 # metadata); the body (the original client body, every attempt) only when it must change.
 UPSTREAM_MODE = {

@@ -11,6 +11,9 @@ ANTHROPIC_VERSION = "2023-06-01"
 # Set by the router for Envoy (route choice) and the upstream filter (the caller's context); never sent on.
 ROUTE_HEADER = "x-tokengate-model"
 CTX_HEADER = "x-tokengate-ctx"
+# The deployment that answered, from its endpoint metadata: one string, cheaper for Envoy to send
+# than the whole xds.upstream_host_metadata message.
+DEPLOYMENT_ATTR = "xds.upstream_host_metadata.filter_metadata['tokengate']['deployment']"
 
 
 

@@ -125,11 +125,12 @@ def test_a_failing_primary_fails_over_to_a_deployment_of_another_protocol(pair: 
     assert ("/v1/chat/completions", "backup-gpt") == (sent.path, sent.json()["model"])
     assert f"Bearer {UPSTREAM_SECRETS['TG_TEST_OPENAI_KEY']}" == sent.headers.get("authorization"), dict(sent.headers)
     assert pair.gw.key not in str(dict(sent.headers)) + sent.body.decode()
-    events = [e for e in pair.gw.metering_events(since) if e["model"] == "fo-claude"]
+    ours = sent.headers.get("x-request-id")  # an earlier test's event may land late
+    events = [e for e in pair.gw.metering_events(since) if e["request_id"] == ours]
     deadline = time.monotonic() + 5
     while not events and time.monotonic() < deadline:
         time.sleep(0.05)
-        events = [e for e in pair.gw.metering_events(since) if e["model"] == "fo-claude"]
+        events = [e for e in pair.gw.metering_events(since) if e["request_id"] == ours]
     [event] = events
     assert ("b-oai", 200) == (event["deployment"], event["status"])
     assert event["attempts"] >= 2
@@ -190,8 +191,9 @@ def test_failure_after_the_first_byte_is_not_retried_and_billed_once(pair: Pair)
             got += "".join(ch.delta.content or "" for ch in chunk.choices)
     assert got, "some text arrived before the cut"
     assert [] == pair.secondary.requests
+    ours = pair.primary.requests[-1].headers.get("x-request-id")  # an earlier test's event may land late
     deadline = time.monotonic() + 5
-    while not (events := [e for e in pair.gw.metering_events(since) if e["model"] == "fo-gpt"]):
+    while not (events := [e for e in pair.gw.metering_events(since) if e["request_id"] == ours]):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     [event] = events

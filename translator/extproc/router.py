@@ -44,6 +44,7 @@ from translator.upstream_http import (
     ANTHROPIC_ONLY_HEADERS,
     CLIENT_CREDENTIAL_HEADERS,
     CTX_HEADER,
+    DEPLOYMENT_ATTR,
     ROUTE_HEADER,
     direct_route,
 )
@@ -219,9 +220,9 @@ class RouterProcessor:
         self.phase = Phase.RESPONDING
         self.status = int(attrs.get("response.code") or 0)
         self.attempts = int(attrs.get("upstream.request_attempt_count") or 1)
-        tg = m.tokengate_metadata(str(attrs.get("xds.upstream_host_metadata") or ""))
-        self.deployment = str(tg.get("deployment", ""))
-        self.upstream_protocol = Protocol.parse(tg.get("protocol"))
+        self.deployment = str(attrs.get(DEPLOYMENT_ATTR) or "")
+        t = self.gw.targets.get(self.deployment)
+        self.upstream_protocol = t.protocol if t else None  # None: Envoy's own reply, in the caller's shape
         ep = self.endpoint
         assert ep is not None
         self.handler = handler_for(
