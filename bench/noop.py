@@ -30,7 +30,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
-from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -38,12 +37,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tokengate.config import load
 from translator.endpoints import Kind, classify
 from translator.extproc import messages as m
-from translator.extproc.upstream import attempt_headers
+from translator.extproc.upstream import SKIP_BODY, attempt_headers
 from translator.state import Target, direct_targets, targets
 from translator.upstream_http import ROUTE_HEADER, credential_headers, direct_route, path
 
 _MODEL = re.compile(rb'"model"\s*:\s*"([^"]+)"')
-_SKIP_BODY = ProcessingMode(request_body_mode=ProcessingMode.NONE)
 _CONTINUE_HEADERS = m.request_headers(pb.CommonResponse())
 
 
@@ -69,6 +67,8 @@ class NoOp(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
                 yield self._route(path_seen, req.request_body.body)
             else:
                 yield m.CONTINUE_RESPONSE_BODY
+                if req.response_body.end_of_stream:
+                    return  # like the translator: end the RPC when nothing more comes
 
     def _route(self, client_path: str, body: bytes) -> pb.ProcessingResponse:
         ep = classify("POST", client_path, {})
@@ -88,7 +88,7 @@ class NoOp(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
         headers = {":path": path(t.protocol, t.base_path, Kind.CHAT, t.model, stream=False, sse=True),
                    **credential_headers(t.protocol, t.credential)}
         resp = m.request_headers(m.common(set_headers=headers))
-        resp.mode_override.CopyFrom(_SKIP_BODY)
+        resp.mode_override.CopyFrom(SKIP_BODY)
         return resp
 
 

@@ -3,6 +3,13 @@
 Thin on purpose: it picks the processor for the filter that opened the stream
 (router or upstream, told by the ``x-tokengate-filter`` initial metadata), hands
 each message to it, and is the one place where exceptions become responses.
+
+It ends each router-filter RPC itself, with status OK, as soon as Envoy will
+send nothing more for the request (an immediate response, the response's last
+body chunk). Envoy then takes the stream as done. Left
+to Envoy, the stream is reset after the response while the handler still waits
+for a message, and the handler's status then goes out on a cancelled call: the
+path on which grpc.aio leaks native memory (grpc/grpc#43360).
 """
 
 from __future__ import annotations
@@ -33,13 +40,16 @@ class Servicer(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
     ) -> AsyncIterator[pb.ProcessingResponse]:
         if ("x-tokengate-filter", "upstream") in (context.invocation_metadata() or ()):
             attempt = UpstreamAttempt(self.gw)
-            async for req in request_iterator:
+            async for req in request_iterator:  # (ending these early made Envoy answer 500 on 1.40)
                 yield self._upstream(attempt, req)
             return
         proc = RouterProcessor(self.gw)
         try:
             async for req in request_iterator:
-                yield await self._router(proc, req)
+                resp = await self._router(proc, req)
+                yield resp
+                if resp.HasField("immediate_response") or req.response_body.end_of_stream:
+                    return  # the request is answered: nothing more comes
         finally:
             proc.finish(cut_short=True)  # no-op when the response already ended
 

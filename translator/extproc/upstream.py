@@ -37,7 +37,7 @@ from translator.upstream_http import (
 
 CTX_ATTR = f"request.headers['{CTX_HEADER}']"
 META_ATTR = "xds.upstream_host_metadata"
-_SKIP_BODY = ProcessingMode(request_body_mode=ProcessingMode.NONE)
+SKIP_BODY = ProcessingMode(request_body_mode=ProcessingMode.NONE)
 # Another protocol: the body is translated, and the response status mapped (response headers sent).
 _TRANSLATE = ProcessingMode(
     request_body_mode=ProcessingMode.BUFFERED,
@@ -133,7 +133,7 @@ class UpstreamAttempt:
         if ctx.protocol is not t.protocol:
             resp.mode_override.CopyFrom(_TRANSLATE)
         elif not needs_body(ctx.protocol, ctx.model, t):
-            resp.mode_override.CopyFrom(_SKIP_BODY)  # nothing in the body changes
+            resp.mode_override.CopyFrom(SKIP_BODY)  # nothing in the body changes
         return resp
 
     def on_response_headers(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
