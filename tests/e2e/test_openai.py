@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -165,9 +166,11 @@ def test_unknown_model_is_404_model_not_found(gateway: GatewayUnderTest) -> None
         (b"[1, 2]", 400, "JSON object"),
         (b'{"messages": []}', 400, "no 'model'"),
         (b"[" * 5000 + b"]" * 5000, 400, "not valid JSON"),
+        (b'{"model": "gpt-test", "messages": [{"role": "user", "content": "x"}], "x": ' + b"[" * 300 + b"]" * 300
+         + b"}", 400, "nested more than 128"),
         (b'{"model": "gpt-test", "pad": "' + b"x" * MAX_REQUEST_BYTES + b'"}', 413, ""),
     ],
-    ids=["malformed", "not-an-object", "no-model", "too-deep", "too-large"],
+    ids=["malformed", "not-an-object", "no-model", "too-deep", "deeper-than-we-can-write", "too-large"],
 )
 def test_bad_bodies_get_a_clear_openai_error(gateway: GatewayUnderTest, body: bytes, status: int, fragment: str) -> None:
     """Malformed, deep or oversized bodies get 400/413 in OpenAI's error shape."""
@@ -214,3 +217,18 @@ def test_tls_listener_serves_the_sdk(gateway: GatewayUnderTest) -> None:
         c = openai.OpenAI(base_url=f"{gateway.https}/v1", api_key=gateway.key, max_retries=0, http_client=http)
         resp = c.chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
     assert "echo: Hello there" == resp.choices[0].message.content
+
+
+def test_a_body_over_the_limit_writes_no_metering_event(gateway: GatewayUnderTest) -> None:
+    """Envoy's 413 comes before authentication: no account to charge, so no event (none dead-lettered)."""
+    since = gateway.last_stream_id()
+    with gateway.redis() as r:
+        dead_before = r.xlen("tg:metering:dead")
+    body = b'{"model": "gpt-test", "pad": "' + b"x" * MAX_REQUEST_BYTES + b'"}'
+    resp = httpx.post(f"{gateway.http}/v1/chat/completions", content=body,
+                      headers={"authorization": f"Bearer {gateway.key}", "content-type": "application/json"})
+    time.sleep(0.5)  # absence: an event would be written within the writer's 10 ms linger
+    with gateway.redis() as r:
+        dead_after = r.xlen("tg:metering:dead")
+    ours = [e for e in gateway.metering_events(since) if e["status"] == 413 or not e["account"]]  # not a late one
+    assert (413, [], dead_before) == (resp.status_code, ours, dead_after)

@@ -55,6 +55,23 @@ log = structlog.get_logger("tokengate.request")
 ESTIMATE_BYTES_PER_TOKEN = 4  # for a prompt the upstream never reported
 
 
+MAX_DEPTH = 128  # JSON nesting a request may have: orjson writes at most 254, translation adds a few
+
+
+def _depth(doc: Any) -> int:
+    """How deep containers nest in a parsed JSON document (iterative: no recursion limit)."""
+    deepest, todo = 0, [(doc, 1)]
+    while todo:
+        node, d = todo.pop()
+        if isinstance(node, dict):
+            node = node.values()
+        elif not isinstance(node, list):
+            continue
+        deepest = max(deepest, d)
+        todo.extend((child, d + 1) for child in node if isinstance(child, dict | list))
+    return deepest
+
+
 class Phase(Enum):
     REQUEST = "request"
     ROUTED = "routed"
@@ -196,6 +213,9 @@ class RouterProcessor:
             raise BadRequest(f"The request body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise BadRequest("The request body must be a JSON object.")
+        # orjson reads up to 1024 levels but writes only 254: anything near that could not be sent on.
+        if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _depth(body) > MAX_DEPTH:
+            raise BadRequest(f"The request body is nested more than {MAX_DEPTH} levels deep.")
         return body
 
     # --- response ---------------------------------------------------------------
@@ -204,6 +224,13 @@ class RouterProcessor:
         chunk = req.response_body.body
         if self.phase is Phase.DONE:
             return m.response_body(m.common(body=b""))  # after an in-band error: swallow the rest
+        if self.phase is Phase.REQUEST:
+            # Envoy answered before the request was admitted (413: body over the limit): its own reply,
+            # already in the caller's shape; nobody to charge, so no metering event, only a count.
+            if req.response_body.end_of_stream:
+                self.phase = Phase.DONE
+                metrics.REJECTED.labels(self.protocol.value, "envoy_local_reply").inc()
+            return m.CONTINUE_RESPONSE_BODY
         if self.handler is None:
             self._start_response(m.attributes(req))
         assert self.handler is not None
