@@ -237,8 +237,9 @@ def _c_note(c: Mapping[str, Any] | None) -> str:
     per = (f" Envoy sent {msgs.get('router', '?')} router + {msgs.get('upstream', '?')} upstream ext_proc "
            "messages per request (each one a gRPC round trip).") if msgs else ""
     if c.get("admission"):
-        return ("C runs admission (one Redis EVALSHA: key, model, rate limits, balance, hold) and metering "
-                "(one XADD per request off the request path, settled by the settler)." + per)
+        return ("C runs admission (key, model, rate limits, balance: in process against the translator's lease on "
+                "the bench account, one Redis EVALSHA when a lease is taken, topped up or renewed) and metering "
+                "(XADD in batches off the request path, settled by the settler)." + per)
     return ("C runs auth (one Redis read per request) and metering (one XADD per request off the request "
             "path); admission/billing Lua does not exist yet, so C has no hold/settle round trip." + per)
 
