@@ -75,7 +75,7 @@ def gateway_config(fake_port: int, workdir: Path) -> dict[str, Any]:
             {"name": "gem", "provider": "fake-gemini", "model": "gemini-test"},
         ],
         "models": [
-            {"name": "gpt-test", "deployments": ["oai"], "price": PRICES["gpt-test"]},
+            {"name": "gpt-test", "aliases": ["gpt-alias"], "deployments": ["oai"], "price": PRICES["gpt-test"]},
             {"name": "gpt-latest", "deployments": ["oai-renamed"], "price": PRICES["gpt-test"]},
             {"name": "claude-test", "deployments": ["ant"], "price": PRICES["claude-test"]},
             {"name": "gemini-test", "deployments": ["gem"], "price": PRICES["gemini-test"]},

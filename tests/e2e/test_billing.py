@@ -231,3 +231,16 @@ def test_an_event_with_no_cost_settles_and_is_counted(gateway: GatewayUnderTest)
     today = dt.datetime.now(dt.UTC).date()
     [row] = gateway._billing(lambda b: b.usage("free", today, today))
     assert ((start, 0), 1, 1) == (gateway.balance("free"), row["requests"], row["failed"])
+
+
+def test_an_alias_is_the_model_for_allow_lists_metering_and_the_upstream(gateway: GatewayUnderTest) -> None:
+    """A key allowed 'gpt-test' may call its alias 'gpt-alias'; the event, the price and the upstream see 'gpt-test'."""
+    key = gateway.new_key("aliased", fund_usd=1, models=["gpt-test"])
+    since = gateway.last_stream_id()
+    gateway.fake.push(Reply(text="x", usage=Usage(input=10, output=2)))
+    with openai.OpenAI(base_url=f"{gateway.http}/v1", api_key=key, max_retries=0) as oai:
+        oai.chat.completions.create(model="gpt-alias", messages=[{"role": "user", "content": "x"}])  # type: ignore[arg-type]
+    [event] = gateway.wait_metering(since)
+    [sent] = gateway.fake.requests
+    assert ("gpt-test", "gpt-test", expected_cost("gpt-test", Usage(input=10, output=2))) == (
+        event["model"], sent.json()["model"], event["cost_nano"])

@@ -92,7 +92,8 @@ class RouterProcessor:
         self.endpoint: Endpoint | None = None
         self.api_key: str | None = None
         self.key: KeyInfo | None = None
-        self.model = ""
+        self.model = ""  # the model's own name (an alias resolved): metering, prices, allow-lists
+        self.asked = ""  # the caller's spelling of it: what its body says and its answer names
         self.stream = False
         self.include_usage = False
         self.status = 0
@@ -146,10 +147,11 @@ class RouterProcessor:
         self.body_len = len(raw)
         try:
             body = self._parse(raw)
-            model = self._model(ep, body)
+            asked = self._model(ep, body)
         except UserFacingError:
             await authenticate(self.gw.redis, self.api_key)  # a bad key is a 401 before a bad body is a 400
             raise
+        model = self.gw.models[asked].name  # an alias is resolved once, here
         if ep.kind is Kind.COUNT_TOKENS and self.gw.protocols[model] == {Protocol.OPENAI} \
                 and ep.protocol is not Protocol.OPENAI:
             # No count endpoint upstream: estimate here, and say it is an estimate.
@@ -165,7 +167,7 @@ class RouterProcessor:
             hold = estimate_hold(self.gw.prices[model], len(raw), min(cap, limit) if cap is not None else limit)
         admitted = await self.gw.admitter.admit(self.api_key, model, hold=hold, hold_id=self.event_id)
         self.key, self.lease_id = admitted.key, admitted.lease_id
-        self.hold, self.model = hold, model
+        self.hold, self.model, self.asked = hold, model, asked
         if "tools" in body:
             self.tool_names = client_tool_names(ep.protocol, body)
         self.stream = ep.stream if ep.stream is not None else body.get("stream") is True
@@ -182,11 +184,11 @@ class RouterProcessor:
             headers, remove = attempt_headers(ep.protocol, ep.kind, self.stream, ep.sse, direct,
                                               self.anthropic_headers)
             headers[ROUTE_HEADER] = direct_route(model, ep.protocol)
-            if needs_body(ep.protocol, model, direct):
+            if needs_body(ep.protocol, asked, direct):
                 body = attempt_body(ep.protocol, ep.kind, self.stream, direct, body)
                 changed = True
         else:
-            ctx = Ctx(ep.protocol, ep.kind, self.stream, ep.sse, model)
+            ctx = Ctx(ep.protocol, ep.kind, self.stream, ep.sse, asked)
             headers, remove = {ROUTE_HEADER: model, CTX_HEADER: ctx.encode()}, list(CLIENT_CREDENTIAL_HEADERS)
         out = orjson.dumps(body) if changed else None
         if out is not None:
@@ -254,7 +256,7 @@ class RouterProcessor:
         assert ep is not None
         self.handler = handler_for(
             ep.protocol, self.upstream_protocol, self.status, stream=self.stream, sse=ep.sse,
-            include_usage=self.include_usage, model=self.model, tool_names=self.tool_names,
+            include_usage=self.include_usage, model=self.asked, tool_names=self.tool_names,
             count=ep.kind is Kind.COUNT_TOKENS)
 
     # --- end --------------------------------------------------------------------
