@@ -30,33 +30,28 @@ lock:  ## refresh requirements.lock (newest releases pyproject.toml allows), rei
 	$(MAKE) venv
 	$(BIN)/python deploy/image/lock.py > deploy/image/requirements.txt  # the image installs the same versions
 
-redis-server:  ## make sure a redis-server binary exists (installs Debian's package as root)
-	@command -v redis-server >/dev/null && exit 0; \
+# $(call apt_ensure,TEST,PACKAGE,WHY,HELP): nothing when TEST passes; else Debian's PACKAGE (as root), or HELP.
+define apt_ensure
+	@$(1) && exit 0; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing redis-server (Debian package)…"; \
-	  (apt-get install -y -qq redis-server >/dev/null 2>&1 || \
-	   (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null)) && exit 0; \
+	  echo "installing $(2) (Debian package, $(3))…"; \
+	  (apt-get install -y -qq $(2) >/dev/null 2>&1 || \
+	   (apt-get update -qq && apt-get install -y -qq $(2) >/dev/null)) && exit 0; \
 	fi; \
-	echo "redis-server is missing: install it (Debian/Ubuntu: sudo apt-get install redis-server," \
-	     "macOS: brew install redis) or set REDIS_URL to a Redis you run." >&2; exit 1
+	echo "$(4)" >&2; exit 1
+endef
+
+redis-server:  ## make sure a redis-server binary exists (installs Debian's package as root)
+	$(call apt_ensure,command -v redis-server >/dev/null,redis-server,the gateway's store,redis-server is missing: \
+	  install it (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis) or set REDIS_URL.)
 
 chromium:  ## make sure Debian's chromium exists for the portal's browser tests (installs it as root)
-	@test -x /usr/bin/chromium && exit 0; \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing chromium (Debian package, for the portal's browser tests)…"; \
-	  (apt-get install -y -qq chromium >/dev/null 2>&1 || \
-	   (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)) && exit 0; \
-	fi; \
-	echo "/usr/bin/chromium is missing: install Debian's chromium package (the portal tests drive it)." >&2; exit 1
+	$(call apt_ensure,test -x /usr/bin/chromium,chromium,for the portal's browser tests,/usr/bin/chromium is \
+	  missing: install Debian's chromium package (the portal tests drive it).)
 
 wrk:  ## make sure wrk (the bench's load generator) exists (installs Debian's package as root)
-	@command -v wrk >/dev/null && exit 0; \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing wrk (Debian package, the bench's load generator)…"; \
-	  (apt-get install -y -qq wrk >/dev/null 2>&1 || \
-	   (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)) && exit 0; \
-	fi; \
-	echo "wrk is missing: install it (Debian/Ubuntu: sudo apt-get install wrk)." >&2; exit 1
+	$(call apt_ensure,command -v wrk >/dev/null,wrk,the bench's load generator,wrk is missing: install it \
+	  (Debian/Ubuntu: sudo apt-get install wrk).)
 
 run: $(STAMP) redis-server  ## run the whole stack (demo provider unless provider keys are set); Ctrl-C stops it
 	$(BIN)/tokengate run

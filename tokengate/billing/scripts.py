@@ -64,20 +64,28 @@ end
 return {'ok', k[1]}
 """
 
+# Takes up to `amount` out of a lease's hold (KEYS[1] account, KEYS[2] holds, KEYS[3] hold
+# expiries), never below zero; a lease emptied is removed. Returns what was taken.
+_TAKE_FROM_LEASE = """
+local function take_from_lease(lease, amount)
+  local held = tonumber(redis.call('HGET', KEYS[2], lease) or '0')
+  local taken = math.min(amount, held)
+  if taken <= 0 then return 0 end
+  if held - taken <= 0 then
+    redis.call('HDEL', KEYS[2], lease)
+    redis.call('ZREM', KEYS[3], lease)
+  else
+    redis.call('HINCRBY', KEYS[2], lease, -taken)
+  end
+  redis.call('HINCRBY', KEYS[1], 'held', -taken)
+  return taken
+end
+"""
+
 # KEYS: account, holds, hold expiries   ARGV: lease id, amount
 # What a process gives back of its lease (never more than the lease still holds).
-RETURN_LEASE = """
-local held = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-local back = math.min(tonumber(ARGV[2]), held)
-if back <= 0 then return 0 end
-if held - back <= 0 then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  redis.call('ZREM', KEYS[3], ARGV[1])
-else
-  redis.call('HINCRBY', KEYS[2], ARGV[1], -back)
-end
-redis.call('HINCRBY', KEYS[1], 'held', -back)
-return back
+RETURN_LEASE = _TAKE_FROM_LEASE + """
+return take_from_lease(ARGV[1], tonumber(ARGV[2]))
 """
 
 # KEYS: account, holds, hold expiries, done marker, ledger, usage day hash, tpm counter,
@@ -86,7 +94,7 @@ return back
 #       reasoning, failed (0/1), done ttl, the event as JSON, lease id ('' for none)
 # A request admitted against a lease has no hold of its own: its cost comes out of the
 # lease's hold (as far as that still holds), so the lease shrinks as its requests settle.
-SETTLE = """
+SETTLE = _TAKE_FROM_LEASE + """
 if not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[13]) then return {'duplicate'} end
 local hold = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if hold > 0 then
@@ -95,19 +103,7 @@ if hold > 0 then
   redis.call('HINCRBY', KEYS[1], 'held', -hold)
 end
 local cost = tonumber(ARGV[2])
-if ARGV[15] ~= '' and cost > 0 then
-  local leased = tonumber(redis.call('HGET', KEYS[2], ARGV[15]) or '0')
-  local used = math.min(cost, leased)
-  if used > 0 then
-    if leased - used <= 0 then
-      redis.call('HDEL', KEYS[2], ARGV[15])
-      redis.call('ZREM', KEYS[3], ARGV[15])
-    else
-      redis.call('HINCRBY', KEYS[2], ARGV[15], -used)
-    end
-    redis.call('HINCRBY', KEYS[1], 'held', -used)
-  end
-end
+if ARGV[15] ~= '' and cost > 0 then take_from_lease(ARGV[15], cost) end
 local balance
 if cost ~= 0 then  -- HINCRBY by -0 is refused ('-0' is not an integer to Redis)
   balance = redis.call('HINCRBY', KEYS[1], 'balance', -cost)
