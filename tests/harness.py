@@ -67,18 +67,22 @@ def gateway_config(fake_port: int, workdir: Path) -> dict[str, Any]:
              "api_key": {"env": "TG_TEST_ANTHROPIC_KEY"}},
             {"name": "fake-gemini", "protocol": "gemini", "base_url": fake,
              "api_key": {"env": "TG_TEST_GEMINI_KEY"}},
+            {"name": "nobody-home", "protocol": "anthropic", "base_url": f"http://127.0.0.1:{free_port()}",
+             "api_key": {"env": "TG_TEST_ANTHROPIC_KEY"}, "timeout_connect_s": 0.5},
         ],
         "deployments": [
             {"name": "oai", "provider": "fake-openai", "model": "gpt-test"},
             {"name": "oai-renamed", "provider": "fake-openai", "model": "gpt-test-2025-01-01"},
             {"name": "ant", "provider": "fake-anthropic", "model": "claude-test"},
             {"name": "gem", "provider": "fake-gemini", "model": "gemini-test"},
+            {"name": "down", "provider": "nobody-home", "model": "claude-down"},
         ],
         "models": [
             {"name": "gpt-test", "aliases": ["gpt-alias"], "deployments": ["oai"], "price": PRICES["gpt-test"]},
             {"name": "gpt-latest", "deployments": ["oai-renamed"], "price": PRICES["gpt-test"]},
             {"name": "claude-test", "deployments": ["ant"], "price": PRICES["claude-test"]},
             {"name": "gemini-test", "deployments": ["gem"], "price": PRICES["gemini-test"]},
+            {"name": "claude-down", "deployments": ["down"], "price": PRICES["claude-test"]},  # nobody listens
         ],
     }
 

@@ -207,7 +207,7 @@ def test_upstream_errors_pass_through_with_their_status(gateway: GatewayUnderTes
 def test_models_list_shows_configured_models(gateway: GatewayUnderTest) -> None:
     """GET /v1/models lists every configured model in OpenAI's shape."""
     ids = [m.id for m in client(gateway).models.list()]
-    assert ["gpt-test", "gpt-alias", "gpt-latest", "claude-test", "gemini-test"] == ids  # aliases are callable names
+    assert ["gpt-test", "gpt-alias", "gpt-latest", "claude-test", "gemini-test", "claude-down"] == ids  # aliases too
     assert "claude-test" == client(gateway).models.retrieve("claude-test").id
 
 
@@ -232,3 +232,29 @@ def test_a_body_over_the_limit_writes_no_metering_event(gateway: GatewayUnderTes
         dead_after = r.xlen("tg:metering:dead")
     ours = [e for e in gateway.metering_events(since) if e["status"] == 413 or not e["account"]]  # not a late one
     assert (413, [], dead_before) == (resp.status_code, ours, dead_after)
+
+
+def test_an_unreachable_provider_of_another_protocol_is_an_error_in_the_callers_shape(
+    gateway: GatewayUnderTest,
+) -> None:
+    """Envoy's own reply on a direct route to an Anthropic provider nobody serves reaches an OpenAI caller
+    as an OpenAI error (not Anthropic's shape, which the request's upstream headers would pick)."""
+    resp = httpx.post(f"{gateway.http}/v1/chat/completions", headers={"authorization": f"Bearer {gateway.key}"},
+                      json={"model": "claude-down", "messages": [{"role": "user", "content": "x"}]}, timeout=30)
+    err = resp.json()["error"]
+    assert (503, True) == (resp.status_code, {"message", "type", "param", "code"} <= set(err)), resp.text
+
+
+def test_only_the_protocols_headers_reach_the_provider(gateway: GatewayUnderTest) -> None:
+    """Cookies, client addresses, tracing, SDK and encoding headers stay at the gateway; content type and
+    user agent go on (a compressed answer could not be read for usage)."""
+    gateway.fake.push(Reply(text="x"))
+    sent_headers = {"authorization": f"Bearer {gateway.key}", "cookie": "session=abc", "x-forwarded-for": "10.1.2.3",
+                    "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                    "accept-encoding": "gzip", "openai-organization": "org-x", "user-agent": "probe/1.0"}
+    httpx.post(f"{gateway.http}/v1/chat/completions", headers=sent_headers,
+               json={"model": "gpt-test", "messages": MESSAGES}).raise_for_status()
+    [req] = gateway.fake.requests
+    got = {k.lower() for k in req.headers}
+    assert set() == got & {"cookie", "x-forwarded-for", "traceparent", "accept-encoding", "openai-organization"}
+    assert ("probe/1.0", "application/json") == (req.headers.get("user-agent"), req.headers.get("content-type"))

@@ -39,9 +39,8 @@ from translator.extproc.upstream import Ctx, attempt_body, attempt_headers, need
 from translator.protocols import Protocol
 from translator.protocols.convert import client_tool_names, count_body, estimate_count
 from translator.responses import ResponseHandler, handler_for
-from translator.state import Gateway
+from translator.state import Gateway, Target
 from translator.upstream_http import (
-    ANTHROPIC_ONLY_HEADERS,
     CLIENT_CREDENTIAL_HEADERS,
     CTX_HEADER,
     DEPLOYMENT_ATTR,
@@ -102,7 +101,8 @@ class RouterProcessor:
         self.upstream_protocol: Protocol | None = None
         self.handler: ResponseHandler | None = None
         self.tool_names: tuple[str, ...] = ()
-        self.anthropic_headers: tuple[str, ...] = ()  # which of ANTHROPIC_ONLY_HEADERS the caller sent
+        self.header_names: tuple[str, ...] = ()  # what the caller sent (only some go on to a provider)
+        self.direct: Target | None = None  # the one deployment of a direct route
 
     def __repr__(self) -> str:
         return f"RouterProcessor(phase={self.phase.value}, model={self.model!r}, status={self.status})"
@@ -123,7 +123,7 @@ class RouterProcessor:
         if ep is None:
             raise NotFound("Unknown request URL.")
         if ep.kind in (Kind.CHAT, Kind.COUNT_TOKENS):
-            self.anthropic_headers = tuple(h for h in ANTHROPIC_ONLY_HEADERS if h in headers)
+            self.header_names = tuple(headers)
             self.api_key = client_key(ep, headers)
             if not self.api_key:
                 raise Unauthorized(NO_KEY)
@@ -181,8 +181,9 @@ class RouterProcessor:
             changed = True
         direct = self.gw.direct.get(model)
         if direct is not None:  # one provider and model: set once what every attempt needs (no upstream filter)
+            self.direct = direct
             headers, remove = attempt_headers(ep.protocol, ep.kind, self.stream, ep.sse, direct,
-                                              self.anthropic_headers)
+                                              self.header_names)
             headers[ROUTE_HEADER] = direct_route(model, ep.protocol)
             if needs_body(ep.protocol, asked, direct):
                 body = attempt_body(ep.protocol, ep.kind, self.stream, direct, body)
@@ -250,8 +251,11 @@ class RouterProcessor:
         self.status = int(attrs.get("response.code") or 0)
         self.attempts = int(attrs.get("upstream.request_attempt_count") or 1)
         self.deployment = str(attrs.get(DEPLOYMENT_ATTR) or "")
-        t = self.gw.targets.get(self.deployment)
-        self.upstream_protocol = t.protocol if t else None  # None: Envoy's own reply, in the caller's shape
+        # No deployment: Envoy's own reply (no healthy upstream), shaped by the request headers as they
+        # went upstream. On a direct route those are the deployment's (its path and version header),
+        # so the reply is read as that protocol's error; elsewhere they are the caller's own.
+        t = self.gw.targets.get(self.deployment) or self.direct
+        self.upstream_protocol = t.protocol if t else None
         ep = self.endpoint
         assert ep is not None
         self.handler = handler_for(

@@ -29,13 +29,15 @@ from translator.state import Gateway, Target
 from translator.upstream_http import (
     ANTHROPIC_ONLY_HEADERS,
     ANTHROPIC_VERSION,
-    CLIENT_CREDENTIAL_HEADERS,
     CTX_HEADER,
     credential_headers,
     path,
 )
 
 CTX_ATTR = f"request.headers['{CTX_HEADER}']"
+# The caller's headers a provider gets (besides what each attempt sets itself). x-forwarded-proto
+# stays because Envoy finds no route for a request without it.
+FORWARDED = frozenset({"content-type", "content-length", "accept", "user-agent", "x-request-id", "x-forwarded-proto"})
 META_ATTR = "xds.upstream_host_metadata"
 SKIP_BODY = ProcessingMode(request_body_mode=ProcessingMode.NONE)
 # Another protocol: the body is translated, and the response status mapped (response headers sent).
@@ -73,10 +75,13 @@ def client_protocol(req: pb.ProcessingRequest) -> Protocol:
 
 
 def attempt_headers(caller: Protocol, kind: Kind, stream: bool, sse: bool, t: Target,
-                    anthropic_headers: Collection[str]) -> tuple[dict[str, str], list[str]]:
+                    client_headers: Collection[str]) -> tuple[dict[str, str], list[str]]:
     """The headers to set and remove for an attempt to ``t``: path, credential, protocol headers.
 
-    ``anthropic_headers``: which of ANTHROPIC_ONLY_HEADERS the caller sent.
+    ``client_headers``: the names of the headers the request carries. Only FORWARDED ones (and
+    Anthropic's version and beta headers, to an Anthropic upstream of an Anthropic caller) go on:
+    no cookie, client address, tracing or SDK header, no credential, and no accept-encoding (a
+    compressed answer could not be read for usage).
     """
     same = caller is t.protocol
     # Translated Gemini streams are read as SSE; only a Gemini caller may ask for the array.
@@ -84,16 +89,16 @@ def attempt_headers(caller: Protocol, kind: Kind, stream: bool, sse: bool, t: Ta
         ":path": path(t.protocol, t.base_path, kind, t.model, stream=stream, sse=sse if same else True),
         **credential_headers(t.protocol, t.credential),
     }
-    remove = [h for h in CLIENT_CREDENTIAL_HEADERS if h not in headers]
+    keep = FORWARDED
     if t.protocol is Protocol.ANTHROPIC:
-        if not same or "anthropic-version" not in anthropic_headers:
+        if not same or "anthropic-version" not in client_headers:
             headers["anthropic-version"] = ANTHROPIC_VERSION
-        if not same:
-            remove.append("anthropic-beta")  # a beta named for another protocol's caller means nothing
-    else:
-        remove += [h for h in ANTHROPIC_ONLY_HEADERS if h in anthropic_headers]
+        if same:
+            keep = FORWARDED | set(ANTHROPIC_ONLY_HEADERS)
     if not same:
         headers["content-type"] = "application/json"
+    remove = [h for h in client_headers
+              if h not in keep and h not in headers and not h.startswith((":", "x-tokengate-"))]
     return headers, remove
 
 
@@ -126,9 +131,8 @@ class UpstreamAttempt:
         if t is None:
             raise UpstreamError(f"No deployment is known for upstream metadata {name!r}.")
         ctx = self.ctx = Ctx.decode(str(attrs.get(CTX_ATTR) or ""))
-        client_headers = m.header_map(req.request_headers)
         headers, remove = attempt_headers(ctx.protocol, ctx.kind, ctx.stream, ctx.sse, t,
-                                          [h for h in ANTHROPIC_ONLY_HEADERS if h in client_headers])
+                                          m.header_map(req.request_headers).keys())
         resp = m.request_headers(m.common(set_headers=headers, remove_headers=remove))
         if ctx.protocol is not t.protocol:
             resp.mode_override.CopyFrom(_TRANSLATE)
