@@ -58,7 +58,14 @@ def _flow(obj: Any) -> str:
 @dataclass(frozen=True)
 class _Shape:
     protocol: Protocol
-    match: str
+    match: str  # a route header matcher (the not-found routes)
+    also: str | None = None  # another header matcher that also means this protocol for Envoy's own replies
+
+    @property
+    def reply_filter(self) -> str:
+        """The access-log filter that picks this shape for a local reply."""
+        one = [{"header_filter": {"header": json.loads(m)}} for m in (self.match, self.also) if m]
+        return _flow(one[0] if len(one) == 1 else {"or_filter": {"filters": one}})
 
     def body(self, m: dict[str, Any]) -> str:
         err = UserFacingError("%LOCAL_REPLY_BODY%", status=m["status"], kind=m["kind"])
@@ -70,7 +77,9 @@ class _Shape:
 
 _SHAPES = [
     _Shape(Protocol.GEMINI, _flow({"name": ":path", "string_match": {"safe_regex": {"regex": "^/v1(beta|alpha)/.*"}}})),  # noqa: E501
-    _Shape(Protocol.ANTHROPIC, _flow({"name": "anthropic-version", "present_match": True})),
+    # Anthropic: the version header, or its path when a client left the header out (a 413 comes first)
+    _Shape(Protocol.ANTHROPIC, _flow({"name": "anthropic-version", "present_match": True}),
+           _flow({"name": ":path", "string_match": {"prefix": "/v1/messages"}})),
     _Shape(Protocol.OPENAI, _flow({"name": ":path", "present_match": True})),
 ]
 

@@ -258,3 +258,14 @@ def test_only_the_protocols_headers_reach_the_provider(gateway: GatewayUnderTest
     got = {k.lower() for k in req.headers}
     assert set() == got & {"cookie", "x-forwarded-for", "traceparent", "accept-encoding", "openai-organization"}
     assert ("probe/1.0", "application/json") == (req.headers.get("user-agent"), req.headers.get("content-type"))
+
+
+def test_envoys_413_on_the_anthropic_path_is_in_anthropics_shape_without_the_version_header(
+    gateway: GatewayUnderTest,
+) -> None:
+    """The error shape of Envoy's own replies follows the path too, not only the anthropic-version header."""
+    body = b'{"model": "claude-test", "max_tokens": 5, "pad": "' + b"x" * MAX_REQUEST_BYTES + b'"}'
+    resp = httpx.post(f"{gateway.http}/v1/messages", content=body,
+                      headers={"x-api-key": gateway.key, "content-type": "application/json"})
+    doc = resp.json()
+    assert (413, "error", "request_too_large") == (resp.status_code, doc["type"], doc["error"]["type"])
