@@ -37,7 +37,7 @@ def _counters(gw: GatewayUnderTest) -> dict[str, int]:
     return out
 
 
-def _cost(gw: GatewayUnderTest, call: Callable[[], httpx.Response]) -> tuple[int, Cost]:
+def ext_proc_cost(gw: GatewayUnderTest, call: Callable[[], httpx.Response]) -> tuple[int, Cost]:
     before = _counters(gw)
     status = call().status_code
     after = _counters(gw)
@@ -93,13 +93,13 @@ def test_messages_and_streams_per_kind_of_request(
 ) -> None:
     """Each kind of request opens the streams and sends the messages docs/architecture.md lists, no more."""
     gateway.fake.push(Reply(text="hello"))
-    assert (status, cost) == _cost(gateway, request_(gateway))
+    assert (status, cost) == ext_proc_cost(gateway, request_(gateway))
 
 
 def test_a_same_protocol_stream_opens_one_stream_and_no_upstream_filter(gateway: GatewayUnderTest) -> None:
     """A streamed same-protocol answer: one router stream, no per-attempt stream (chunk messages vary with TCP)."""
     gateway.fake.push(Reply(text="one two three"))
-    status, cost = _cost(gateway, _post(
+    status, cost = ext_proc_cost(gateway, _post(
         gateway, "/v1/chat/completions", {"model": "gpt-test", "messages": CHAT, "stream": True},
         authorization=f"Bearer {gateway.key}"))
     assert (200, 1, 0, 0) == (status, cost.router_streams, cost.upstream_streams, cost.upstream_msgs)

@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from fakes import ErrorReply, FakeProvider, Reply, Usage
+from tests.e2e.test_ext_proc_counts import WHOLE, Cost, ext_proc_cost
 from tests.harness import UPSTREAM_SECRETS, GatewayUnderTest, gateway_config, write_config
 from tokengate.devstack import Stack
 from tokengate.procs import free_port
@@ -199,3 +200,27 @@ def test_failure_after_the_first_byte_is_not_retried_and_billed_once(pair: Pair)
     [event] = events
     assert (False, 1) == (event["complete"], event["attempts"])
     assert event["cost_nano"] > 0
+
+
+@pytest.mark.parametrize(("model", "upstream"), [
+    ("fo-gpt", Cost(1, WHOLE, 1, 2)),     # same protocol, the model renamed: the attempt's headers and body
+    ("fo-claude", Cost(1, 3, 1, 3)),  # another protocol: headers, the body translated, the response headers
+], ids=["same-protocol", "cross-protocol"])
+def test_a_per_attempt_route_opens_one_upstream_stream_per_attempt(pair: Pair, model: str, upstream: Cost) -> None:
+    """Models with several providers keep the per-attempt filter: one more stream for each attempt."""
+    pair.primary.push(Reply(text="hi"))
+    status, cost = ext_proc_cost(pair.gw, lambda: httpx.post(
+        f"{pair.gw.http}/v1/chat/completions", headers={"authorization": f"Bearer {pair.gw.key}"},
+        json={"model": model, "messages": [{"role": "user", "content": "x"}]}, timeout=30))
+    assert (200, upstream) == (status, cost)
+
+
+def test_a_failover_adds_an_upstream_stream(pair: Pair) -> None:
+    """A failed first attempt and a second one to the backup: two upstream-filter streams."""
+    pair.primary.push(Reply(error=ErrorReply(500, "boom"), times=None))
+    pair.secondary.push(Reply(text="from the backup"))
+    status, cost = ext_proc_cost(pair.gw, lambda: httpx.post(
+        f"{pair.gw.http}/v1/chat/completions", headers={"authorization": f"Bearer {pair.gw.key}"},
+        json={"model": "fo-gpt", "messages": [{"role": "user", "content": "x"}]}, timeout=30))
+    assert (200, 1) == (status, cost.router_streams)
+    assert cost.upstream_streams >= 2
