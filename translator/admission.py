@@ -34,6 +34,7 @@ from translator.auth import NO_KEY
 from translator.errors import Forbidden, InsufficientQuota, RateLimited, ServiceUnavailable, Unauthorized
 from translator.protocols import Protocol
 
+REDIS_TIMEOUT_S = 2.0  # how long a translator waits for Redis (its client's socket timeout)
 BYTES_PER_TOKEN = 3  # conservative: real prompts run about 4 bytes per token
 
 
@@ -92,9 +93,11 @@ class Admitted:
 class Admitter:
     """Admission for one translator process: its leases and its key cache."""
 
-    def __init__(self, billing: Billing, cfg: BillingConfig) -> None:
+    def __init__(self, billing: Billing, cfg: BillingConfig, *, redis_timeout_s: float = REDIS_TIMEOUT_S) -> None:
         self.billing = billing
         self.cfg = cfg
+        # The admission call stops counting a little before the client stops waiting for Redis.
+        self.deadline_s = max(redis_timeout_s - 0.25, 0.1)
         self.leases: dict[str, Lease] = {}  # account -> its lease
         self._keys: dict[str, CachedKey] = {}  # key digest -> what the last round trip said
         self._local = metrics.ADMISSIONS.labels("lease")
@@ -130,7 +133,8 @@ class Admitter:
         try:
             self._redis.inc()
             a = await self.billing.admit(account, digest, model, hold=hold, hold_id=hold_id,
-                                         hold_ttl_s=self.cfg.hold_ttl_s, lease=ask)
+                                         hold_ttl_s=self.cfg.hold_ttl_s, lease=ask,
+                                         deadline=time.time() + self.deadline_s)
         except (RedisError, OSError) as exc:
             raise ServiceUnavailable("The gateway cannot check keys and balances right now; retry shortly.") from exc
         if a.outcome == "lease":
@@ -180,6 +184,8 @@ def _accepted(a: Admission, account: str, model: str, hold: int) -> KeyInfo:
     """The KeyInfo of an 'ok' admission, or the user-facing error of a refusal."""
     if a.outcome == "ok":
         return KeyInfo(account=account, key_id=a.key_id)
+    if a.outcome == "late":  # Redis ran the call after the deadline (it stalled): nothing was held
+        raise ServiceUnavailable("The gateway cannot check keys and balances right now; retry shortly.")
     if a.outcome == "unknown":
         raise Unauthorized("Incorrect API key provided. Check the key and how it is sent.")
     if a.outcome == "revoked":

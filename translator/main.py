@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from tokengate.config import ConfigError, load
 from translator import logs, metrics
+from translator.admission import REDIS_TIMEOUT_S
 from translator.extproc.servicer import Servicer
 from translator.metering import Meter
 from translator.state import Gateway
@@ -51,7 +52,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
         print(f"translator: {exc}", file=sys.stderr)
         return 2
     base = Path.cwd()  # relative paths in the config are relative to where we run
-    redis = aioredis.Redis.from_url(args.redis_url or cfg.redis_url, socket_timeout=2.0,
+    redis = aioredis.Redis.from_url(args.redis_url or cfg.redis_url, socket_timeout=REDIS_TIMEOUT_S,
                                     socket_connect_timeout=2.0, health_check_interval=30)
     meter = Meter(redis)
     meter.start()

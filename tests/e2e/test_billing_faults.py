@@ -94,6 +94,24 @@ def test_settler_dying_mid_batch_charges_nothing_twice_and_loses_nothing(faulty:
     gw.stack.supervisor.start("settler", settler.proc.args)  # type: ignore[arg-type]
 
 
+def test_a_request_refused_while_redis_stalls_leaves_no_hold(faulty: GatewayUnderTest) -> None:
+    """(Before the test that kills the translators.) Redis frozen past the translator's timeout: the client
+    gets 503, and when Redis runs the queued
+    admission later it places nothing (no hold, no lease) for the request that was refused."""
+    gw = faulty
+    key = gw.new_key("stall", fund_usd=10)
+    redis = _child(gw, "redis")
+    redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        resp = httpx.post(f"{gw.http}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                          json={"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]}, timeout=30)
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)
+    with gw.redis() as r:
+        r.ping()  # answered after the queued admission script has run
+    assert (503, 0) == (resp.status_code, gw.balance("stall")[1])
+
+
 def test_translator_killed_mid_stream_releases_the_hold(faulty: GatewayUnderTest) -> None:
     """A hold (here: the lease) whose translator died mid-stream is released by the reaper once its TTL passes."""
     gw = faulty
@@ -171,3 +189,4 @@ def test_malformed_events_go_to_dead_letters_and_do_not_block_the_batch(faulty: 
     with gw.redis() as r:
         dead = [f[b"error"].decode() for _, f in r.xrange("tg:metering:dead")]
     assert any("JSON" in d or "unexpected" in d for d in dead) and any("invalid literal" in d for d in dead)
+

@@ -183,3 +183,15 @@ def test_unauthorized_is_not_cached(gateway: GatewayUnderTest) -> None:
         return info.value.message
 
     assert "Incorrect API key" in _with_redis(gateway, run)
+
+
+def test_an_admission_run_after_its_deadline_holds_nothing(gateway: GatewayUnderTest) -> None:
+    """Redis running the call late (it stalled; the client already answered 503) places no hold and no lease."""
+    async def run(r: aioredis.Redis, b: Billing) -> tuple[str, tuple[int, int]]:
+        key = await keys.create_key(r, "late", name="t")
+        await b.credit("late", 10 * USD, kind="topup", ref="late", reason="t")
+        a = await b.admit("late", store.digest(key), "gpt-test", hold=HOLD, hold_id="l1", hold_ttl_s=60,
+                          deadline=time.time() - 1)
+        return a.outcome, await b.balance("late")
+
+    assert ("late", (10 * USD, 0)) == _with_redis(gateway, run)

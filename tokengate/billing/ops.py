@@ -20,7 +20,7 @@ METRICS = ("requests", "input", "cache_read", "cache_write", "output", "reasonin
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    outcome: str  # ok | lease | unknown | revoked | expired | forbidden | rate_limited | insufficient
+    outcome: str  # ok | lease | unknown | revoked | expired | forbidden | rate_limited | insufficient | late
     key_id: str = ""
     retry_after: int = 0
     available: int = 0
@@ -52,7 +52,9 @@ class Billing:
         self._return_lease = redis.register_script(scripts.RETURN_LEASE)
 
     async def admit(self, account: str, digest: str, model: str, *, hold: int, hold_id: str,
-                    hold_ttl_s: int, lease: LeaseAsk = LeaseAsk(), now: float | None = None) -> Admission:
+                    hold_ttl_s: int, lease: LeaseAsk = LeaseAsk(), deadline: float = 0.0,
+                    now: float | None = None) -> Admission:
+        """``deadline`` (unix seconds): the script does nothing when Redis runs it later than that."""
         now = time.time() if now is None else now
         minute = int(now // 60)
         kid = store.key_id(digest)
@@ -61,7 +63,8 @@ class Billing:
                   store.hold_expiries(account), store.rate_counter(account, "rpm", kid, minute),
                   store.rate_counter(account, "tpm", kid, minute)],
             args=[int(now), model, hold, hold_id, hold_ttl_s, 60 - int(now % 60),
-                  lease.lease_id, lease.smallest, lease.largest, lease.ttl_s, int(lease.covered)],
+                  lease.lease_id, lease.smallest, lease.largest, lease.ttl_s, int(lease.covered),
+                  f"{deadline:.3f}"],
         )
         outcome = text(res[0])
         if outcome == "ok":

@@ -9,12 +9,20 @@ from __future__ import annotations
 # KEYS: key record, account, holds, hold expiries, rpm counter, tpm counter
 # ARGV: now, model, hold, hold id, hold ttl, seconds left in this minute,
 #       lease id, smallest lease, largest lease, lease ttl (smallest lease 0: no lease),
-#       whether the process's lease already covers this request (1/0)
+#       whether the process's lease already covers this request (1/0),
+#       deadline (unix seconds; 0: none)
+# Past its deadline the call does nothing: the translator has stopped waiting and answered
+# 503 (Redis stalled), so no hold may be placed for a request that was refused.
 # A key without rate limits may lease: up to half the available balance (at most the
 # largest lease) moves into the process's lease hold, and this request and the next are
 # admitted against it in the process; a lease that covers the request is only renewed.
 # Otherwise this request gets a hold of its own.
 ADMIT = """
+local deadline = tonumber(ARGV[12] or '0')
+if deadline > 0 then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) + tonumber(t[2]) / 1000000 > deadline then return {'late'} end
+end
 local k = redis.call('HMGET', KEYS[1], 'id', 'revoked', 'expires_at', 'models', 'rpm', 'tpm')
 if not k[1] then return {'unknown'} end
 if k[2] == '1' then return {'revoked'} end
