@@ -272,6 +272,9 @@ class RouterProcessor:
         responded = self.phase is Phase.RESPONDING
         self.phase = Phase.DONE
         h = self.handler
+        # The answer's own last event was seen and passed on: a stream closed after that (the client
+        # hung up once it had everything, before Envoy handed over the end of stream) is not cut short.
+        cut_short = cut_short and not (h and h.complete)
         usage = h.usage if h else Usage()
         estimated = False
         counting = self.endpoint is not None and self.endpoint.kind is Kind.COUNT_TOKENS
