@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import re
 import signal
 import sys
@@ -32,12 +30,13 @@ from pathlib import Path
 import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from tokengate.config import load
 from translator.endpoints import Kind, classify
 from translator.extproc import messages as m
 from translator.extproc.upstream import SKIP_BODY, attempt_headers
+from translator.main import ext_proc_server
 from translator.state import Target, direct_targets, targets
 from translator.upstream_http import ROUTE_HEADER, credential_headers, direct_route, path
 
@@ -99,14 +98,7 @@ async def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     cfg = load(args.config)
     by_deployment = targets(cfg, Path.cwd())
-    server = grpc.aio.server()
-    pb_grpc.add_ExternalProcessorServicer_to_server(NoOp(direct_targets(cfg, by_deployment), by_deployment), server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    if args.listen.startswith("unix:"):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(args.listen.removeprefix("unix:"))
-    server.add_insecure_port(args.listen)
+    server, health_servicer = ext_proc_server(NoOp(direct_targets(cfg, by_deployment), by_deployment), args.listen)
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     stop = asyncio.Event()

@@ -45,6 +45,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def ext_proc_server(servicer: pb_grpc.ExternalProcessorServicer,
+                    listen: str) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """A gRPC server for ``servicer`` and the health service on ``listen`` (not started yet).
+
+    The benchmark's no-op floor (bench/noop.py) uses it too, so both answer Envoy alike.
+    """
+    server = grpc.aio.server(options=[
+        ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ("grpc.max_send_message_length", MAX_MESSAGE),
+        ("grpc.so_reuseport", 0),
+    ])
+    pb_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if listen.startswith("unix:"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(listen.removeprefix("unix:"))
+    server.add_insecure_port(listen)
+    return server, health_servicer
+
+
 async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     try:
         cfg = load(args.config)
@@ -57,18 +78,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     meter = Meter(redis)
     meter.start()
     gw = Gateway(cfg, redis, meter, base)
-    server = grpc.aio.server(options=[
-        ("grpc.max_receive_message_length", MAX_MESSAGE),
-        ("grpc.max_send_message_length", MAX_MESSAGE),
-        ("grpc.so_reuseport", 0),
-    ])
-    pb_grpc.add_ExternalProcessorServicer_to_server(Servicer(gw), server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    if args.listen.startswith("unix:"):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(args.listen.removeprefix("unix:"))
-    server.add_insecure_port(args.listen)
+    server, health_servicer = ext_proc_server(Servicer(gw), args.listen)
     servers = [server]
     if args.health_listen:  # health only: the ext_proc service stays on the private socket
         probe = grpc.aio.server(options=[("grpc.so_reuseport", 1)])  # every worker answers on one port
@@ -101,7 +111,10 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
 async def _give_back_idle_leases(gw: Gateway, every_s: float = 1.0) -> None:
     while True:
         await asyncio.sleep(every_s)
-        await gw.admitter.give_back()
+        try:
+            await gw.admitter.give_back()
+        except Exception:  # keep giving back; a lease not returned is released at its TTL anyway
+            log.exception("lease_give_back_failed")
 
 
 async def main(argv: list[str]) -> int:

@@ -6,10 +6,11 @@ each message to it, and is the one place where exceptions become responses.
 
 It ends each router-filter RPC itself, with status OK, as soon as Envoy will
 send nothing more for the request (an immediate response, the response's last
-body chunk). Envoy then takes the stream as done. Left
-to Envoy, the stream is reset after the response while the handler still waits
-for a message, and the handler's status then goes out on a cancelled call: the
-path on which grpc.aio leaks native memory (grpc/grpc#43360).
+body chunk), and Envoy takes the stream as done. Left to Envoy, the stream is
+reset after the response while the handler still waits for a message, and the
+handler's status then goes out on a cancelled call: the path on which grpc.aio
+leaks native memory (grpc/grpc#43360). The upstream filter's RPCs are left to
+Envoy: ending those early made Envoy answer 500 on 1.40.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Servicer(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
     ) -> AsyncIterator[pb.ProcessingResponse]:
         if ("x-tokengate-filter", "upstream") in (context.invocation_metadata() or ()):
             attempt = UpstreamAttempt(self.gw)
-            async for req in request_iterator:  # (ending these early made Envoy answer 500 on 1.40)
+            async for req in request_iterator:
                 yield self._upstream(attempt, req)
             return
         proc = RouterProcessor(self.gw)
