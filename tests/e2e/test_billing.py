@@ -233,6 +233,41 @@ def test_an_event_with_no_cost_settles_and_is_counted(gateway: GatewayUnderTest)
     assert ((start, 0), 1, 1) == (gateway.balance("free"), row["requests"], row["failed"])
 
 
+def test_a_batch_of_several_accounts_settles_each_event_once_and_adds_usage_up(gateway: GatewayUnderTest) -> None:
+    """One settle call per account in the batch: interleaved events of two accounts, one of them
+    sent twice, give per-event outcomes in order, exact balances, usage summed per model and key,
+    the ledger one charge per event, and each key's last use its latest event."""
+    import datetime as dt
+
+    from tokengate.billing.ops import Settlement
+
+    for account in ("batcha", "batchb"):
+        gateway.new_key(account, fund_usd=1)
+    start = {a: gateway.balance(a)[0] for a in ("batcha", "batchb")}
+    now = time.time()
+
+    def ev(i: int, account: str, key: str, cost: int, **usage: int) -> dict[str, Any]:
+        return {"event_id": f"batch-{i}", "account": account, "model": "gpt-test", "key_id": key,
+                "usage": usage, "cost_nano": cost, "status": 200, "complete": True, "ts": now + i}
+
+    events = [ev(1, "batcha", "ka", 100, input=3, output=4), ev(2, "batchb", "kb", 7, input=1),
+              ev(3, "batcha", "kc", 20, input=5, output=1), ev(1, "batcha", "ka", 100, input=3, output=4),
+              ev(4, "batcha", "ka", 0)]
+    outcomes = gateway._billing(lambda b: b.settle_many([Settlement.of(e) for e in events]))
+    assert ["ok", "ok", "ok", "duplicate", "ok"] == outcomes
+    assert (start["batcha"] - 120, start["batchb"] - 7) == (gateway.balance("batcha")[0], gateway.balance("batchb")[0])
+    today = dt.datetime.now(dt.UTC).date()
+    [row] = gateway._billing(lambda b: b.usage("batcha", today, today))
+    [ka] = gateway._billing(lambda b: b.usage("batcha", today, today, key_id="ka"))
+    assert (3, 8, 5, 120) == (row["requests"], row["input"], row["output"], row["cost"])
+    assert (2, 3, 4, 100) == (ka["requests"], ka["input"], ka["output"], ka["cost"])
+    charges = [e for e in gateway._billing(lambda b: b.ledger("batcha")) if e["type"] == "charge"]
+    assert ["-20", "-100"] == [e["amount"] for e in charges]
+    with gateway.redis() as r:
+        last = {k.decode(): float(v) for k, v in r.hgetall(store.key_last_used("batcha")).items()}
+    assert {"ka": round(now + 4, 3), "kc": round(now + 3, 3)} == {k: round(v, 3) for k, v in last.items()}
+
+
 def test_an_alias_is_the_model_for_allow_lists_metering_and_the_upstream(gateway: GatewayUnderTest) -> None:
     """A key allowed 'gpt-test' may call its alias 'gpt-alias'; the event, the price and the upstream see 'gpt-test'."""
     key = gateway.new_key("aliased", fund_usd=1, models=["gpt-test"])

@@ -139,13 +139,18 @@ def test_requests_through_the_gateway_are_admitted_against_leases(gateway: Gatew
     start, _ = gateway.balance("leasee2e")
     since = gateway.last_stream_id()
     before = _admissions(gateway)
+    began = time.monotonic()
     for _ in range(20):
         gateway.fake.push(Reply(text="x", usage=Usage(input=10, output=5)))
         httpx.post(f"{gateway.http}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
                    json={"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]}).raise_for_status()
+    elapsed = time.monotonic() - began
     events = gateway.wait_metering(since, 20)
     after = _admissions(gateway)
-    assert after["redis"] - before["redis"] <= 2 and after["lease"] - before["lease"] >= 18
+    # One call per translator, and again per translator each time its key cache ran out
+    # (only on a machine slow enough to take that long for 20 requests).
+    calls = 2 * (1 + int(elapsed // gateway.cfg["billing"]["lease"]["key_cache_s"]))
+    assert after["redis"] - before["redis"] <= calls and after["lease"] - before["lease"] >= 20 - calls
     assert 1 <= len({e["lease"] for e in events}) <= 2 and all(e["lease"] for e in events)
     cost = sum(e["cost_nano"] for e in events)
     assert (start - cost, 0) == gateway.wait_balance("leasee2e", start - cost)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -80,20 +81,46 @@ class Billing:
 
     async def settle(self, ev: dict[str, Any]) -> str:
         """Apply one metering event exactly once; 'ok' or 'duplicate'."""
-        [outcome] = await self.settle_many([ev])
+        [outcome] = await self.settle_many([Settlement.of(ev)])
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
-    async def settle_many(self, events: list[dict[str, Any]]) -> list[str | Exception]:
-        """Apply a batch of metering events in one pipelined round trip: 'ok' or 'duplicate'
-        for each, or the error Redis gave for that one event (the others still apply)."""
-        calls = [settle_call(ev) for ev in events]  # ValueError/TypeError: a malformed event
+    async def settle_many(self, batch: list[Settlement]) -> list[str | Exception]:
+        """Apply checked events in one pipelined round trip, one script call per account: 'ok' or
+        'duplicate' for each, or the error Redis gave. A call that failed is retried one event at
+        a time, so one bad event does not hold back the others (those already applied come back
+        'duplicate')."""
+        groups: dict[str, list[int]] = {}
+        for i, s in enumerate(batch):
+            groups.setdefault(s.account, []).append(i)
+        outcomes: list[str | Exception] = [""] * len(batch)
+        failed: list[int] = []
+        replies = await self._settle_groups([[batch[i] for i in idx] for idx in groups.values()])
+        for idx, reply in zip(groups.values(), replies, strict=True):
+            if isinstance(reply, Exception):
+                failed += idx
+            else:
+                for i, r in zip(idx, reply, strict=True):
+                    outcomes[i] = text(r)
+        if failed:
+            replies = await self._settle_groups([[batch[i]] for i in failed])
+            for i, reply in zip(failed, replies, strict=True):
+                outcomes[i] = reply if isinstance(reply, Exception) else text(reply[0])
+        return outcomes
+
+    async def _settle_groups(self, groups: list[list[Settlement]]) -> list[Any]:
         async with self.redis.pipeline(transaction=False) as pipe:
-            for keys, args in calls:
+            for group in groups:
+                account = group[0].account
+                keys = [store.account_key(account), store.holds(account), store.hold_expiries(account),
+                        store.ledger(account), store.recent_requests(account), store.key_last_used(account)]
+                args: list[Any] = [DONE_TTL_S]
+                for s in group:
+                    keys += s.keys
+                    args += (s.raw, s.ts)
                 await self._settle(keys=keys, args=args, client=pipe)
-            results = await pipe.execute(raise_on_error=False)
-        return [r if isinstance(r, Exception) else text(r[0]) for r in results]
+            return list(await pipe.execute(raise_on_error=False))
 
     async def return_lease(self, account: str, lease_id: str, amount: int) -> int:
         """Give back up to ``amount`` of a lease's hold; how many nano-USD were given back."""
@@ -154,22 +181,53 @@ class Billing:
         return out
 
 
-def settle_call(ev: dict[str, Any]) -> tuple[list[str], list[Any]]:
-    """The SETTLE script's KEYS and ARGV for one metering event."""
-    account, event_id = ev["account"], ev["event_id"]
-    u = ev.get("usage") or {}
-    ts = float(ev.get("ts") or time.time())
-    day = dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
-    key_id = ev.get("key_id") or "-"
-    tokens = sum(int(u.get(b) or 0) for b in ("input", "cache_read", "cache_write", "output", "reasoning"))
-    keys = [store.account_key(account), store.holds(account), store.hold_expiries(account),
-            store.done(account, event_id), store.ledger(account), store.usage_day(account, day),
-            store.rate_counter(account, "tpm", key_id, int(ts // 60)), store.recent_requests(account),
-            store.key_last_used(account)]
-    args = [event_id, int(ev.get("cost_nano") or 0), ev.get("model") or "-", key_id, tokens, f"{ts:.3f}",
-            int(u.get("input") or 0), int(u.get("cache_read") or 0), int(u.get("cache_write") or 0),
-            int(u.get("output") or 0), int(u.get("reasoning") or 0),
-            1 if int(ev.get("status") or 0) >= 400 or not ev.get("complete") else 0, DONE_TTL_S,
-            orjson.dumps(ev), ev.get("lease") or ""]
-    return keys, args
+_INT_FIELDS = ("cost_nano", "status", "hold_nano")
+_BUCKETS = ("input", "cache_read", "cache_write", "output", "reasoning")
 
+
+def _int(v: Any, what: str) -> None:
+    if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
+        raise ValueError(f"{what} is not an integer: {v!r}")
+
+
+@functools.lru_cache(maxsize=8)
+def _day(n: int) -> str:
+    """The UTC date of day ``n`` since the epoch."""
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=n)).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """One metering event checked and ready for the SETTLE script (``of`` raises ValueError for
+    an event the script could not apply: it goes to the dead letters instead)."""
+
+    account: str
+    keys: tuple[str, str, str]  # done marker, usage day hash, the key's tpm counter
+    raw: bytes  # the event's JSON, as the script reads it and the recent requests keep it
+    ts: str
+
+    @classmethod
+    def of(cls, ev: Any, raw: bytes | None = None) -> Settlement:
+        if not isinstance(ev, dict):
+            raise ValueError("the event is not a JSON object")
+        account, event_id = ev.get("account"), ev.get("event_id")
+        if not isinstance(account, str) or not store.ACCOUNT_RE.match(account):
+            raise ValueError(f"bad account {account!r}")
+        if not isinstance(event_id, str) or not event_id:
+            raise ValueError("event without event_id")
+        for f in _INT_FIELDS:
+            _int(ev.get(f), f)
+        u = ev.get("usage") or {}
+        if not isinstance(u, dict):
+            raise ValueError("usage is not an object")
+        for b in _BUCKETS:
+            _int(u.get(b), f"usage.{b}")
+        for f in ("model", "key_id", "lease"):
+            if not isinstance(ev.get(f) or "", str):
+                raise ValueError(f"{f} is not a string")
+        ts = ev.get("ts") or time.time()
+        if not isinstance(ts, int | float) or isinstance(ts, bool):
+            raise ValueError(f"ts is not a number: {ts!r}")
+        keys = (store.done(account, event_id), store.usage_day(account, _day(int(ts // 86400))),
+                store.rate_counter(account, "tpm", ev.get("key_id") or "-", int(ts // 60)))
+        return cls(account, keys, raw if raw is not None else orjson.dumps(ev), f"{ts:.3f}")

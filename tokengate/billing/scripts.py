@@ -96,52 +96,79 @@ RETURN_LEASE = _TAKE_FROM_LEASE + """
 return take_from_lease(ARGV[1], tonumber(ARGV[2]))
 """
 
-# KEYS: account, holds, hold expiries, done marker, ledger, usage day hash, tpm counter,
-#       recent requests stream, keys' last use
-# ARGV: event id, cost, model, key id, tokens, ts, input, cache_read, cache_write, output,
-#       reasoning, failed (0/1), done ttl, the event as JSON, lease id ('' for none)
-# A request admitted against a lease has no hold of its own: its cost comes out of the
-# lease's hold (as far as that still holds), so the lease shrinks as its requests settle.
+# KEYS: account, holds, hold expiries, ledger, recent requests stream, keys' last use,
+#       then for each event: its done marker, its usage day hash, its key's tpm counter
+# ARGV: done ttl, then for each event: the event as JSON, its time (unix seconds, "%.3f")
+# Settles a batch of one account's metering events; each is applied once (its done marker),
+# in order: hold released, cost charged (out of its lease's hold, as far as that still holds),
+# ledger and recent requests written. Usage, tpm counters and last use are added up in the
+# batch and written once per field. The events were checked by the caller (settle_keys);
+# returns 'ok' or 'duplicate' per event.
 SETTLE = _TAKE_FROM_LEASE + """
-if not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[13]) then return {'duplicate'} end
-local hold = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if hold > 0 then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  redis.call('HINCRBY', KEYS[1], 'held', -hold)
-end
-local cost = tonumber(ARGV[2])
-if ARGV[15] ~= '' and cost > 0 then take_from_lease(ARGV[15], cost) end
-local balance
-if cost ~= 0 then  -- HINCRBY by -0 is refused ('-0' is not an integer to Redis)
-  balance = redis.call('HINCRBY', KEYS[1], 'balance', -cost)
-else
-  balance = tonumber(redis.call('HGET', KEYS[1], 'balance') or '0')
-end
-if cost > 0 then
-  redis.call('XADD', KEYS[5], '*', 'type', 'charge', 'amount', -cost, 'balance', balance,
-             'ref', ARGV[1], 'model', ARGV[3], 'key', ARGV[4], 'ts', ARGV[6])
-end
+local ttl = ARGV[1]
+local buckets = {'input', 'cache_read', 'cache_write', 'output', 'reasoning'}
 local names = {'requests', 'input', 'cache_read', 'cache_write', 'output', 'reasoning', 'cost', 'failed'}
-local values = {1, ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], cost, ARGV[12]}
-for i = 1, #names do
-  local v = tonumber(values[i])
-  if v ~= 0 then
-    redis.call('HINCRBY', KEYS[6], ARGV[3] .. '|' .. names[i], v)
-    redis.call('HINCRBY', KEYS[6], ARGV[4] .. '|' .. ARGV[3] .. '|' .. names[i], v)
+local function str(v) if type(v) == 'string' and v ~= '' then return v end return '-' end
+local out, usage, usage_order, tpm, tpm_order, last = {}, {}, {}, {}, {}, {}
+local function add(t, order, key, field, n)
+  if n == 0 then return end
+  if not t[key] then t[key] = {}; order[#order + 1] = key end
+  t[key][field] = (t[key][field] or 0) + n
+end
+for i = 0, (#ARGV - 1) / 2 - 1 do
+  local raw, ts = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+  local k = 6 + 3 * i
+  if not redis.call('SET', KEYS[k + 1], '1', 'NX', 'EX', ttl) then
+    out[#out + 1] = 'duplicate'
+  else
+    local e = cjson.decode(raw)
+    local id, model, key = e.event_id, str(e.model), str(e.key_id)
+    local hold = tonumber(redis.call('HGET', KEYS[2], id) or '0')
+    if hold > 0 then
+      redis.call('HDEL', KEYS[2], id)
+      redis.call('ZREM', KEYS[3], id)
+      redis.call('HINCRBY', KEYS[1], 'held', -hold)
+    end
+    local cost = tonumber(e.cost_nano) or 0
+    if type(e.lease) == 'string' and e.lease ~= '' and cost > 0 then take_from_lease(e.lease, cost) end
+    if cost ~= 0 then  -- HINCRBY by -0 is refused ('-0' is not an integer to Redis)
+      local balance = redis.call('HINCRBY', KEYS[1], 'balance', -cost)
+      if cost > 0 then
+        redis.call('XADD', KEYS[4], '*', 'type', 'charge', 'amount', -cost, 'balance', balance,
+                   'ref', id, 'model', model, 'key', key, 'ts', ts)
+      end
+    end
+    local u = type(e.usage) == 'table' and e.usage or {}
+    local failed = ((tonumber(e.status) or 0) >= 400 or e.complete ~= true) and 1 or 0
+    local tokens = 0
+    local values = {requests = 1, cost = cost, failed = failed}
+    for _, b in ipairs(buckets) do
+      local n = tonumber(u[b]) or 0
+      values[b] = n
+      tokens = tokens + n
+    end
+    for _, name in ipairs(names) do
+      add(usage, usage_order, KEYS[k + 2], model .. '|' .. name, values[name])
+      add(usage, usage_order, KEYS[k + 2], key .. '|' .. model .. '|' .. name, values[name])
+    end
+    add(tpm, tpm_order, KEYS[k + 3], 'n', tokens)
+    redis.call('XADD', KEYS[5], 'MAXLEN', '~', 1000, '*', 'event', raw)
+    if key ~= '-' and (last[key] == nil or tonumber(ts) > tonumber(last[key])) then last[key] = ts end
+    out[#out + 1] = 'ok'
   end
 end
-redis.call('EXPIRE', KEYS[6], 60 * 60 * 24 * 400)
-local tokens = tonumber(ARGV[5])
-if tokens > 0 then
-  redis.call('INCRBY', KEYS[7], tokens)
-  redis.call('EXPIRE', KEYS[7], 61)
+for _, h in ipairs(usage_order) do
+  for field, n in pairs(usage[h]) do redis.call('HINCRBY', h, field, n) end
+  redis.call('EXPIRE', h, 60 * 60 * 24 * 400)
 end
-redis.call('XADD', KEYS[8], 'MAXLEN', '~', 1000, '*', 'event', ARGV[14])
-if ARGV[4] ~= '-' and tonumber(ARGV[6]) > tonumber(redis.call('HGET', KEYS[9], ARGV[4]) or '0') then
-  redis.call('HSET', KEYS[9], ARGV[4], ARGV[6])
+for _, c in ipairs(tpm_order) do
+  redis.call('INCRBY', c, tpm[c].n)
+  redis.call('EXPIRE', c, 61)
 end
-return {'ok', balance}
+for key, ts in pairs(last) do
+  if tonumber(ts) > tonumber(redis.call('HGET', KEYS[6], key) or '0') then redis.call('HSET', KEYS[6], key, ts) end
+end
+return out
 """
 
 # KEYS: account, holds, hold expiries   ARGV: hold id, now

@@ -24,7 +24,7 @@ import structlog
 from redis.exceptions import RedisError, ResponseError
 
 from tokengate import store
-from tokengate.billing.ops import Billing, settle_call
+from tokengate.billing.ops import Billing, Settlement
 from tokengate.store import text
 
 log = structlog.get_logger("tokengate.settler")
@@ -103,17 +103,14 @@ class Settler:
 
     async def apply(self, entries: list[Any]) -> None:
         """Settle a batch in one pipelined round trip, then acknowledge it in one call."""
-        good: list[tuple[Any, Any, dict[str, Any]]] = []
+        good: list[tuple[Any, Any, Settlement]] = []
         for entry_id, fields in entries:
             try:
-                ev = orjson.loads(fields[b"event"] if b"event" in fields else fields["event"])
-                if not isinstance(ev, dict) or not ev.get("account") or not ev.get("event_id"):
-                    raise ValueError("event without account or event_id")
-                settle_call(ev)  # the same checks settling makes, before anything is sent
-                good.append((entry_id, fields, ev))
+                raw = fields[b"event"] if b"event" in fields else fields["event"]
+                good.append((entry_id, fields, Settlement.of(orjson.loads(raw), raw)))
             except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
                 await self._dead_letter(entry_id, fields, exc)
-        outcomes = await self.billing.settle_many([ev for _, _, ev in good]) if good else []
+        outcomes = await self.billing.settle_many([s for _, _, s in good]) if good else []
         for (entry_id, fields, _), outcome in zip(good, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 await self._dead_letter(entry_id, fields, outcome)
