@@ -103,6 +103,7 @@ class RouterProcessor:
         self.tool_names: tuple[str, ...] = ()
         self.header_names: tuple[str, ...] = ()  # what the caller sent (only some go on to a provider)
         self.direct: Target | None = None  # the one deployment of a direct route
+        self.ended = False  # the response's last chunk was answered: finish() is not cut short
 
     def __repr__(self) -> str:
         return f"RouterProcessor(phase={self.phase.value}, model={self.model!r}, status={self.status})"
@@ -241,7 +242,7 @@ class RouterProcessor:
         if req.response_body.end_of_stream:
             if tail := self.handler.flush():
                 out = (chunk if out is None else out) + tail
-            self.finish()
+            self.ended = True  # the servicer calls finish() once this answer is on its way to Envoy
         if out is None:
             return m.CONTINUE_RESPONSE_BODY
         return m.response_body(m.common(body=out))
@@ -266,7 +267,10 @@ class RouterProcessor:
     # --- end --------------------------------------------------------------------
 
     def finish(self, *, cut_short: bool = False) -> None:
-        """Write the request's one metering event (every admitted request has one); later calls do nothing."""
+        """Write the request's one metering event (every admitted request has one); later calls do nothing.
+
+        For a response that ran to its end the servicer calls this after the last answer was sent,
+        so metering, logging and metrics are off the request's critical path."""
         if self.phase not in (Phase.ROUTED, Phase.RESPONDING):
             return
         responded = self.phase is Phase.RESPONDING

@@ -52,7 +52,9 @@ class Servicer(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
                 if resp.HasField("immediate_response") or req.response_body.end_of_stream:
                     return  # the request is answered: nothing more comes
         finally:
-            proc.finish(cut_short=True)  # no-op when the response already ended
+            # After the last answer went out (the generator resumes once gRPC has sent it), or when
+            # Envoy or the client gave up first; a no-op after an error already metered the request.
+            proc.finish(cut_short=not proc.ended)
 
     async def _router(self, proc: RouterProcessor, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
         kind = req.WhichOneof("request")
