@@ -122,10 +122,11 @@ async def _accounts(r: aioredis.Redis, args: argparse.Namespace) -> int:
         rows = await b.usage(args.account, start, end, key_id=args.key_id)
         if args.csv:
             w = csv.writer(sys.stdout)
-            w.writerow(["date", "model", *METRICS[:-2], "cost_usd", "failed"])
+            counts = [m for m in METRICS if m != "cost"]
+            w.writerow(["date", "model", *counts, "cost_usd"])
             for row in rows:
-                w.writerow([row["date"], row["model"], *(row[m] for m in METRICS[:-2]),
-                            format_usd(row["cost"], 9).lstrip("$"), row["failed"]])
+                w.writerow([row["date"], row["model"], *(row[m] for m in counts),
+                            format_usd(row["cost"], 9).lstrip("$")])
         else:
             print(f"{'date':<10}  {'model':<24} {'requests':>8} {'input':>10} {'cached':>10} "
                   f"{'output':>10} {'cost':>14}")

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -219,6 +219,9 @@ class Lease(_Strict):
 
 class Billing(_Strict):
     hold_ttl_s: int = Field(default=900, ge=10)  # a hold not settled by then is released by the reaper
+    # A request whose translator died before it reported (its hold reaped): recorded either way
+    # (ledger 'reaped', usage); "release" charges nothing, "charge_prompt" its estimated prompt.
+    reaped_holds: Literal["release", "charge_prompt"] = "release"
     lease: Lease = Lease()
 
 

@@ -12,11 +12,13 @@ the right slot without a lookup:
     tg:{<account>}:account            hash: created, balance, held (nano-USD)
     tg:{<account>}:holds              hash: hold id -> nano-USD held for a running request
     tg:{<account>}:hold_exp           zset: hold id -> unix time the reaper may release it
+    tg:{<account>}:hold_info          hash: a request's hold id -> "<charge if reaped> <model> <key id>"
+    tg:{<account>}:reaped:<event id>  what the reaper charged for a request that never reported
     tg:{<account>}:done:<ref>         marker: event or top-up <ref> already applied
-    tg:{<account>}:ledger             stream: topup | charge | adjust, amount, balance after
+    tg:{<account>}:ledger             stream: topup | charge | adjust | reaped, amount, balance after
     tg:{<account>}:usage:<YYYY-MM-DD> hash: "<model>|<metric>" and "<key id>|<model>|<metric>"
                                       -> requests, input, cache_read, cache_write, output,
-                                      reasoning, cost, failed (UTC days)
+                                      reasoning, cost, failed, reaped (UTC days)
     tg:{<account>}:requests           stream: the last ~1000 settled metering events (field "event")
     tg:{<account>}:key_last_used      hash: key id -> unix time of its latest settled request
     tg:{<account>}:rpm:<key id>:<min> requests this minute;  ...:tpm:<key id>:<min> tokens
@@ -59,6 +61,14 @@ def holds(account: str) -> str:
 
 def hold_expiries(account: str) -> str:
     return f"tg:{{{account}}}:hold_exp"
+
+
+def hold_info(account: str) -> str:
+    return f"tg:{{{account}}}:hold_info"
+
+
+def reaped(account: str, event_id: str) -> str:
+    return f"tg:{{{account}}}:reaped:{event_id}"
 
 
 def done(account: str, ref: str) -> str:

@@ -103,7 +103,9 @@ class Admitter:
         self._local = metrics.ADMISSIONS.labels("lease")
         self._redis = metrics.ADMISSIONS.labels("redis")
 
-    async def admit(self, api_key: str | None, model: str, *, hold: int, hold_id: str) -> Admitted:
+    async def admit(self, api_key: str | None, model: str, *, hold: int, hold_id: str, prompt: int = 0) -> Admitted:
+        """``prompt``: the request's estimated prompt cost, charged by the reaper under the policy
+        ``billing.reaped_holds: charge_prompt`` should the request never report."""
         if not api_key:
             raise Unauthorized(NO_KEY)
         account = store.account_of(api_key)
@@ -134,7 +136,8 @@ class Admitter:
             self._redis.inc()
             a = await self.billing.admit(account, digest, model, hold=hold, hold_id=hold_id,
                                          hold_ttl_s=self.cfg.hold_ttl_s, lease=ask,
-                                         deadline=time.time() + self.deadline_s)
+                                         deadline=time.time() + self.deadline_s,
+                                         reap_charge=prompt if self.cfg.reaped_holds == "charge_prompt" else 0)
         except (RedisError, OSError) as exc:
             raise ServiceUnavailable("The gateway cannot check keys and balances right now; retry shortly.") from exc
         if a.outcome == "lease":

@@ -16,7 +16,8 @@ from tokengate.billing.ops import Billing
 from tokengate.money import parse_usd
 
 LEDGER_ROWS = 20
-KINDS = {"open": "Account opened", "topup": "Top-up", "adjust": "Adjustment", "charge": "Usage"}
+KINDS = {"open": "Account opened", "topup": "Top-up", "adjust": "Adjustment", "charge": "Usage",
+         "reaped": "Unreported request"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,7 @@ async def ledger_rows(billing: Billing, account: str, n: int,
     out = []
     for e in await billing.ledger(account, n):
         ts = float(e.get("ts") or int(e["id"].split("-")[0]) / 1000)
-        if e.get("type") == "charge":
+        if e.get("type") in ("charge", "reaped") or e.get("model"):
             key = e.get("key", "")
             detail = f"{e.get('model', '')} · key {names.get(key) or key}"
         else:

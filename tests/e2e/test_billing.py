@@ -268,6 +268,42 @@ def test_a_batch_of_several_accounts_settles_each_event_once_and_adds_usage_up(g
     assert {"ka": round(now + 4, 3), "kc": round(now + 3, 3)} == {k: round(v, 3) for k, v in last.items()}
 
 
+@pytest.mark.parametrize("reap_charge", [0, 3_000])
+def test_a_reaped_hold_leaves_a_record_and_a_late_event_is_charged_only_the_difference(
+        gateway: GatewayUnderTest, reap_charge: int) -> None:
+    """A request that never reported: the reaper releases its hold, writes a 'reaped' ledger entry
+    charging what admission said (0 under billing.reaped_holds: release, the prompt estimate under
+    charge_prompt) and counts it in usage. Its event, should it come later, is charged the rest and
+    not counted twice: balance = credits − true cost, held 0."""
+    import datetime as dt
+
+    account = f"reaped{reap_charge}"
+    api_key = gateway.new_key(account, fund_usd=1)
+    start, _ = gateway.balance(account)
+    digest = store.digest(api_key)
+    now = time.time()
+    admitted = gateway._billing(lambda b: b.admit(account, digest, "gpt-test", hold=50_000, hold_id="lost-1",
+                                                  hold_ttl_s=900, reap_charge=reap_charge, now=now))
+    assert ("ok", (start, 50_000)) == (admitted.outcome, gateway.balance(account))
+    assert 50_000 == gateway._billing(lambda b: b.release_expired(account, now=now + 901))
+    assert (start - reap_charge, 0) == gateway.balance(account)
+    [entry] = gateway._billing(lambda b: b.ledger(account, 1))
+    assert ("reaped", str(-reap_charge), "lost-1", "gpt-test", admitted.key_id) == (
+        entry["type"], entry["amount"], entry["ref"], entry["model"], entry["key"])
+    today = dt.datetime.now(dt.UTC).date()
+    [row] = gateway._billing(lambda b: b.usage(account, today, today))
+    assert (1, 1, reap_charge) == (row["requests"], row["reaped"], row["cost"])
+
+    late = {"event_id": "lost-1", "account": account, "model": "gpt-test", "key_id": admitted.key_id,
+            "usage": {"input": 10, "output": 5}, "cost_nano": 2_000, "status": 200, "complete": True, "ts": now}
+    assert "ok" == gateway._billing(lambda b: b.settle(late))
+    assert (start - 2_000, 0) == gateway.balance(account)
+    [row] = gateway._billing(lambda b: b.usage(account, today, today))
+    assert (1, 1, 2_000, 10) == (row["requests"], row["reaped"], row["cost"], row["input"])
+    [entry] = gateway._billing(lambda b: b.ledger(account, 1))
+    assert ("charge" if reap_charge < 2_000 else "adjust", str(reap_charge - 2_000)) == (entry["type"], entry["amount"])
+
+
 def test_an_alias_is_the_model_for_allow_lists_metering_and_the_upstream(gateway: GatewayUnderTest) -> None:
     """A key allowed 'gpt-test' may call its alias 'gpt-alias'; the event, the price and the upstream see 'gpt-test'."""
     key = gateway.new_key("aliased", fund_usd=1, models=["gpt-test"])

@@ -16,7 +16,7 @@ from tokengate.billing import scripts
 from tokengate.store import text
 
 DONE_TTL_S = 60 * 60 * 24 * 30  # how long a settled event id is remembered (redelivery window)
-METRICS = ("requests", "input", "cache_read", "cache_write", "output", "reasoning", "cost", "failed")
+METRICS = ("requests", "input", "cache_read", "cache_write", "output", "reasoning", "cost", "failed", "reaped")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,18 +54,19 @@ class Billing:
 
     async def admit(self, account: str, digest: str, model: str, *, hold: int, hold_id: str,
                     hold_ttl_s: int, lease: LeaseAsk = LeaseAsk(), deadline: float = 0.0,
-                    now: float | None = None) -> Admission:
-        """``deadline`` (unix seconds): the script does nothing when Redis runs it later than that."""
+                    reap_charge: int = 0, now: float | None = None) -> Admission:
+        """``deadline`` (unix seconds): the script does nothing when Redis runs it later than that.
+        ``reap_charge``: what the reaper charges if a hold placed here is never settled."""
         now = time.time() if now is None else now
         minute = int(now // 60)
         kid = store.key_id(digest)
         res = await self._admit(
             keys=[store.key_record(account, digest), store.account_key(account), store.holds(account),
                   store.hold_expiries(account), store.rate_counter(account, "rpm", kid, minute),
-                  store.rate_counter(account, "tpm", kid, minute)],
+                  store.rate_counter(account, "tpm", kid, minute), store.hold_info(account)],
             args=[int(now), model, hold, hold_id, hold_ttl_s, 60 - int(now % 60),
                   lease.lease_id, lease.smallest, lease.largest, lease.ttl_s, int(lease.covered),
-                  f"{deadline:.3f}"],
+                  f"{deadline:.3f}", reap_charge],
         )
         outcome = text(res[0])
         if outcome == "ok":
@@ -114,7 +115,8 @@ class Billing:
             for group in groups:
                 account = group[0].account
                 keys = [store.account_key(account), store.holds(account), store.hold_expiries(account),
-                        store.ledger(account), store.recent_requests(account), store.key_last_used(account)]
+                        store.ledger(account), store.recent_requests(account), store.key_last_used(account),
+                        store.hold_info(account)]
                 args: list[Any] = [DONE_TTL_S]
                 for s in group:
                     keys += s.keys
@@ -129,14 +131,17 @@ class Billing:
             args=[lease_id, amount]))
 
     async def release_expired(self, account: str, now: float | None = None) -> int:
-        """Release this account's holds that outlived their request; how many nano-USD were freed."""
+        """Release this account's holds that outlived their request, each request's with its record
+        (ledger, usage; charged what admission said); how many nano-USD were freed."""
         now = time.time() if now is None else now
         due = await self.redis.zrangebyscore(store.hold_expiries(account), "-inf", now, start=0, num=500)
         freed = 0
-        for hold_id in due:
+        day = store.usage_day(account, _day(int(now // 86400)))
+        for hold_id in map(text, due):
             freed += int(await self._release(
-                keys=[store.account_key(account), store.holds(account), store.hold_expiries(account)],
-                args=[text(hold_id), now]))
+                keys=[store.account_key(account), store.holds(account), store.hold_expiries(account),
+                      store.hold_info(account), store.ledger(account), day, store.reaped(account, hold_id)],
+                args=[hold_id, now, DONE_TTL_S, f"{now:.3f}"]))
         return freed
 
     async def credit(self, account: str, amount_nano: int, *, kind: str, ref: str, reason: str) -> int | None:
@@ -202,7 +207,7 @@ class Settlement:
     an event the script could not apply: it goes to the dead letters instead)."""
 
     account: str
-    keys: tuple[str, str, str]  # done marker, usage day hash, the key's tpm counter
+    keys: tuple[str, str, str, str]  # done marker, usage day hash, the key's tpm counter, reaped marker
     raw: bytes  # the event's JSON, as the script reads it and the recent requests keep it
     ts: str
 
@@ -229,5 +234,6 @@ class Settlement:
         if not isinstance(ts, int | float) or isinstance(ts, bool):
             raise ValueError(f"ts is not a number: {ts!r}")
         keys = (store.done(account, event_id), store.usage_day(account, _day(int(ts // 86400))),
-                store.rate_counter(account, "tpm", ev.get("key_id") or "-", int(ts // 60)))
+                store.rate_counter(account, "tpm", ev.get("key_id") or "-", int(ts // 60)),
+                store.reaped(account, event_id))
         return cls(account, keys, raw if raw is not None else orjson.dumps(ev), f"{ts:.3f}")

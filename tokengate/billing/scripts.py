@@ -6,11 +6,11 @@ Amounts go back to Python as integer replies (a Lua number becomes one), never t
 
 from __future__ import annotations
 
-# KEYS: key record, account, holds, hold expiries, rpm counter, tpm counter
+# KEYS: key record, account, holds, hold expiries, rpm counter, tpm counter, hold info
 # ARGV: now, model, hold, hold id, hold ttl, seconds left in this minute,
 #       lease id, smallest lease, largest lease, lease ttl (smallest lease 0: no lease),
 #       whether the process's lease already covers this request (1/0),
-#       deadline (unix seconds; 0: none)
+#       deadline (unix seconds; 0: none), what to charge if the request never reports
 # Past its deadline the call does nothing: the translator has stopped waiting and answered
 # 503 (Redis stalled), so no hold may be placed for a request that was refused.
 # A key without rate limits may lease: up to half the available balance (at most the
@@ -68,6 +68,7 @@ if hold > 0 then
   redis.call('HINCRBY', KEYS[2], 'held', hold)
   redis.call('HSET', KEYS[3], ARGV[4], hold)
   redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[4])
+  redis.call('HSET', KEYS[7], ARGV[4], (ARGV[13] or '0') .. ' ' .. ARGV[2] .. ' ' .. k[1])
 end
 return {'ok', k[1]}
 """
@@ -96,14 +97,16 @@ RETURN_LEASE = _TAKE_FROM_LEASE + """
 return take_from_lease(ARGV[1], tonumber(ARGV[2]))
 """
 
-# KEYS: account, holds, hold expiries, ledger, recent requests stream, keys' last use,
-#       then for each event: its done marker, its usage day hash, its key's tpm counter
+# KEYS: account, holds, hold expiries, ledger, recent requests stream, keys' last use, hold info,
+#       then for each event: its done marker, its usage day hash, its key's tpm counter, its
+#       reaped marker
 # ARGV: done ttl, then for each event: the event as JSON, its time (unix seconds, "%.3f")
 # Settles a batch of one account's metering events; each is applied once (its done marker),
 # in order: hold released, cost charged (out of its lease's hold, as far as that still holds),
 # ledger and recent requests written. Usage, tpm counters and last use are added up in the
-# batch and written once per field. The events were checked by the caller (settle_keys);
-# returns 'ok' or 'duplicate' per event.
+# batch and written once per field. An event that comes after the reaper gave up on it (its
+# reaped marker: what the reaper charged) is charged the difference and not counted again.
+# The events were checked by the caller (Settlement.of); returns 'ok' or 'duplicate' per event.
 SETTLE = _TAKE_FROM_LEASE + """
 local ttl = ARGV[1]
 local buckets = {'input', 'cache_read', 'cache_write', 'output', 'reasoning'}
@@ -117,7 +120,7 @@ local function add(t, order, key, field, n)
 end
 for i = 0, (#ARGV - 1) / 2 - 1 do
   local raw, ts = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
-  local k = 6 + 3 * i
+  local k = 7 + 4 * i
   if not redis.call('SET', KEYS[k + 1], '1', 'NX', 'EX', ttl) then
     out[#out + 1] = 'duplicate'
   else
@@ -127,21 +130,28 @@ for i = 0, (#ARGV - 1) / 2 - 1 do
     if hold > 0 then
       redis.call('HDEL', KEYS[2], id)
       redis.call('ZREM', KEYS[3], id)
+      redis.call('HDEL', KEYS[7], id)
       redis.call('HINCRBY', KEYS[1], 'held', -hold)
     end
     local cost = tonumber(e.cost_nano) or 0
     if type(e.lease) == 'string' and e.lease ~= '' and cost > 0 then take_from_lease(e.lease, cost) end
-    if cost ~= 0 then  -- HINCRBY by -0 is refused ('-0' is not an integer to Redis)
-      local balance = redis.call('HINCRBY', KEYS[1], 'balance', -cost)
-      if cost > 0 then
-        redis.call('XADD', KEYS[4], '*', 'type', 'charge', 'amount', -cost, 'balance', balance,
-                   'ref', id, 'model', model, 'key', key, 'ts', ts)
+    local reaped = redis.call('GET', KEYS[k + 4])
+    local charge = cost - (tonumber(reaped) or 0)
+    if reaped then redis.call('DEL', KEYS[k + 4]) end
+    if charge ~= 0 then  -- HINCRBY by -0 is refused ('-0' is not an integer to Redis)
+      local balance = redis.call('HINCRBY', KEYS[1], 'balance', -charge)
+      local entry = {'type', charge > 0 and 'charge' or 'adjust', 'amount', -charge, 'balance', balance,
+                     'ref', id, 'model', model, 'key', key, 'ts', ts}
+      if reaped then
+        entry[#entry + 1] = 'reason'
+        entry[#entry + 1] = 'settled after the reaper recorded it'
       end
+      redis.call('XADD', KEYS[4], '*', unpack(entry))
     end
     local u = type(e.usage) == 'table' and e.usage or {}
     local failed = ((tonumber(e.status) or 0) >= 400 or e.complete ~= true) and 1 or 0
     local tokens = 0
-    local values = {requests = 1, cost = cost, failed = failed}
+    local values = {requests = reaped and 0 or 1, cost = charge, failed = failed}
     for _, b in ipairs(buckets) do
       local n = tonumber(u[b]) or 0
       values[b] = n
@@ -171,7 +181,12 @@ end
 return out
 """
 
-# KEYS: account, holds, hold expiries   ARGV: hold id, now
+# KEYS: account, holds, hold expiries, hold info, ledger, usage day hash, reaped marker
+# ARGV: hold id, now, reaped marker ttl, now as "%.3f"
+# Releases a hold past its expiry. A request's hold (not a lease) leaves a record: the ledger
+# entry 'reaped' (charging what admission said to charge for a request that never reports:
+# 0, or its estimated prompt), the usage counts it as a request, and the reaped marker lets
+# its event, should it still come, be charged only the difference. Returns the hold released.
 RELEASE_EXPIRED = """
 local due = redis.call('ZSCORE', KEYS[3], ARGV[1])
 if not due or tonumber(due) > tonumber(ARGV[2]) then return 0 end
@@ -179,6 +194,25 @@ local hold = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 if hold > 0 then redis.call('HINCRBY', KEYS[1], 'held', -hold) end
+local info = redis.call('HGET', KEYS[4], ARGV[1])
+if info then
+  redis.call('HDEL', KEYS[4], ARGV[1])
+  local charge, model, key = string.match(info, '^(%d+) (%S+) (%S+)$')
+  charge = tonumber(charge) or 0
+  model, key = model or '-', key or '-'
+  local balance = tonumber(redis.call('HGET', KEYS[1], 'balance') or '0')
+  if charge > 0 then balance = redis.call('HINCRBY', KEYS[1], 'balance', -charge) end
+  redis.call('XADD', KEYS[5], '*', 'type', 'reaped', 'amount', charge > 0 and -charge or 0, 'balance', balance,
+             'ref', ARGV[1],
+             'model', model, 'key', key, 'ts', ARGV[4], 'reason', 'the request never reported its usage')
+  for _, f in ipairs({model .. '|', key .. '|' .. model .. '|'}) do
+    redis.call('HINCRBY', KEYS[6], f .. 'requests', 1)
+    redis.call('HINCRBY', KEYS[6], f .. 'reaped', 1)
+    if charge > 0 then redis.call('HINCRBY', KEYS[6], f .. 'cost', charge) end
+  end
+  redis.call('EXPIRE', KEYS[6], 60 * 60 * 24 * 400)
+  redis.call('SET', KEYS[7], charge, 'EX', ARGV[3])
+end
 return hold
 """
 

@@ -161,12 +161,15 @@ class RouterProcessor:
             doc = count_body(ep.protocol, estimate_count(body))
             return m.immediate(200, {"content-type": "application/json", "x-tokengate-token-count": "estimated"},
                                orjson.dumps(doc), "tokengate_count_estimate")
-        hold = 0
+        hold = prompt = 0
         if ep.kind is Kind.CHAT:
             cap = requested_output(ep.protocol, body)
             limit = self.gw.max_output[model]
-            hold = estimate_hold(self.gw.prices[model], len(raw), min(cap, limit) if cap is not None else limit)
-        admitted = await self.gw.admitter.admit(self.api_key, model, hold=hold, hold_id=self.event_id)
+            price = self.gw.prices[model]
+            hold = estimate_hold(price, len(raw), min(cap, limit) if cap is not None else limit)
+            prompt = estimate_hold(price, len(raw), 0)
+        admitted = await self.gw.admitter.admit(self.api_key, model, hold=hold, hold_id=self.event_id,
+                                                prompt=prompt)
         self.key, self.lease_id = admitted.key, admitted.lease_id
         self.hold, self.model, self.asked = hold, model, asked
         if "tools" in body:
