@@ -475,6 +475,14 @@ def as_dict(value: Any, where: str) -> Json:
     return value
 
 
+def as_number(value: Any, where: str, *, integer: bool = False) -> Any:
+    """``value`` when it is a number (an integer if asked) or absent (None); else a 400."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)
+                         and (not integer or isinstance(value, int))):
+        return value
+    raise BadRequest(f"{where} must be {'an integer' if integer else 'a number'}")
+
+
 def as_list(value: Any, where: str) -> list[Any]:
     if value is None:
         return []

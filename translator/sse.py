@@ -8,7 +8,10 @@ passthrough can re-emit what it does not change byte for byte.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_EOL = re.compile(rb"\r\n|[\r\n]")  # a line ends at CRLF, LF or CR (a CR at a chunk's end waits for the next)
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,10 +19,6 @@ class SSEEvent:
     event: str | None
     data: str
     raw: bytes
-
-    @property
-    def is_comment_only(self) -> bool:
-        return self.event is None and not self.data and self.raw.lstrip().startswith(b":")
 
 
 class SSEDecoder:
@@ -45,28 +44,21 @@ class SSEDecoder:
             self._carry_cr = True
         events: list[SSEEvent] = []
         start = 0
-        n = len(chunk)
-        i = 0
-        while i < n:
-            b = chunk[i]
-            if b == 0x0A or b == 0x0D:
-                line_end = i + 2 if b == 0x0D and i + 1 < n and chunk[i + 1] == 0x0A else i + 1
-                self._buf += chunk[start:i]
-                self._raw += chunk[start:line_end]
-                line = bytes(self._buf)
+        for eol in _EOL.finditer(chunk):
+            i, line_end = eol.span()
+            self._buf += chunk[start:i]
+            self._raw += chunk[start:line_end]
+            start = line_end
+            if self._buf:
+                self._lines.append(bytes(self._buf))
                 self._buf.clear()
-                if line:
-                    self._lines.append(line)
-                elif self._lines or self._raw.strip():
-                    ev = self._dispatch()
-                    if ev is not None:
-                        events.append(ev)
-                else:
-                    self._raw.clear()  # stray blank line between events
-                i = start = line_end
-                continue
-            i += 1
-        if start < n:
+            elif self._lines or self._raw.strip():
+                ev = self._dispatch()
+                if ev is not None:
+                    events.append(ev)
+            else:
+                self._raw.clear()  # stray blank line between events
+        if start < len(chunk):
             self._buf += chunk[start:]
             self._raw += chunk[start:]
         return events

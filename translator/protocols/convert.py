@@ -61,13 +61,15 @@ def translate_request(client: Protocol, upstream: Protocol, body: dict[str, Any]
 
 def client_tool_names(client: Protocol, body: dict[str, Any]) -> tuple[str, ...]:
     """The tool names a client declared, for mapping shortened names back."""
-    tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
+    def dicts(v: Any) -> list[dict[str, Any]]:
+        return [t for t in v if isinstance(t, dict)] if isinstance(v, list) else []
+
+    tools = dicts(body.get("tools"))
     if client is Protocol.OPENAI:
-        return tuple(str((t.get("function") or {}).get("name")) for t in tools)
+        return tuple(str(f.get("name")) for t in tools if isinstance(f := t.get("function"), dict))
     if client is Protocol.ANTHROPIC:
         return tuple(str(t.get("name")) for t in tools)
-    decls = [d for t in tools for d in t.get("functionDeclarations")
-             or t.get("function_declarations") or []]
+    decls = [d for t in tools for d in dicts(t.get("functionDeclarations") or t.get("function_declarations"))]
     return tuple(str(d.get("name")) for d in decls)
 
 

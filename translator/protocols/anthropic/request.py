@@ -122,8 +122,9 @@ def decode_request(body: Json) -> ir.Request:
                                     t.get("strict")))
     _decode_choice(body.get("tool_choice"), req)
     req.max_tokens = body.get("max_tokens") if isinstance(body.get("max_tokens"), int) else None
-    req.temperature, req.top_p = body.get("temperature"), body.get("top_p")
-    req.top_k = body.get("top_k")
+    req.temperature = ir.as_number(body.get("temperature"), "temperature")
+    req.top_p = ir.as_number(body.get("top_p"), "top_p")
+    req.top_k = ir.as_number(body.get("top_k"), "top_k", integer=True)
     req.stop = [str(s) for s in ir.as_list(body.get("stop_sequences"), "stop_sequences")]
     meta = body.get("metadata")
     if isinstance(meta, dict) and isinstance(meta.get("user_id"), str):
@@ -156,7 +157,8 @@ def _decode_output(body: Json, req: ir.Request) -> None:
     effort = config.get("effort") if isinstance(config.get("effort"), str) else None
     if isinstance(thinking, dict) and thinking.get("type") == "enabled":
         show = thinking.get("display") != "omitted"
-        req.reasoning = ir.Reasoning(budget=int(thinking.get("budget_tokens") or MIN_BUDGET),
+        budget = ir.as_number(thinking.get("budget_tokens"), "thinking.budget_tokens", integer=True)
+        req.reasoning = ir.Reasoning(budget=budget or MIN_BUDGET,
                                      include_thoughts=show)
     elif isinstance(thinking, dict) and thinking.get("type") == "adaptive":
         req.reasoning = ir.Reasoning(effort=effort or "medium")

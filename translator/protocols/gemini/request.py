@@ -89,16 +89,20 @@ def _part(p: Json, where: str, ci: int, pi: int, pending: list[ToolCall]) -> ir.
             return Thinking(str(p["text"]), gemini_signature=sig)
         return Text(str(p["text"]), gemini_signature=sig) if p["text"] or sig else None
     if (blob := g(p, "inlineData")) is not None:
+        blob = ir.as_dict(blob, f"{where}.inlineData")
         return Media(str(g(blob, "mimeType")), data=standard_base64(str(blob.get("data", ""))))
     if (f := g(p, "fileData")) is not None:
+        f = ir.as_dict(f, f"{where}.fileData")
         return Media(str(g(f, "mimeType") or "image/*"), url=str(g(f, "fileUri")))
     if (fc := g(p, "functionCall")) is not None:
+        fc = ir.as_dict(fc, f"{where}.functionCall")
         name = str(fc.get("name", ""))
         call = ToolCall(str(fc.get("id") or synth_id(ci, pi, name)), name,
                         ir.as_dict(fc.get("args") or {}, f"{where}.functionCall.args"), sig)
         pending.append(call)
         return call
     if (fr := g(p, "functionResponse")) is not None:
+        fr = ir.as_dict(fr, f"{where}.functionResponse")
         name, fid = str(fr.get("name", "")), fr.get("id")
         match = next((c for c in pending if c.id == fid), None) or next(
             (c for c in pending if c.name == name), None)
@@ -126,8 +130,9 @@ def decode_request(body: Json) -> ir.Request:
         raise BadRequest("contents must not be empty")
     if g(body, "cachedContent"):
         raise BadRequest("cachedContent cannot be used with another provider's model")
-    sys = g(body, "systemInstruction")
-    system = [Text(str(p["text"])) for p in (sys or {}).get("parts", []) if p.get("text")]
+    sys = ir.as_dict(g(body, "systemInstruction") or {}, "systemInstruction")
+    system = [Text(str(sp["text"])) for i, raw in enumerate(ir.as_list(sys.get("parts"), "systemInstruction.parts"))
+              if (sp := ir.as_dict(raw, f"systemInstruction.parts[{i}]")).get("text")]
     req = ir.Request(ir.merge_turns(messages), system=system)
     _decode_tools(body, req)
     _decode_config(ir.as_dict(g(body, "generationConfig") or {}, "generationConfig"), req)
@@ -139,12 +144,13 @@ def _decode_tools(body: Json, req: ir.Request) -> None:
         decls = g(ir.as_dict(t, f"tools[{j}]"), "functionDeclarations")
         if decls is None:
             raise BadRequest(f"tools[{j}]: only functionDeclarations can be converted")
-        for d in decls:
+        for k, raw in enumerate(ir.as_list(decls, f"tools[{j}].functionDeclarations")):
+            d = ir.as_dict(raw, f"tools[{j}].functionDeclarations[{k}]")
             params = g(d, "parametersJsonSchema")
             if params is None:
                 params = schema.from_gemini(d.get("parameters") or {"type": "OBJECT"})
             req.tools.append(ir.ToolDef(str(d.get("name", "")), d.get("description"), params))
-    fcc = g(g(body, "toolConfig") or {}, "functionCallingConfig")
+    fcc = g(ir.as_dict(g(body, "toolConfig") or {}, "toolConfig"), "functionCallingConfig")
     if isinstance(fcc, dict) and fcc.get("mode"):
         mode = str(fcc["mode"]).upper()
         modes = {"AUTO": ir.ToolMode.AUTO, "VALIDATED": ir.ToolMode.AUTO,
@@ -162,12 +168,15 @@ def _decode_config(cfg: Json, req: ir.Request) -> None:
     count = g(cfg, "candidateCount")
     if isinstance(count, int) and count > 1:
         raise BadRequest("candidateCount > 1 cannot be converted to another provider's protocol")
-    req.max_tokens = g(cfg, "maxOutputTokens")
-    req.temperature, req.top_p, req.top_k = g(cfg, "temperature"), g(cfg, "topP"), g(cfg, "topK")
-    req.stop = [str(s) for s in g(cfg, "stopSequences") or []]
-    req.seed = g(cfg, "seed")
-    req.presence_penalty = g(cfg, "presencePenalty")
-    req.frequency_penalty = g(cfg, "frequencyPenalty")
+    where = "generationConfig."
+    req.max_tokens = ir.as_number(g(cfg, "maxOutputTokens"), where + "maxOutputTokens", integer=True)
+    req.temperature = ir.as_number(g(cfg, "temperature"), where + "temperature")
+    req.top_p = ir.as_number(g(cfg, "topP"), where + "topP")
+    req.top_k = ir.as_number(g(cfg, "topK"), where + "topK", integer=True)
+    req.stop = [str(s) for s in ir.as_list(g(cfg, "stopSequences"), where + "stopSequences")]
+    req.seed = ir.as_number(g(cfg, "seed"), where + "seed", integer=True)
+    req.presence_penalty = ir.as_number(g(cfg, "presencePenalty"), where + "presencePenalty")
+    req.frequency_penalty = ir.as_number(g(cfg, "frequencyPenalty"), where + "frequencyPenalty")
     mime = g(cfg, "responseMimeType")
     if mime == "application/json":
         js = g(cfg, "responseJsonSchema")
@@ -182,7 +191,8 @@ def _decode_config(cfg: Json, req: ir.Request) -> None:
         level = g(tc, "thinkingLevel")
         req.reasoning = ir.Reasoning(
             effort=_LEVEL_EFFORT.get(str(level).upper()) if level else None,
-            budget=g(tc, "thinkingBudget"), include_thoughts=g(tc, "includeThoughts"))
+            budget=ir.as_number(g(tc, "thinkingBudget"), where + "thinkingConfig.thinkingBudget", integer=True),
+            include_thoughts=g(tc, "includeThoughts"))
 
 
 # --- encode -------------------------------------------------------------------------

@@ -167,11 +167,11 @@ def _decode_options(body: Json, req: ir.Request) -> None:
         if isinstance(body.get(key), int):
             req.max_tokens = body[key]
             break
-    req.temperature = body.get("temperature")
-    req.top_p = body.get("top_p")
-    req.seed = body.get("seed")
-    req.presence_penalty = body.get("presence_penalty")
-    req.frequency_penalty = body.get("frequency_penalty")
+    req.temperature = ir.as_number(body.get("temperature"), "temperature")
+    req.top_p = ir.as_number(body.get("top_p"), "top_p")
+    req.seed = ir.as_number(body.get("seed"), "seed", integer=True)
+    req.presence_penalty = ir.as_number(body.get("presence_penalty"), "presence_penalty")
+    req.frequency_penalty = ir.as_number(body.get("frequency_penalty"), "frequency_penalty")
     stop = body.get("stop")
     req.stop = [stop] if isinstance(stop, str) else [s for s in ir.as_list(stop, "stop")]
     req.response_format = _decode_format(body.get("response_format"))
