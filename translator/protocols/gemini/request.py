@@ -28,6 +28,7 @@ Rules (encode, Gemini upstream; the model and the stream flag live in the URL):
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import re
 from typing import Any
@@ -48,11 +49,16 @@ def tool_name(name: str) -> str:
     return ir.fit_name(name, _BAD_NAME, 128, lead=_LEAD)
 
 
-def g(d: Json, camel: str) -> Any:
+def field(d: Json, camel: str) -> Any:
     """``d[camel]``, accepting the snake_case proto name too."""
     if camel in d:
         return d[camel]
-    return d.get(re.sub(r"(?<!^)([A-Z])", r"_\1", camel).lower())
+    return d.get(_snake(camel))
+
+
+@functools.lru_cache(maxsize=256)
+def _snake(camel: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", camel).lower()
 
 
 def synth_id(*where: object) -> str:
@@ -83,25 +89,25 @@ def _result_content(response: Any) -> tuple[list[Text | Media], bool]:
 
 
 def _part(p: Json, where: str, ci: int, pi: int, pending: list[ToolCall]) -> ir.Part | None:
-    sig = g(p, "thoughtSignature")
+    sig = field(p, "thoughtSignature")
     if "text" in p:
-        if g(p, "thought"):
+        if field(p, "thought"):
             return Thinking(str(p["text"]), gemini_signature=sig)
         return Text(str(p["text"]), gemini_signature=sig) if p["text"] or sig else None
-    if (blob := g(p, "inlineData")) is not None:
+    if (blob := field(p, "inlineData")) is not None:
         blob = ir.as_dict(blob, f"{where}.inlineData")
-        return Media(str(g(blob, "mimeType")), data=standard_base64(str(blob.get("data", ""))))
-    if (f := g(p, "fileData")) is not None:
+        return Media(str(field(blob, "mimeType")), data=standard_base64(str(blob.get("data", ""))))
+    if (f := field(p, "fileData")) is not None:
         f = ir.as_dict(f, f"{where}.fileData")
-        return Media(str(g(f, "mimeType") or "image/*"), url=str(g(f, "fileUri")))
-    if (fc := g(p, "functionCall")) is not None:
+        return Media(str(field(f, "mimeType") or "image/*"), url=str(field(f, "fileUri")))
+    if (fc := field(p, "functionCall")) is not None:
         fc = ir.as_dict(fc, f"{where}.functionCall")
         name = str(fc.get("name", ""))
         call = ToolCall(str(fc.get("id") or synth_id(ci, pi, name)), name,
                         ir.as_dict(fc.get("args") or {}, f"{where}.functionCall.args"), sig)
         pending.append(call)
         return call
-    if (fr := g(p, "functionResponse")) is not None:
+    if (fr := field(p, "functionResponse")) is not None:
         fr = ir.as_dict(fr, f"{where}.functionResponse")
         name, fid = str(fr.get("name", "")), fr.get("id")
         match = next((c for c in pending if c.id == fid), None) or next(
@@ -128,36 +134,36 @@ def decode_request(body: Json) -> ir.Request:
         messages.append(Message(role, parts))
     if not messages:
         raise BadRequest("contents must not be empty")
-    if g(body, "cachedContent"):
+    if field(body, "cachedContent"):
         raise BadRequest("cachedContent cannot be used with another provider's model")
-    sys = ir.as_dict(g(body, "systemInstruction") or {}, "systemInstruction")
+    sys = ir.as_dict(field(body, "systemInstruction") or {}, "systemInstruction")
     system = [Text(str(sp["text"])) for i, raw in enumerate(ir.as_list(sys.get("parts"), "systemInstruction.parts"))
               if (sp := ir.as_dict(raw, f"systemInstruction.parts[{i}]")).get("text")]
     req = ir.Request(ir.merge_turns(messages), system=system)
     _decode_tools(body, req)
-    _decode_config(ir.as_dict(g(body, "generationConfig") or {}, "generationConfig"), req)
+    _decode_config(ir.as_dict(field(body, "generationConfig") or {}, "generationConfig"), req)
     return req
 
 
 def _decode_tools(body: Json, req: ir.Request) -> None:
     for j, t in enumerate(ir.as_list(body.get("tools"), "tools")):
-        decls = g(ir.as_dict(t, f"tools[{j}]"), "functionDeclarations")
+        decls = field(ir.as_dict(t, f"tools[{j}]"), "functionDeclarations")
         if decls is None:
             raise BadRequest(f"tools[{j}]: only functionDeclarations can be converted")
         for k, raw in enumerate(ir.as_list(decls, f"tools[{j}].functionDeclarations")):
             d = ir.as_dict(raw, f"tools[{j}].functionDeclarations[{k}]")
-            params = g(d, "parametersJsonSchema")
+            params = field(d, "parametersJsonSchema")
             if params is None:
                 params = schema.from_gemini(d.get("parameters") or {"type": "OBJECT"})
             req.tools.append(ir.ToolDef(str(d.get("name", "")), d.get("description"), params))
-    fcc = g(ir.as_dict(g(body, "toolConfig") or {}, "toolConfig"), "functionCallingConfig")
+    fcc = field(ir.as_dict(field(body, "toolConfig") or {}, "toolConfig"), "functionCallingConfig")
     if isinstance(fcc, dict) and fcc.get("mode"):
         mode = str(fcc["mode"]).upper()
         modes = {"AUTO": ir.ToolMode.AUTO, "VALIDATED": ir.ToolMode.AUTO,
                  "ANY": ir.ToolMode.REQUIRED, "NONE": ir.ToolMode.NONE}
         if mode not in modes:
             raise BadRequest(f"functionCallingConfig.mode {mode!r} cannot be converted")
-        names = tuple(str(n) for n in g(fcc, "allowedFunctionNames") or [])
+        names = tuple(str(n) for n in field(fcc, "allowedFunctionNames") or [])
         req.tool_choice = ir.ToolChoice(modes[mode], names)
 
 
@@ -165,34 +171,34 @@ _LEVEL_EFFORT = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH":
 
 
 def _decode_config(cfg: Json, req: ir.Request) -> None:
-    count = g(cfg, "candidateCount")
+    count = field(cfg, "candidateCount")
     if isinstance(count, int) and count > 1:
         raise BadRequest("candidateCount > 1 cannot be converted to another provider's protocol")
     where = "generationConfig."
-    req.max_tokens = ir.as_number(g(cfg, "maxOutputTokens"), where + "maxOutputTokens", integer=True)
-    req.temperature = ir.as_number(g(cfg, "temperature"), where + "temperature")
-    req.top_p = ir.as_number(g(cfg, "topP"), where + "topP")
-    req.top_k = ir.as_number(g(cfg, "topK"), where + "topK", integer=True)
-    req.stop = [str(s) for s in ir.as_list(g(cfg, "stopSequences"), where + "stopSequences")]
-    req.seed = ir.as_number(g(cfg, "seed"), where + "seed", integer=True)
-    req.presence_penalty = ir.as_number(g(cfg, "presencePenalty"), where + "presencePenalty")
-    req.frequency_penalty = ir.as_number(g(cfg, "frequencyPenalty"), where + "frequencyPenalty")
-    mime = g(cfg, "responseMimeType")
+    req.max_tokens = ir.as_number(field(cfg, "maxOutputTokens"), where + "maxOutputTokens", integer=True)
+    req.temperature = ir.as_number(field(cfg, "temperature"), where + "temperature")
+    req.top_p = ir.as_number(field(cfg, "topP"), where + "topP")
+    req.top_k = ir.as_number(field(cfg, "topK"), where + "topK", integer=True)
+    req.stop = [str(s) for s in ir.as_list(field(cfg, "stopSequences"), where + "stopSequences")]
+    req.seed = ir.as_number(field(cfg, "seed"), where + "seed", integer=True)
+    req.presence_penalty = ir.as_number(field(cfg, "presencePenalty"), where + "presencePenalty")
+    req.frequency_penalty = ir.as_number(field(cfg, "frequencyPenalty"), where + "frequencyPenalty")
+    mime = field(cfg, "responseMimeType")
     if mime == "application/json":
-        js = g(cfg, "responseJsonSchema")
-        if js is None and g(cfg, "responseSchema") is not None:
-            js = schema.from_gemini(g(cfg, "responseSchema"))
+        js = field(cfg, "responseJsonSchema")
+        if js is None and field(cfg, "responseSchema") is not None:
+            js = schema.from_gemini(field(cfg, "responseSchema"))
         req.response_format = (ir.ResponseFormat("json_schema", js) if js is not None
                                else ir.ResponseFormat("json_object"))
     elif mime == "text/plain":
         req.response_format = ir.ResponseFormat("text")
-    tc = g(cfg, "thinkingConfig")
+    tc = field(cfg, "thinkingConfig")
     if isinstance(tc, dict):
-        level = g(tc, "thinkingLevel")
+        level = field(tc, "thinkingLevel")
         req.reasoning = ir.Reasoning(
             effort=_LEVEL_EFFORT.get(str(level).upper()) if level else None,
-            budget=ir.as_number(g(tc, "thinkingBudget"), where + "thinkingConfig.thinkingBudget", integer=True),
-            include_thoughts=g(tc, "includeThoughts"))
+            budget=ir.as_number(field(tc, "thinkingBudget"), where + "thinkingConfig.thinkingBudget", integer=True),
+            include_thoughts=field(tc, "includeThoughts"))
 
 
 # --- encode -------------------------------------------------------------------------

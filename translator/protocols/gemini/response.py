@@ -14,7 +14,7 @@ from typing import Any
 from translator import ir
 from translator.errors import UpstreamError, UserFacingError
 from translator.ir import Json, Stop, Text, Thinking, ToolCall
-from translator.protocols.gemini.request import g, synth_id
+from translator.protocols.gemini.request import field, synth_id
 from translator.usage import Usage
 
 _SAFETY = ("SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
@@ -55,12 +55,12 @@ def candidate(body: Json) -> Json:
 
 def decode_part(p: Json, response_id: str, ordinal: int) -> ir.Part | None:
     """A response part; ``ordinal`` numbers function calls for synthesized ids."""
-    sig = g(p, "thoughtSignature")
+    sig = field(p, "thoughtSignature")
     if isinstance(p.get("text"), str):
-        if g(p, "thought"):
+        if field(p, "thought"):
             return Thinking(p["text"], gemini_signature=sig)
         return Text(p["text"], gemini_signature=sig) if p["text"] or sig else None
-    fc = g(p, "functionCall")
+    fc = field(p, "functionCall")
     if isinstance(fc, dict):
         args = fc.get("args") if isinstance(fc.get("args"), dict) else {}
         assert isinstance(args, dict)
@@ -70,23 +70,23 @@ def decode_part(p: Json, response_id: str, ordinal: int) -> ir.Part | None:
 
 
 def blocked(body: Json) -> str | None:
-    feedback = g(body, "promptFeedback")
-    reason = g(feedback, "blockReason") if isinstance(feedback, dict) else None
+    feedback = field(body, "promptFeedback")
+    reason = field(feedback, "blockReason") if isinstance(feedback, dict) else None
     return str(reason) if reason and not body.get("candidates") else None
 
 
 def decode_response(body: Json) -> ir.Response:
-    rid = str(g(body, "responseId") or "")
+    rid = str(field(body, "responseId") or "")
     parts: list[ir.Part] = []
     for p in (candidate(body).get("content") or {}).get("parts") or []:
         ordinal = sum(isinstance(x, ToolCall) for x in parts)
         if isinstance(p, dict) and (part := decode_part(p, rid, ordinal)) is not None:
             parts.append(part)
-    native = g(candidate(body), "finishReason")
+    native = field(candidate(body), "finishReason")
     stop = Stop.SAFETY if blocked(body) else decode_stop(native)
     has_calls = any(isinstance(p, ToolCall) for p in parts)
     return ir.Response(rid, parts, ir.settle_stop(stop, has_calls),
-                       Usage.from_gemini(g(body, "usageMetadata")),
+                       Usage.from_gemini(field(body, "usageMetadata")),
                        native_stop=native if isinstance(native, str) else None)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from translator import ir
 from translator.protocols import Protocol, stream_base
-from translator.protocols.gemini.request import g
+from translator.protocols.gemini.request import field
 from translator.protocols.gemini.response import (
     blocked,
     candidate,
@@ -61,7 +61,7 @@ class StreamDecoder(SSEStreamDecoder):
         return out
 
     def _chunk(self, data: dict[str, Any]) -> list[ir.Event]:
-        rid = str(g(data, "responseId") or "")
+        rid = str(field(data, "responseId") or "")
         out: list[ir.Event] = []
         if not self._started:
             self._started = True
@@ -77,9 +77,9 @@ class StreamDecoder(SSEStreamDecoder):
                 i, self._calls = self._calls, self._calls + 1
                 out += [ir.ToolStart(i, part.id, part.name, part.gemini_signature),
                         ir.ToolArgs(i, ir.dumps(part.arguments)), ir.ToolDone(i)]
-        if isinstance(g(data, "usageMetadata"), dict):
-            out.append(ir.UsageSeen(Usage.from_gemini(g(data, "usageMetadata"))))
-        native = g(cand, "finishReason")
+        if isinstance(field(data, "usageMetadata"), dict):
+            out.append(ir.UsageSeen(Usage.from_gemini(field(data, "usageMetadata"))))
+        native = field(cand, "finishReason")
         if (native or blocked(data)) and not self._finished:
             self._finished = True
             stop = decode_stop(native) if native else ir.Stop.SAFETY
