@@ -14,7 +14,9 @@ Every worker writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR``
 
 from __future__ import annotations
 
+import functools
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, start_http_server
 
@@ -29,6 +31,12 @@ TOKENS = Counter("tokengate_tokens_total", "Tokens by usage bucket", ["model", "
 COST = Counter("tokengate_cost_nano_usd_total", "Charged cost in nano-USD", ["model"])
 ADMISSIONS = Counter("tokengate_admissions_total", "Admissions: against a lease in process, or by a Redis call",
                      ["path"])
+
+
+@functools.lru_cache(maxsize=4096)
+def child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, looked up once per label set (labels() validates and locks each call)."""
+    return metric.labels(*labels)
 
 
 def serve(address: str) -> None:

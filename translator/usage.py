@@ -17,8 +17,10 @@ writes; Gemini's ``promptTokenCount`` includes cached tokens and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
+
+BUCKETS = ("input", "cache_read", "cache_write", "output", "reasoning")
 
 
 def _int(v: Any) -> int | None:
@@ -35,7 +37,7 @@ class Usage:
 
     @property
     def is_empty(self) -> bool:
-        return all(getattr(self, f.name) is None for f in fields(self))
+        return all(getattr(self, b) is None for b in BUCKETS)
 
     @property
     def prompt_total(self) -> int:
@@ -47,16 +49,10 @@ class Usage:
 
     def merge(self, newer: Usage) -> Usage:
         """Later values win per field; an unset field never erases a set one."""
-        return Usage(
-            *(
-                getattr(newer, f.name) if getattr(newer, f.name) is not None
-                else getattr(self, f.name)
-                for f in fields(self)
-            )
-        )
+        return Usage(*(v if (v := getattr(newer, b)) is not None else getattr(self, b) for b in BUCKETS))
 
     def as_dict(self) -> dict[str, int]:
-        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+        return {b: v for b in BUCKETS if (v := getattr(self, b)) is not None}
 
     # --- decode -----------------------------------------------------------------
 

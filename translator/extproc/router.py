@@ -310,7 +310,7 @@ class RouterProcessor:
             "complete": bool(h and h.complete) and not cut_short,
             "cut_short": cut_short,
             "finish": h.finish if h else None,
-            "usage": usage.as_dict(),
+            "usage": (counts := usage.as_dict()),
             "usage_estimated": estimated,
             "hold_nano": self.hold,
             "lease": self.lease_id,
@@ -322,12 +322,12 @@ class RouterProcessor:
         if self.lease_id and self.key:
             self.gw.admitter.finished(self.key.account, self.lease_id, self.hold, cost)
         log.info("request", **event)
-        metrics.REQUESTS.labels(self.model, self.deployment, self.protocol.value, str(status)).inc()
-        metrics.DURATION.labels(self.model, self.protocol.value).observe(duration)
-        for bucket, n in usage.as_dict().items():
-            metrics.TOKENS.labels(self.model, self.deployment, bucket).inc(n)
+        metrics.child(metrics.REQUESTS, self.model, self.deployment, event["protocol"], str(status)).inc()
+        metrics.child(metrics.DURATION, self.model, event["protocol"]).observe(duration)
+        for bucket, n in counts.items():
+            metrics.child(metrics.TOKENS, self.model, self.deployment, bucket).inc(n)
         if cost:
-            metrics.COST.labels(self.model).inc(cost)
+            metrics.child(metrics.COST, self.model).inc(cost)
 
     def stream_error(self, err: UserFacingError) -> pb.ProcessingResponse:
         """The error in band: the client already has the status line and maybe chunks."""
