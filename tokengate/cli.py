@@ -18,7 +18,6 @@ import os
 import secrets
 import signal
 import sys
-import time
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -35,7 +34,7 @@ DEMO_PORT = 9100
 DEMO_CREDIT = 5_000_000_000  # $5 in nano-USD, credited once
 
 
-async def _settle(redis_url: str | None) -> int:
+async def _settle(redis_url: str | None, consumer: str | None = None) -> int:
     """The settlement worker in the foreground; SIGTERM finishes the batch in hand and stops."""
     from tokengate.billing.settler import Settler
     from translator import logs
@@ -47,7 +46,7 @@ async def _settle(redis_url: str | None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await Settler(r).run(stop)
+        await Settler(r, consumer=consumer).run(stop)
     finally:
         await r.aclose()
     return 0
@@ -68,13 +67,18 @@ def _admin_api(args: argparse.Namespace) -> int:
 
 
 def _translators(args: argparse.Namespace) -> int:
-    """N translator processes in the foreground (the container entry point); SIGTERM stops them."""
-    from tokengate.devstack import start_translators
+    """N translator processes in the foreground (the container entry point): a worker that dies is
+    started again on its socket while the others go on serving; SIGTERM stops them all."""
+    from tokengate.devstack import fresh_metrics_dir, start_translators
     from tokengate.procs import Supervisor
+    from translator import logs
 
+    logs.configure(os.environ.get("TOKENGATE_LOG_LEVEL", "info"))  # the supervisor's lines, as JSON
     cfg = load(args.config)
     workers = args.workers or cfg.translator.workers or (os.cpu_count() or 1)
-    sup = Supervisor()
+    metrics_dir = Path(args.metrics_dir)
+    fresh_metrics_dir(metrics_dir)
+    sup = Supervisor(metrics_dir=metrics_dir)
     stopping = False
 
     def _stop(*_: object) -> None:
@@ -83,17 +87,13 @@ def _translators(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    start_translators(sup, cfg, args.config, workers, redis_url=args.redis_url, grace=args.grace,
-                      health_listen=args.health_listen, metrics_dir=Path(args.metrics_dir))
-    code = 0
-    while not stopping:
-        if (dead := sup.first_dead()) is not None:
-            print(f"tokengate: {dead.name} exited ({dead.proc.returncode}); stopping", file=sys.stderr)
-            code = 1
-            break
-        time.sleep(0.2)
-    sup.stop_all(timeout=args.grace + 5)
-    return code
+    try:
+        start_translators(sup, cfg, args.config, workers, redis_url=args.redis_url, grace=args.grace,
+                          health_listen=args.health_listen, metrics_dir=metrics_dir)
+        sup.watch(until=lambda: stopping)
+    finally:
+        sup.stop_all(timeout=args.grace + 5)
+    return 0
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -142,13 +142,7 @@ def _run(args: argparse.Namespace) -> int:
     key = _demo_key(stack.effective_redis_url, workdir / "demo-key")
     _banner(stack, key, demo)
     try:
-        while not stopping:
-            dead = stack.supervisor.first_dead()
-            if dead is not None:
-                print(f"\n{dead.name} exited ({dead.proc.returncode}); stopping.\n{dead.log_tail()}",
-                      file=sys.stderr)
-                return 1
-            time.sleep(0.2)
+        stack.supervisor.watch(until=lambda: stopping)  # a process that dies is started again
     finally:
         print("\nstopping…", flush=True)
         stack.stop()
@@ -263,6 +257,8 @@ def parser() -> argparse.ArgumentParser:
     accounts_cli.add_parsers(sub)
     st = sub.add_parser("settle", help="run the settlement worker (applies metering events to balances)")
     st.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
+    st.add_argument("--consumer", help="its name in the consumer group; keep it across restarts, so a restarted "
+                    "settler settles at once what it had read (default: host name and process id)")
     sub.add_parser("portal", add_help=False, help="serve the web portal (python -m portal --help)")
     ad = sub.add_parser("admin-api", help="serve the admin HTTP JSON API (token in TOKENGATE_ADMIN_TOKEN)")
     ad.add_argument("--host", default="127.0.0.1", help="default: loopback only")
@@ -282,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd in ("keys", "accounts"):
             return asyncio.run(accounts_cli.run(args))
         if args.cmd == "settle":
-            return asyncio.run(_settle(args.redis_url))
+            return asyncio.run(_settle(args.redis_url, args.consumer))
         if args.cmd == "admin-api":
             return _admin_api(args)
         if args.cmd == "render":

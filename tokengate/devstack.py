@@ -5,6 +5,9 @@ exactly what a newcomer runs. Start order: Redis, the settler, the admin API and
 the portal (when asked for), the demo provider, the translators (each answering
 its gRPC health check), Envoy (answering /ready).
 Stop order is the reverse, so metering is written before Redis goes.
+Once started, a process that dies is started again by the supervisor
+(``tokengate.procs``): ``make run`` supervises from its main loop, a test asks
+for it with ``Stack(supervised=True)``; see docs/operations.md.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import datetime as dt
 import ipaddress
 import os
 import shutil
+import socket
 import sys
 import urllib.request
 from dataclasses import dataclass, field
@@ -46,9 +50,8 @@ def start_translators(
     metrics_dir: Path,
 ) -> list[tuple[str, Child]]:
     """Start ``workers`` translator processes on their sockets, sharing one Prometheus directory
-    (the first also serves ``/metrics`` for all); the (address, child) of each."""
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir(parents=True)
+    (made empty by ``fresh_metrics_dir`` first; the first worker also serves ``/metrics`` for all);
+    the (address, child) of each. The supervisor starts a worker that died again on its own socket."""
     env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     started = []
     for i, address in enumerate(translator_addresses(cfg, workers)):
@@ -61,6 +64,12 @@ def start_translators(
                 argv += [flag, str(value)]
         started.append((address, sup.start(f"translator-{i}", argv, env=env)))
     return started
+
+
+def fresh_metrics_dir(path: Path) -> None:
+    """An empty Prometheus multiprocess directory: samples of an earlier run would be summed in."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
 
 
 def envoy_binary() -> str:
@@ -145,12 +154,13 @@ class Stack:
     portal: bool = False  # serve the portal on 127.0.0.1, behind Envoy at /portal
     portal_port: int | None = None  # default: server.portal_upstream's port if it is loopback, else 8091
     portal_args: tuple[str, ...] = ()  # extra `python -m portal` flags (--demo-payments, --admin …)
+    supervised: bool = False  # restart what dies, from a thread (`make run` supervises from its main loop)
     supervisor: Supervisor = field(init=False)
     cfg: GatewayConfig = field(init=False)
 
     def __post_init__(self) -> None:
         self.workdir = self.workdir.resolve()
-        self.supervisor = Supervisor(self.workdir / "logs")
+        self.supervisor = Supervisor(self.workdir / "logs", metrics_dir=self.metrics_dir)
         self.cfg = load(self.config_path)
         if not self.workers:
             self.workers = self.cfg.translator.workers or (os.cpu_count() or 1)
@@ -171,6 +181,10 @@ class Stack:
     def envoy_config(self) -> Path:
         return self.workdir / "envoy.yaml"
 
+    @property
+    def metrics_dir(self) -> Path:
+        return self.workdir / "metrics"
+
     def start(self) -> None:
         try:
             self._start()
@@ -180,6 +194,7 @@ class Stack:
 
     def _start(self) -> None:
         sup = self.supervisor
+        fresh_metrics_dir(self.metrics_dir)  # before the supervisor writes its restart counts there
         if self.redis_url is None:
             data = self.workdir / "redis"
             data.mkdir(parents=True, exist_ok=True)
@@ -192,7 +207,9 @@ class Stack:
             ])
             sup.wait_until(redis, lambda: port_open(self.redis_port), 10, "accepting connections")
         sup.start("settler", [sys.executable, "-m", "tokengate.cli", "settle",
-                              "--redis-url", self.effective_redis_url],
+                              "--redis-url", self.effective_redis_url,
+                              # one name across restarts: a restarted settler takes up what it had read
+                              "--consumer", f"{socket.gethostname()}:{self.workdir}"],
                   env={"TOKENGATE_LOG_LEVEL": self.log_level})
         if self.admin_port is not None:
             admin = sup.start("admin-api", [
@@ -221,7 +238,7 @@ class Stack:
             portal=f"127.0.0.1:{self.portal_port}" if self.portal else None))
         translators = start_translators(
             sup, self.cfg, self.config_path, self.workers, redis_url=self.effective_redis_url,
-            log_level=self.log_level, metrics_dir=self.workdir / "metrics")
+            log_level=self.log_level, metrics_dir=self.metrics_dir)
         for address, child in translators:
             sup.wait_until(child, lambda a=address: grpc_serving(a), 20, "serving gRPC health")  # type: ignore[misc]
         argv = [envoy_binary(), "-c", str(self.envoy_config), "--disable-hot-restart",
@@ -231,6 +248,8 @@ class Stack:
         envoy = sup.start("envoy", argv)
         ready = f"http://127.0.0.1:{server.ready_port}/ready"
         sup.wait_until(envoy, lambda: http_ok(ready), 30, "ready")
+        if self.supervised:
+            sup.watch_in_background()
 
     def stop(self) -> None:
         self.supervisor.stop_all()
