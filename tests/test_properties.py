@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from translator.errors import UserFacingError
 from translator.passthrough import Passthrough
 from translator.protocols import Protocol
 from translator.protocols.convert import client_tool_names, translate_request
+from translator.responses import handler_for
 from translator.sse import SSEDecoder, SSEEvent
 
 from .protocols.sdk import translate_stream
@@ -200,3 +202,33 @@ def test_mutated_bodies_convert_or_get_a_4xx(client: Protocol, data: st.DataObje
 def test_random_bodies_convert_or_get_a_4xx(client: Protocol, body: dict[str, Any]) -> None:
     """Random bodies made of the protocols' own field names never raise anything but a 4xx."""
     _convert_or_refuse(client, body)
+
+
+ANSWER = Answer(text="hello there", reasoning="", tool_calls=(ToolCall("f", {"x": 1}, id="c1"),),
+                usage=Usage(input=3, output=4), finish_reason=None)
+
+
+@PROPS
+@given(st.sampled_from([(c, u) for c in Protocol for u in Protocol]), st.booleans(), st.data())
+def test_mutated_upstream_answers_are_read_or_an_upstream_error(pair: tuple[Protocol, Protocol], stream: bool,
+                                                                 data: st.DataObject) -> None:
+    """An upstream answer (whole or one stream event) with any one part replaced by any JSON value is
+    passed, translated, or refused as the upstream's error (502) — never the gateway's own failure."""
+    client, upstream = pair
+    call = Call(Kind.GENERATE, "m", stream=stream, stream_usage=True)
+    pieces = UPSTREAMS[upstream].stream(call, ANSWER) if stream else [UPSTREAMS[upstream].complete(call, ANSWER)]
+    i = data.draw(st.integers(0, len(pieces) - 1))
+    head, sep, payload = pieces[i].rpartition(b"data: ")
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return  # [DONE]
+    path = data.draw(st.sampled_from(_paths(doc)))
+    pieces[i] = head + sep + orjson.dumps(_replace(doc, path, data.draw(json_values))) + (b"\n\n" if sep else b"")
+    h = handler_for(client, upstream, 200, stream=stream, sse=True, include_usage=True, model="m", tool_names=("f",))
+    try:
+        for p in pieces:
+            h.feed(p)
+        h.flush()
+    except UserFacingError as err:
+        assert err.status == 502, err

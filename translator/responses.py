@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol as TypingProtocol
 
+import structlog
+
+from translator.errors import BadRequest, UpstreamError
 from translator.passthrough import Passthrough
 from translator.protocols import Protocol
 from translator.protocols.convert import (
@@ -63,6 +66,50 @@ class Translation:
         return self._inner.flush()
 
 
+log = structlog.get_logger("tokengate.response")
+# BadRequest too: the readers' shape checks (ir.as_dict …) say "bad request", but here the upstream sent it
+_UNREADABLE = (TypeError, AttributeError, KeyError, ValueError, IndexError, BadRequest)
+
+
+class Guarded:
+    """Any handler, with an upstream answer it cannot read (a field of the wrong type, say) turned
+    into the upstream error it is (502, in band once streaming), never the gateway's own 500."""
+
+    def __init__(self, inner: ResponseHandler) -> None:
+        self._inner = inner
+
+    def __repr__(self) -> str:
+        return f"Guarded({self._inner!r})"
+
+    @property
+    def usage(self) -> Usage:
+        return self._inner.usage
+
+    @property
+    def finish(self) -> str | None:
+        return self._inner.finish
+
+    @property
+    def complete(self) -> bool:
+        return self._inner.complete
+
+    def feed(self, chunk: bytes) -> bytes | None:
+        try:
+            return self._inner.feed(chunk)
+        except _UNREADABLE as exc:
+            raise self._unreadable(exc) from exc
+
+    def flush(self) -> bytes | None:
+        try:
+            return self._inner.flush()
+        except _UNREADABLE as exc:
+            raise self._unreadable(exc) from exc
+
+    def _unreadable(self, exc: Exception) -> UpstreamError:
+        log.warning("upstream_response_unreadable", handler=repr(self._inner), error=repr(exc))
+        return UpstreamError("The upstream sent a response the gateway could not read.")
+
+
 class WholeBodyTranslation:
     """A small body from an upstream of another protocol (an error, a token count),
     collected and rewritten whole at the end."""
@@ -98,6 +145,12 @@ def handler_for(
     tool_names: tuple[str, ...],
     count: bool = False,
 ) -> ResponseHandler:
+    return Guarded(_handler(client, upstream, status, stream=stream, sse=sse, include_usage=include_usage,
+                            model=model, tool_names=tool_names, count=count))
+
+
+def _handler(client: Protocol, upstream: Protocol | None, status: int, *, stream: bool, sse: bool,
+             include_usage: bool, model: str, tool_names: tuple[str, ...], count: bool) -> ResponseHandler:
     streaming = stream and status == 200
     if upstream is None or upstream is client:
         return Passthrough(client, stream=streaming, sse=sse, strip_usage_chunk=streaming and not include_usage)
