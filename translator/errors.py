@@ -7,7 +7,7 @@
         ├── Forbidden                 403 permission
         ├── NotFound                  404 not_found
         │   └── ModelNotFound         404 not_found, code model_not_found
-        ├── PayloadTooLarge           413 request_too_large
+        ├── HeadersTooLarge           431 request_too_large
         ├── RateLimited               429 rate_limit
         ├── InsufficientQuota         429 insufficient_quota (x-should-retry: false)
         ├── UpstreamError             502 api_error
@@ -121,8 +121,8 @@ class ModelNotFound(NotFound):
     code = "model_not_found"
 
 
-class PayloadTooLarge(UserFacingError):
-    status, kind = 413, "request_too_large"
+class HeadersTooLarge(UserFacingError):
+    status, kind = 431, "request_too_large"
 
 
 class RateLimited(UserFacingError):

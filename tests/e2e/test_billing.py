@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import time
 from decimal import Decimal
+from typing import Any
 
 import anthropic
 import httpx

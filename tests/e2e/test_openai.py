@@ -6,6 +6,7 @@ import json
 import ssl
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import openai
@@ -269,3 +270,17 @@ def test_envoys_413_on_the_anthropic_path_is_in_anthropics_shape_without_the_ver
                       headers={"x-api-key": gateway.key, "content-type": "application/json"})
     doc = resp.json()
     assert (413, "error", "request_too_large") == (resp.status_code, doc["type"], doc["error"]["type"])
+
+
+@pytest.mark.parametrize(("path", "check"), [
+    ("/v1/chat/completions", lambda d: d["error"]["type"] == "invalid_request_error"),
+    ("/v1/messages", lambda d: (d["type"], d["error"]["type"]) == ("error", "request_too_large")),
+    ("/v1beta/models/gemini-test:generateContent", lambda d: d["error"]["code"] == 431),
+])
+def test_oversized_headers_get_a_431_in_the_paths_protocol_shape(
+        gateway: GatewayUnderTest, path: str, check: Any) -> None:
+    """A 100 KB header is refused with 431 in the shape of the protocol the path speaks, never an empty text/plain."""
+    resp = httpx.post(f"{gateway.http}{path}", json={"model": "gpt-test"},
+                      headers={"authorization": f"Bearer {gateway.key}", "x-big": "x" * 100_000})
+    assert (431, "application/json") == (resp.status_code, resp.headers.get("content-type")), resp.text
+    assert check(resp.json()), resp.text

@@ -126,6 +126,8 @@ def test_a_failing_primary_fails_over_to_a_deployment_of_another_protocol(pair: 
     assert ("/v1/chat/completions", "backup-gpt") == (sent.path, sent.json()["model"])
     assert f"Bearer {UPSTREAM_SECRETS['TG_TEST_OPENAI_KEY']}" == sent.headers.get("authorization"), dict(sent.headers)
     assert pair.gw.key not in str(dict(sent.headers)) + sent.body.decode()
+    for attempt in (*pair.primary.requests, sent):  # the routing header chose the route and stays behind
+        assert "x-tokengate-model" not in {h.lower() for h in attempt.headers}, dict(attempt.headers)
     ours = sent.headers.get("x-request-id")  # an earlier test's event may land late
     events = [e for e in pair.gw.metering_events(since) if e["request_id"] == ours]
     deadline = time.monotonic() + 5

@@ -33,7 +33,14 @@ from translator import listing, metrics
 from translator.admission import estimate_hold, requested_output
 from translator.auth import NO_KEY, authenticate
 from translator.endpoints import Endpoint, Kind, classify, client_key
-from translator.errors import BadRequest, ModelNotFound, NotFound, Unauthorized, UserFacingError
+from translator.errors import (
+    BadRequest,
+    HeadersTooLarge,
+    ModelNotFound,
+    NotFound,
+    Unauthorized,
+    UserFacingError,
+)
 from translator.extproc import messages as m
 from translator.extproc.upstream import Ctx, attempt_body, attempt_headers, needs_body
 from translator.protocols import Protocol
@@ -54,6 +61,7 @@ log = structlog.get_logger("tokengate.request")
 ESTIMATE_BYTES_PER_TOKEN = 4  # for a prompt the upstream never reported
 
 
+MAX_HEADER_BYTES = 64 * 1024  # Envoy reads up to 1 MiB (max_request_headers_kb) so that this 431 has the caller's shape
 MAX_DEPTH = 128  # JSON nesting a request may have: orjson writes at most 254, translation adds a few
 
 
@@ -123,6 +131,8 @@ class RouterProcessor:
             raise BadRequest("Headers named x-tokengate-* are reserved for the gateway.")
         if ep is None:
             raise NotFound("Unknown request URL.")
+        if req.request_headers.headers.ByteSize() > MAX_HEADER_BYTES:
+            raise HeadersTooLarge(f"The request's headers are larger than {MAX_HEADER_BYTES // 1024} KiB.")
         if ep.kind in (Kind.CHAT, Kind.COUNT_TOKENS):
             self.header_names = tuple(headers)
             self.api_key = client_key(ep, headers)
