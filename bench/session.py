@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import gateway, litellm, passthrough, procs, profile, soak, upstream
+from bench import gateway, litellm, passthrough, procs, profile, soak, upstream, wrk
 from bench.scenarios import Plan, run_fixed, run_stream
 from bench.wrk import Target
 from tokengate.config import load, parse
@@ -44,6 +44,8 @@ class Options:
     profile_seconds: float = 15.0
     soak_s: float = 0.0
     soak_connections: int = 4
+    rounds: int = 0  # interleaved c=16 rounds of N, C and D with both stacks up: ratios robust to noise
+    round_s: float = 4.0
     litellm_spec: str = litellm.SPEC
     results_dir: Path = ROOT / "bench" / "results"
     stem: str = "bench"
@@ -82,6 +84,8 @@ class Session:
                 self._floor()
             if self.wants("C", "D", "E") or self.opts.profile or self.opts.soak_s:
                 self._tokengate()
+            if self.opts.rounds and self.wants("N") and self.wants("C"):
+                self._rounds()
             if self.wants("F"):
                 self._litellm()
         finally:
@@ -155,10 +159,9 @@ class Session:
 
     # --- N: the no-op floor ------------------------------------------------------------
 
-    def _floor(self) -> None:
-        """tokengate's rendered Envoy config, unchanged, with bench.noop servers on the translator sockets."""
-        self.log(f"N: the design's floor ({self.opts.workers} no-op ext_proc servers, tokengate's Envoy config)")
-        workdir = self.workdir / "n"
+    def _start_floor(self, sub: Supervisor, workdir: Path) -> tuple[str, dict[str, int], int]:
+        """tokengate's rendered Envoy config, unchanged, with bench.noop servers on the translator sockets:
+        (its URL, the pids to watch, Envoy's admin port)."""
         raw = gateway.config(workdir, self.upstream_port, self.stream_port, self.opts.workers)
         cfg_path = gateway.write(raw, workdir / "gateway.yaml")
         cfg = load(cfg_path)
@@ -166,19 +169,23 @@ class Session:
         envoy_path = workdir / "envoy.yaml"
         envoy_path.write_text(render(cfg, source=str(cfg_path), addresses=addresses))
         os.environ.update(gateway.SECRETS)
+        pids = {}
+        for i, address in enumerate(addresses):
+            Path(address.removeprefix("unix:")).parent.mkdir(parents=True, exist_ok=True)
+            child = sub.start(f"noop-{i}", [sys.executable, "-m", "bench.noop", "--config", str(cfg_path),
+                                            "--listen", address], cwd=ROOT)
+            sub.wait_until(child, lambda a=address: grpc_serving(a), 20, "serving gRPC health")  # type: ignore[misc]
+            pids[f"noop-{i}"] = child.proc.pid
+        admin = cfg.server.admin_port
+        envoy = upstream.start_envoy(sub, "floor-envoy", envoy_path, admin, concurrency=self.opts.envoy_workers)
+        return f"http://127.0.0.1:{cfg.server.http_port}", {"envoy": envoy.proc.pid, **pids}, admin
+
+    def _floor(self) -> None:
+        self.log(f"N: the design's floor ({self.opts.workers} no-op ext_proc servers, tokengate's Envoy config)")
         sub = Supervisor(self.workdir / "logs")  # stopped when N is done
         try:
-            pids = {}
-            for i, address in enumerate(addresses):
-                Path(address.removeprefix("unix:")).parent.mkdir(parents=True, exist_ok=True)
-                child = sub.start(f"noop-{i}", [sys.executable, "-m", "bench.noop", "--config", str(cfg_path),
-                                                "--listen", address], cwd=ROOT)
-                sub.wait_until(child, lambda a=address: grpc_serving(a), 20, "serving gRPC health")  # type: ignore[misc]
-                pids[f"noop-{i}"] = child.proc.pid
-            admin = cfg.server.admin_port
-            envoy = upstream.start_envoy(sub, "floor-envoy", envoy_path, admin, concurrency=self.opts.envoy_workers)
-            watch = self._watch(envoy=envoy.proc.pid, **pids)
-            url = f"http://127.0.0.1:{cfg.server.http_port}"
+            url, pids, admin = self._start_floor(sub, self.workdir / "n")
+            watch = self._watch(**pids)
             counters = gateway.envoy_counters(admin)
             res = run_fixed("N", "no-op ext_proc floor (tokengate's Envoy config, nothing done per message)",
                             _chat(url, gateway.OPENAI_MODEL, {}), self.plan, watch, log=self.log)
@@ -191,6 +198,38 @@ class Session:
                     "N", "no-op ext_proc floor", f"{url}/v1/chat/completions", self._stream_body(), {},
                     self.plan, watch, max_seconds=self._stream_seconds(), log=self.log)
         finally:
+            sub.stop_all()
+
+    # --- interleaved rounds -------------------------------------------------------------
+
+    def _rounds(self) -> None:
+        """The floor and tokengate up together, c=16 runs taking turns (the order rotated each round):
+        a slow phase of the machine hits both sides of each ratio alike."""
+        n, secs = self.opts.rounds, self.opts.round_s
+        self.log(f"rounds: {n} x (N, C{', D1-D3' if self.wants('D') else ''}) at c=16, {secs:g} s each, taking turns")
+        sub = Supervisor(self.workdir / "logs")
+        gw: gateway.Gateway | None = None
+        try:
+            url, _, _ = self._start_floor(sub, self.workdir / "n-rounds")
+            gw = gateway.start(self.workdir / "gw-rounds", self.upstream_port, self.stream_port,
+                               workers=self.opts.workers, envoy_workers=self.opts.envoy_workers,
+                               log_level=self.opts.log_level)
+            targets = {"N": _chat(url, gateway.OPENAI_MODEL, {}),
+                       "C": _chat(gw.url, gateway.OPENAI_MODEL, {"Authorization": f"Bearer {gw.key}"})}
+            if self.wants("D"):
+                targets.update({sid: t for sid, _, t, _ in self._pairs(gw)})
+            for t in targets.values():
+                wrk.run(t, self.plan.settings(16, max(self.plan.warmup_s, 1.0)))
+            order = list(targets)
+            rps: dict[str, list[float]] = {sid: [] for sid in order}
+            for r in range(n):
+                for sid in order[r % len(order):] + order[:r % len(order)]:
+                    rps[sid].append(wrk.run(targets[sid], self.plan.settings(16, secs)).rps)
+                self.log(f"  round {r + 1}: " + "  ".join(f"{sid} {v[-1]:,.0f}" for sid, v in rps.items()))
+            self.extras["rounds"] = {"count": n, "seconds": secs, "concurrency": 16, "rps": rps}
+        finally:
+            if gw is not None:
+                gw.stack.stop()
             sub.stop_all()
 
     # --- C, D, E-C, profile, soak ------------------------------------------------------
