@@ -130,6 +130,14 @@ def round_goals(doc: Mapping[str, Any]) -> list[Goal]:
         v = statistics.median(per)
         out.append(Goal(f"{num}/{den} req/s, c=16, median of {len(per)} interleaved rounds "
                         f"(range {min(per):.2f}–{max(per):.2f})", v, "≥ 0.85", _at_least(v, 0.85)))
+    streaming = rounds.get("streaming") or {}
+    if "N" in streaming and "C" in streaming:
+        for field, unit, what in (("chunk_us", " µs", "per-chunk"), ("ttft_ms", " ms", "TTFT")):
+            c, n = streaming["C"][field]["p50"], streaming["N"][field]["p50"]
+            if c is not None and n is not None:
+                v = c / n
+                out.append(Goal(f"streaming {what} p50, C ÷ N, interleaved ({c:.3g}{unit} vs {n:.3g}{unit})", v,
+                                "≤ 1.15 (within 15% of the floor)", _at_most(v, 1.15)))
     return out
 
 

@@ -159,7 +159,7 @@ def run_stream(
         "id": sid, "label": label, "target": url, "available": samples.streams > 0,
         "streams": samples.streams, "chunks": len(samples.chunk_ns),
         "chunks_per_stream_min": min(samples.chunks_per_stream, default=0),
-        "failures": samples.failures[:5], "ttft_ms": _summary_json(ttft), "chunk_us": _summary_json(chunk),
+        "failures": samples.failures[:5], "ttft_ms": summary_json(ttft), "chunk_us": summary_json(chunk),
         "cpu_s": cpu, "concurrency": plan.stream_concurrency,
     }
     if samples.streams:
@@ -171,7 +171,7 @@ def run_stream(
     return out
 
 
-def _summary_json(s: Summary) -> dict[str, float | None]:
+def summary_json(s: Summary) -> dict[str, float | None]:
     def r(v: float) -> float | None:
         return None if math.isnan(v) else round(v, 4)
 

@@ -9,6 +9,7 @@ stopped in ``finally``; every load loop is bounded by a duration and a count.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -18,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import gateway, litellm, passthrough, procs, profile, soak, upstream, wrk
-from bench.scenarios import Plan, run_fixed, run_stream
+from bench import gateway, litellm, passthrough, procs, profile, soak, stream_client, upstream, wrk
+from bench.scenarios import Plan, run_fixed, run_stream, summary_json
+from bench.stats import Summary
 from bench.wrk import Target
 from tokengate.config import load, parse
 from tokengate.devstack import grpc_serving
@@ -220,13 +222,26 @@ class Session:
                 targets.update({sid: t for sid, _, t, _ in self._pairs(gw)})
             for t in targets.values():
                 wrk.run(t, self.plan.settings(16, max(self.plan.warmup_s, 1.0)))
+            streams = {"N": (url, {}), "C": (gw.url, {"Authorization": f"Bearer {gw.key}"})} if self.wants("E") else {}
             order = list(targets)
             rps: dict[str, list[float]] = {sid: [] for sid in order}
+            chunks: dict[str, list[int]] = {sid: [] for sid in streams}
+            ttft: dict[str, list[int]] = {sid: [] for sid in streams}
             for r in range(n):
                 for sid in order[r % len(order):] + order[:r % len(order)]:
                     rps[sid].append(wrk.run(targets[sid], self.plan.settings(16, secs)).rps)
+                for sid, (base, headers) in streams.items():  # a few streams each, taking turns too
+                    got = asyncio.run(stream_client.run(
+                        int(base.rsplit(":", 1)[1]), "/v1/chat/completions", self._stream_body(), headers,
+                        streams=2, concurrency=1, max_seconds=self._stream_seconds()))
+                    chunks[sid] += got.chunk_ns
+                    ttft[sid] += got.ttft_ns
                 self.log(f"  round {r + 1}: " + "  ".join(f"{sid} {v[-1]:,.0f}" for sid, v in rps.items()))
             self.extras["rounds"] = {"count": n, "seconds": secs, "concurrency": 16, "rps": rps}
+            if streams:
+                self.extras["rounds"]["streaming"] = {
+                    sid: {"chunk_us": summary_json(Summary.of([v / 1e3 for v in chunks[sid]])),
+                          "ttft_ms": summary_json(Summary.of([v / 1e6 for v in ttft[sid]]))} for sid in streams}
         finally:
             if gw is not None:
                 gw.stack.stop()

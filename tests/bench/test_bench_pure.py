@@ -266,3 +266,7 @@ def test_round_goals_take_the_median_of_each_rounds_own_ratio() -> None:
     assert "range 0.80–0.90" in got["C/N req/s"].measure
     assert (0.9, True) == (got["D1/C req/s"].value, got["D1/C req/s"].met)  # 1.0, 0.5, 0.9
     assert [] == report.round_goals({})
+    doc["rounds"]["streaming"] = {"N": {"chunk_us": {"p50": 600.0}, "ttft_ms": {"p50": 2.0}},
+                                  "C": {"chunk_us": {"p50": 660.0}, "ttft_ms": {"p50": 2.6}}}
+    chunk, ttft = [g for g in report.round_goals(doc) if g.measure.startswith("streaming")]
+    assert (1.1, True, 1.3, False) == (round(chunk.value, 3), chunk.met, round(ttft.value, 3), ttft.met)
