@@ -191,11 +191,21 @@ class Server(_Strict):
         return v
 
 
+class MeteringSpool(_Strict):
+    """Where each translator worker keeps its metering events until Redis has them (docs/billing.md,
+    "Metering spool")."""
+
+    dir: str | None = None  # one folder per worker under it; null: "spool" beside the worker's socket
+    max_mb: int = Field(default=1024, ge=1)  # per worker; past it events are kept in memory only (logged)
+    fsync_s: float = Field(default=0.0, ge=0)  # > 0: fdatasync this often (a machine crash loses less); 0: never
+
+
 class Translator(_Strict):
     workers: int = Field(default=0, ge=0, le=64)  # 0: one per CPU
     socket_dir: str = "var/run"
     message_timeout_ms: int = Field(default=10000, ge=50)
     metrics_listen: str | None = "127.0.0.1:9464"  # Prometheus /metrics of all workers; null: off
+    spool: MeteringSpool = MeteringSpool()
 
 
 class Lease(_Strict):

@@ -3,7 +3,8 @@
 Shutdown order on SIGTERM/SIGINT (fixed and tested): report NOT_SERVING on the
 gRPC health service so Envoy stops sending new streams, give open streams up to
 ``--grace`` seconds (``server.stop``), give back the leases' unused balance, write
-the buffered metering events, close Redis.
+the buffered metering events (for at most 5 s: what Redis did not take stays in the
+worker's metering spool, replayed by its next start), close Redis.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from translator import logs, metrics
 from translator.admission import REDIS_TIMEOUT_S
 from translator.extproc.servicer import Servicer
 from translator.metering import Meter
+from translator.spool import Spool, default_root, worker_dir
 from translator.state import Gateway
 
 log = structlog.get_logger("tokengate.translator")
@@ -75,7 +77,16 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     base = Path.cwd()  # relative paths in the config are relative to where we run
     redis = aioredis.Redis.from_url(args.redis_url or cfg.redis_url, socket_timeout=REDIS_TIMEOUT_S,
                                     socket_connect_timeout=2.0, health_check_interval=30)
-    meter = Meter(redis)
+    spool_cfg = cfg.translator.spool
+    spool = Spool(worker_dir(spool_cfg.dir or default_root(args.listen), args.listen),
+                  max_bytes=spool_cfg.max_mb << 20)
+    try:
+        spool.open()  # adopts what an earlier process of this worker left: the writer replays it first
+    except OSError as exc:
+        print(f"translator: metering spool {spool.dir}: {exc}", file=sys.stderr)
+        await redis.aclose()
+        return 2
+    meter = Meter(redis, spool=spool, fsync_s=spool_cfg.fsync_s)
     meter.start()
     gw = Gateway(cfg, redis, meter, base)
     server, health_servicer = ext_proc_server(Servicer(gw), args.listen)

@@ -1,92 +1,174 @@
 """Metering events: one per request, appended to a Redis Stream off the request path.
 
-``Meter.record`` never waits on Redis: events go to a bounded in-process buffer
-that a background task writes in pipelined batches (it lingers 10 ms after the
-first event of a batch, so that under load one round trip carries many). When Redis is unreachable
-the buffer holds events and the writer retries with back-off; a full buffer is
-logged loudly with the count it could not keep (never dropped silently).
+``Meter.record`` never waits on Redis: each event is written to the process's spool
+file (``translator/spool.py``: one ``os.write``, no fsync) and kept in a bounded
+in-process buffer that a background task writes in pipelined batches (it lingers
+10 ms after the first event of a batch, so that under load one round trip carries
+many). Once Redis has a batch, the spool forgets it. When Redis is unreachable the
+buffer holds events and the writer retries with back-off; a full buffer keeps new
+events in the spool only (replayed once the writer has caught up), counted and
+logged. What a process could not write before it died or stopped stays in the spool,
+and the next process of the same worker replays it at start (``Spool.adopt``): the
+settler applies each event once however often it reaches the stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from tokengate.store import METERING_STREAM
+from translator.spool import Spool
 
 log = structlog.get_logger("tokengate.metering")
 
 
 class Meter:
-    def __init__(self, redis: aioredis.Redis, *, capacity: int = 100_000, batch: int = 256,
-                 linger_s: float = 0.01) -> None:
+    def __init__(self, redis: aioredis.Redis, *, spool: Spool | None = None, capacity: int = 100_000,
+                 batch: int = 256, linger_s: float = 0.01, fsync_s: float = 0.0, rescan_s: float = 10.0) -> None:
         self._redis = redis
-        self._buf: deque[bytes] = deque()
+        self._spool = spool  # None: memory only (tests and the bench's floor)
+        self._buf: deque[bytes] = deque()  # JSON lines, newline-terminated as in the spool
         self._capacity = capacity
         self._batch = batch
         self._linger_s = linger_s  # after the first event, wait this long for more: one XADD pipeline for many
+        self._fsync_s = fsync_s  # > 0: fdatasync the spool this often (a machine crash loses less)
+        self._rescan_s = rescan_s  # look for segments another process of this worker left this often
+        self._rescan_at = 0.0
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.dropped = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self.dropped = 0  # kept nowhere (memory full and no spool, or the spool failed too)
+        self.spilled = 0  # memory full: in the spool only
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self._rescan_at = time.monotonic() + self._rescan_s
+        self._tasks.append(loop.create_task(self._run()))
+        if self._spool is not None and self._fsync_s > 0:
+            self._tasks.append(loop.create_task(self._sync(self._spool)))
 
     def record(self, event: dict[str, Any]) -> None:
+        line = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
+        spool = self._spool
         if len(self._buf) >= self._capacity:
-            self.dropped += 1
-            log.error("metering_buffer_full", dropped=self.dropped, request_id=event.get("request_id"))
+            if spool is not None and spool.append(line, kept=False):
+                self.spilled += 1
+                log.error("metering_buffer_full", spilled=self.spilled, request_id=event.get("request_id"),
+                          note="kept in the spool only, replayed once the writer has caught up")
+            else:
+                self.dropped += 1
+                log.error("metering_buffer_full", dropped=self.dropped, request_id=event.get("request_id"))
             return
-        self._buf.append(orjson.dumps(event))
+        if spool is not None:
+            spool.append(line)
+        self._buf.append(line)
         self._wake.set()
 
     @property
     def pending(self) -> int:
+        """Events in memory, not yet in Redis."""
         return len(self._buf)
 
     async def _write_some(self) -> None:
-        batch = [self._buf[i] for i in range(min(self._batch, len(self._buf)))]
+        n = min(self._batch, len(self._buf))
+        batch = [self._buf[i] for i in range(n)]
         async with self._redis.pipeline(transaction=False) as p:
             for ev in batch:
-                p.xadd(METERING_STREAM, {"event": ev})
+                p.xadd(METERING_STREAM, {"event": ev[:-1]})
             await p.execute()
-        for _ in batch:
+        for _ in range(n):
             self._buf.popleft()
+        if self._spool is not None:
+            self._spool.confirmed(n)
+            if not self._buf:
+                self._spool.drained()
+
+    async def _replay_some(self, spool: Spool) -> None:
+        """One batch of the oldest backlog segment into the stream; the segment goes once all are in."""
+        seg = spool.backlog[0]
+        try:
+            lines = spool.replay_lines(seg)
+        except OSError as exc:
+            spool.abandon(seg, exc)
+            return
+        chunk = lines[seg.sent:seg.sent + self._batch]
+        if chunk:
+            async with self._redis.pipeline(transaction=False) as p:
+                for ev in chunk:
+                    p.xadd(METERING_STREAM, {"event": ev})
+                await p.execute()
+            seg.sent += len(chunk)
+        if seg.sent >= len(lines):
+            spool.replayed(seg)
 
     async def _run(self) -> None:
         delay = 0.05
+        spool = self._spool
         while True:
-            await self._wake.wait()
-            if len(self._buf) < self._batch:
-                await asyncio.sleep(self._linger_s)
-            self._wake.clear()
-            while self._buf:
+            if not self._buf and not (spool and spool.backlog):
                 try:
+                    async with asyncio.timeout(self._rescan_s):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+                else:
+                    if len(self._buf) < self._batch:
+                        await asyncio.sleep(self._linger_s)
+                    self._wake.clear()
+            try:
+                if spool is not None and time.monotonic() >= self._rescan_at:
+                    self._rescan_at = time.monotonic() + self._rescan_s
+                    spool.adopt()  # what another process of this worker left (one that stopped after we started)
+                if self._buf:
                     await self._write_some()
-                    delay = 0.05
-                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                    log.warning("metering_retry", pending=len(self._buf), error=str(exc))
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
+                if spool is not None and spool.backlog:  # a batch each: neither starves the other
+                    await self._replay_some(spool)
+                delay = 0.05
+            except (RedisError, OSError) as exc:  # away, timing out, or refusing (OOM, read-only): retry
+                log.warning("metering_retry", pending=len(self._buf),
+                            backlog_segments=len(spool.backlog) if spool else 0, error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except Exception:  # a bug must not stop the writer: the events stay buffered and spooled
+                log.exception("metering_writer_error", pending=len(self._buf))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _sync(self, spool: Spool) -> None:
+        while True:
+            await asyncio.sleep(self._fsync_s)
+            try:
+                await spool.sync()
+            except OSError as exc:
+                log.error("metering_spool_sync_failed", error=str(exc))
 
     async def close(self, wait_s: float = 5.0) -> None:
-        """Write what is buffered (for at most ``wait_s``), then stop the writer."""
+        """Write what is buffered or left in the backlog (for at most ``wait_s``), then stop the writer.
+        What Redis did not take stays in the spool for the next start of this worker."""
+        spool = self._spool
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait_s):
-                while self._buf:
+                while self._buf or (spool and spool.backlog):
                     self._wake.set()
                     await asyncio.sleep(0.01)
-        if self._buf:
-            log.error("metering_unflushed_at_shutdown", pending=len(self._buf))
-        if self._task:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
+        if spool is None:
+            if self._buf:
+                log.error("metering_unflushed_at_shutdown", pending=len(self._buf))
+            return
+        if self._buf or spool.backlog:
+            log.warning("metering_left_in_spool", pending=len(self._buf), backlog_segments=len(spool.backlog),
+                        dir=str(spool.dir), write_failures=spool.write_failures,
+                        note="the next start of this worker replays them")
+        spool.close()

@@ -304,6 +304,19 @@ def test_ports_and_files_agree_with_the_gateway_config(overlay: list[Obj]) -> No
     assert mount_of(pod, translator, gateway_config(overlay)["translator"]["socket_dir"]) is not None
 
 
+def test_the_metering_spool_is_on_disk_and_outlives_the_translator_container(overlay: list[Obj]) -> None:
+    """translator.spool.dir is a disk-backed emptyDir of the pod (kept across container restarts), larger
+    than what the workers may keep in it (above its sizeLimit the kubelet would evict the pod)."""
+    pod = gateway_pod(overlay)
+    cfg = gateway_config(overlay)["translator"]
+    found = mount_of(pod, container(pod, "translator"), cfg["spool"]["dir"])
+    assert found is not None and "emptyDir" in found[0], "the spool is a volume, not the container's own files"
+    empty_dir = found[0]["emptyDir"]
+    assert "medium" not in empty_dir, "on disk, not in the pod's memory"
+    limit = empty_dir["sizeLimit"]
+    assert limit.endswith("Gi") and int(limit[:-2]) * 1024 > cfg["workers"] * cfg["spool"]["max_mb"], limit
+
+
 def test_selectors_match_the_pods(objs: list[Obj]) -> None:
     """Every Service, PDB, HPA and NetworkPolicy selects or targets something that exists."""
     labels = pod_labels(objs)
