@@ -27,6 +27,7 @@ from tokengate.config import ConfigError, load
 from translator import logs, metrics
 from translator.admission import REDIS_TIMEOUT_S
 from translator.extproc.servicer import Servicer
+from translator.inflight import Inflight
 from translator.metering import Meter
 from translator.spool import Spool, default_root, worker_dir
 from translator.state import Gateway
@@ -88,7 +89,10 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
         return 2
     meter = Meter(redis, spool=spool, fsync_s=spool_cfg.fsync_s)
     meter.start()
-    gw = Gateway(cfg, redis, meter, base)
+    inflight = Inflight(spool.dir / "inflight")
+    for event in inflight.recover():  # requests an earlier process of this worker died serving
+        meter.record(event)
+    gw = Gateway(cfg, redis, meter, base, inflight)
     server, health_servicer = ext_proc_server(Servicer(gw), args.listen)
     servers = [server]
     if args.health_listen:  # health only: the ext_proc service stays on the private socket
@@ -114,6 +118,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     leases.cancel()
     await gw.admitter.give_back(idle_only=False)
     await meter.close()
+    inflight.close()
     await redis.aclose()
     log.info("translator_stopped")
     return 0

@@ -14,6 +14,7 @@ from tokengate.billing.ops import Billing
 from tokengate.config import GatewayConfig, Model
 from tokengate.pricing import Price
 from translator.admission import Admitter
+from translator.inflight import Inflight
 from translator.metering import Meter
 from translator.protocols import Protocol
 
@@ -30,10 +31,12 @@ class Target:
 
 
 class Gateway:
-    def __init__(self, cfg: GatewayConfig, redis: aioredis.Redis, meter: Meter, base: Path) -> None:
+    def __init__(self, cfg: GatewayConfig, redis: aioredis.Redis, meter: Meter, base: Path,
+                 inflight: Inflight | None = None) -> None:
         self.cfg = cfg
         self.redis = redis
         self.meter = meter
+        self.inflight = inflight  # None: requests in flight are not written down (tests, tools)
         self.models: dict[str, Model] = cfg.model_table()
         self.billing = Billing(redis)
         self.admitter = Admitter(self.billing, cfg.billing)

@@ -376,3 +376,46 @@ def test_tokengate_run_restarts_envoy_and_still_stops_everything(tmp_path: Path)
     assert re.search(r"process_restarted .*process=envoy", out), out
     assert "nothing is left running" in out
     assert [] == _processes_mentioning(str(tmp_path))
+
+
+def test_a_request_in_flight_on_a_killed_translator_is_metered_by_its_restart(supervised: GatewayUnderTest) -> None:
+    """Both translators SIGKILLed mid-stream: the client sees the stream broken, and the restarted worker
+    records the request from its in-flight file: one event, cut short, status 0, charged as
+    billing.reaped_holds says (release: nothing) and counted in usage as a failed request."""
+    import datetime as dt
+
+    gw = supervised
+    key = gw.new_key("inflight", fund_usd=10)
+    start, _ = gw.balance("inflight")
+    gw.fake.push(Reply(text=" ".join(["w"] * 40), delay_between=0.2, times=None))
+    since = gw.last_stream_id()
+    got_first = threading.Event()
+    outcome: list[str] = []
+
+    def stream() -> None:
+        with httpx.stream("POST", f"{gw.http}/v1/chat/completions", timeout=30,
+                          headers={"authorization": f"Bearer {key}"},
+                          json={"model": "gpt-test", "stream": True, "messages": MESSAGES}) as r:
+            try:
+                for _ in r.iter_bytes():
+                    got_first.set()
+                outcome.append("ended")
+            except httpx.HTTPError as exc:
+                outcome.append(type(exc).__name__)
+
+    t = threading.Thread(target=stream)
+    t.start()
+    assert got_first.wait(10)
+    again = [kill(child(gw, f"translator-{i}")) for i in range(2)]
+    t.join(30)
+    assert ["RemoteProtocolError"] == outcome
+    for a in again:
+        wait_for(a, 10, "restart")
+    [event] = gw.wait_metering(since, 1, timeout=20)
+    assert (0, True, False, 0, {}) == (event["status"], event["cut_short"], event["complete"],
+                                       event["cost_nano"], event["usage"])
+    today = dt.datetime.now(dt.UTC).date()
+    wait_for(lambda: bool(gw._billing(lambda b: b.usage("inflight", today, today))), 10, "settled")
+    [row] = gw._billing(lambda b: b.usage("inflight", today, today))
+    assert (1, 1, 0) == (row["requests"], row["failed"], row["cost"])
+    assert (start, 0) == gw.wait_balance("inflight", start, timeout=LEASE_TTL_S + 15)

@@ -188,6 +188,8 @@ class RouterProcessor:
         opts = body.get("stream_options")
         self.include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
         self.phase = Phase.ROUTED
+        if self.gw.inflight is not None:
+            self.gw.inflight.started(self.event_id, self._unfinished_event())
         changed = False
         if ep.protocol is Protocol.OPENAI and self.stream and not self.include_usage:
             # Usage is always asked of the upstream; the extra chunk is removed again on the way back.
@@ -305,7 +307,26 @@ class RouterProcessor:
         status = self.status if responded else 0
         cost = self.gw.prices[self.model].cost_nano(usage) if self.model else 0
         duration = time.monotonic() - self.started
-        event = {
+        event = self._event(status, usage, estimated, cost, complete=bool(h and h.complete) and not cut_short,
+                            cut_short=cut_short, finish=h.finish if h else None, duration_s=duration)
+        counts = event["usage"]
+        self.gw.meter.record(event)
+        if self.gw.inflight is not None:
+            self.gw.inflight.ended(self.event_id)
+        if self.lease_id and self.key:
+            self.gw.admitter.finished(self.key.account, self.lease_id, self.hold, cost)
+        log.info("request", **event)
+        metrics.child(metrics.REQUESTS, self.model, self.deployment, event["protocol"], str(status)).inc()
+        metrics.child(metrics.DURATION, self.model, event["protocol"]).observe(duration)
+        for bucket, n in counts.items():
+            metrics.child(metrics.TOKENS, self.model, self.deployment, bucket).inc(n)
+        if cost:
+            metrics.child(metrics.COST, self.model).inc(cost)
+
+    def _event(self, status: int, usage: Usage, estimated: bool, cost: int, *, complete: bool, cut_short: bool,
+               finish: str | None, duration_s: float) -> dict[str, Any]:
+        """The request's metering event."""
+        return {
             "event_id": self.event_id,
             "request_id": self.request_id,
             "account": self.key.account if self.key else "",
@@ -317,27 +338,26 @@ class RouterProcessor:
             "upstream_protocol": self.upstream_protocol.value if self.upstream_protocol else "",
             "status": status,
             "stream": self.stream,
-            "complete": bool(h and h.complete) and not cut_short,
+            "complete": complete,
             "cut_short": cut_short,
-            "finish": h.finish if h else None,
-            "usage": (counts := usage.as_dict()),
+            "finish": finish,
+            "usage": usage.as_dict(),
             "usage_estimated": estimated,
             "hold_nano": self.hold,
             "lease": self.lease_id,
             "cost_nano": cost,
-            "duration_ms": round(duration * 1000, 3),
+            "duration_ms": round(duration_s * 1000, 3),
             "ts": time.time(),
         }
-        self.gw.meter.record(event)
-        if self.lease_id and self.key:
-            self.gw.admitter.finished(self.key.account, self.lease_id, self.hold, cost)
-        log.info("request", **event)
-        metrics.child(metrics.REQUESTS, self.model, self.deployment, event["protocol"], str(status)).inc()
-        metrics.child(metrics.DURATION, self.model, event["protocol"]).observe(duration)
-        for bucket, n in counts.items():
-            metrics.child(metrics.TOKENS, self.model, self.deployment, bucket).inc(n)
-        if cost:
-            metrics.child(metrics.COST, self.model).inc(cost)
+
+    def _unfinished_event(self) -> dict[str, Any]:
+        """The event this request gets if its process dies before it ends (recovered from the in-flight
+        file by the next process): cut short, and charged as billing.reaped_holds says — nothing, or
+        its prompt estimated from the body's size."""
+        charge = self.gw.cfg.billing.reaped_holds == "charge_prompt" and self.hold > 0
+        usage = Usage(input=self.body_len // ESTIMATE_BYTES_PER_TOKEN) if charge else Usage()
+        cost = self.gw.prices[self.model].cost_nano(usage) if charge else 0
+        return self._event(0, usage, charge, cost, complete=False, cut_short=True, finish=None, duration_s=0.0)
 
     def stream_error(self, err: UserFacingError) -> pb.ProcessingResponse:
         """The error in band: the client already has the status line and maybe chunks."""
