@@ -45,6 +45,10 @@ class Passthrough:
     def feed(self, chunk: bytes) -> bytes | None:
         if self._sse is None:
             self._keep(chunk)
+            if self.stream and not self._too_big and chunk.rstrip().endswith(b"]"):
+                # Perhaps the array's end, whose last element carries finishReason and usage: read it now,
+                # so that a client hanging up before Envoy hands over the end of stream is still metered.
+                self._read_body(bytes(self._body))
             return None
         events = self._sse.feed(chunk)
         if not self.strip:
@@ -65,7 +69,7 @@ class Passthrough:
             if not self.complete:
                 tail += UpstreamError("The upstream stream ended before it finished.").stream_event(self.protocol)
             return tail or (b"" if self.strip else None)
-        if not self._too_big and self._body:
+        if not self._too_big and self._body and not self.complete:
             self._read_body(bytes(self._body))
         return None
 

@@ -1,0 +1,178 @@
+"""The router-level filter, message by message: routing, credentials, bodies, the metering event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+
+from tests.harness import PRICES, UPSTREAM_SECRETS
+from tests.inprocess.harness import (
+    CHAT,
+    InProcess,
+    bearer,
+    delivered,
+    new_body,
+    removed_headers,
+    request_body,
+    request_headers,
+    response_body,
+    run,
+    set_headers,
+)
+from translator.admission import estimate_hold
+from translator.extproc.router import RouterProcessor
+
+OPENAI_ANSWER = {
+    "id": "chatcmpl-1", "object": "chat.completion", "created": 1_700_000_000, "model": "gpt-test",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there."}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 14, "completion_tokens": 12, "total_tokens": 26},
+}
+ANTHROPIC_ANSWER = {
+    "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-test",
+    "content": [{"type": "text", "text": "Hello there."}], "stop_reason": "end_turn", "stop_sequence": None,
+    "usage": {"input_tokens": 14, "output_tokens": 12},
+}
+# What an SDK sends besides its key; none of it may reach a provider.
+SDK_EXTRAS = {"cookie": "session=abc", "x-forwarded-for": "203.0.113.7", "x-stainless-lang": "python"}
+
+
+def nano(price_usd_per_mtok: float, tokens: int) -> int:
+    return round(price_usd_per_mtok * 1000 * tokens)
+
+
+def chat(model: str, **extra: Any) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "system", "content": "Be brief."},
+                                         {"role": "user", "content": "Say hello."}], "max_tokens": 64, **extra}
+
+
+def test_same_protocol_direct_route_sets_route_and_credential_and_passes_the_answer_through(redis_url: str) -> None:
+    """OpenAI caller, OpenAI model: route header, path, upstream key; the answer untouched; one event."""
+    async def scenario(tg: InProcess) -> None:
+        key = await tg.key("acme")
+        proc = RouterProcessor(tg.gw)
+        # Azure-style api-key too: a second client credential, never passed on
+        headers = await proc.on_request_headers(request_headers(CHAT, {**bearer(key), "api-key": key, **SDK_EXTRAS}))
+        assert headers == pb.ProcessingResponse(request_headers=pb.HeadersResponse(response=pb.CommonResponse()))
+
+        raw = orjson.dumps(chat("gpt-test"))
+        routed = await proc.on_request_body(request_body(raw))
+        assert routed.WhichOneof("response") == "request_body"
+        assert set_headers(routed) == {
+            "x-tokengate-model": "gpt-test#openai",
+            ":path": "/v1/chat/completions",
+            "authorization": "Bearer " + UPSTREAM_SECRETS["TG_TEST_OPENAI_KEY"],  # the client's key replaced
+        }
+        assert removed_headers(routed) == {"api-key", *SDK_EXTRAS}
+        assert routed.request_body.response.clear_route_cache
+        assert new_body(routed) is None  # same protocol, same model name: the body goes as it came
+        hold = estimate_hold(tg.gw.prices["gpt-test"], len(raw), 64)
+        assert (proc.hold, tg.gw.admitter.leases["acme"].inflight) == (hold, hold)
+
+        chunks = [response_body(OPENAI_ANSWER, status=200, deployment="oai"), response_body(b"", end=True)]
+        replies = [proc.on_response_body(c) for c in chunks]
+        continue_ = pb.ProcessingResponse(response_body=pb.BodyResponse(response=pb.CommonResponse()))
+        assert replies == [continue_, continue_]
+        assert tg.meter.events == []  # written by finish(), once the answer is on its way
+
+        proc.finish(cut_short=not proc.ended)
+        proc.finish(cut_short=True)  # a second call (the servicer's finally after an error) adds nothing
+        [event] = tg.meter.events
+        price = PRICES["gpt-test"]
+        assert {k: event[k] for k in ("account", "model", "deployment", "attempts", "protocol",
+                                      "upstream_protocol", "status", "stream", "complete", "cut_short",
+                                      "finish", "usage", "usage_estimated", "hold_nano", "cost_nano")} == {
+            "account": "acme", "model": "gpt-test", "deployment": "oai", "attempts": 1, "protocol": "openai",
+            "upstream_protocol": "openai", "status": 200, "stream": False, "complete": True, "cut_short": False,
+            "finish": "stop", "usage": {"input": 14, "output": 12}, "usage_estimated": False, "hold_nano": hold,
+            "cost_nano": nano(price["input"], 14) + nano(price["output"], 12),
+        }
+        assert event["request_id"].startswith("req-") and event["lease"] == tg.gw.admitter.leases["acme"].id
+
+    run(redis_url, scenario)
+
+
+def test_openai_caller_of_an_anthropic_model_gets_both_bodies_translated(redis_url: str) -> None:
+    """The request goes out as Anthropic Messages, the Anthropic answer comes back as a chat.completion."""
+    async def scenario(tg: InProcess) -> None:
+        key = await tg.key("acme")
+        chunks = [response_body(ANTHROPIC_ANSWER, status=200, deployment="ant"), response_body(b"", end=True)]
+        ex = await tg.process([request_headers(CHAT, {**bearer(key), **SDK_EXTRAS}),
+                               request_body(chat("claude-test")), *chunks])
+        _, routed, *replies = ex.responses
+
+        sent = new_body(routed)
+        assert sent is not None
+        assert orjson.loads(sent) == {
+            "model": "claude-test", "max_tokens": 64,
+            "system": [{"type": "text", "text": "Be brief."}],  # OpenAI's system message, Anthropic's field
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Say hello."}]}],
+        }
+        assert set_headers(routed) == {
+            "x-tokengate-model": "claude-test#openai",
+            ":path": "/v1/messages",
+            "x-api-key": UPSTREAM_SECRETS["TG_TEST_ANTHROPIC_KEY"],
+            "anthropic-version": "2023-06-01",
+            "content-type": "application/json",
+            "content-length": str(len(sent)),
+        }
+        assert removed_headers(routed) == {"authorization", *SDK_EXTRAS}  # the caller's key never goes on
+
+        answer = orjson.loads(delivered(chunks, replies))
+        assert answer["object"] == "chat.completion" and answer["model"] == "claude-test"
+        assert answer["choices"] == [{"index": 0, "message": {"role": "assistant", "content": "Hello there.",
+                                                              "refusal": None},
+                                      "logprobs": None, "finish_reason": "stop"}]
+        assert answer["usage"] == {"prompt_tokens": 14, "completion_tokens": 12, "total_tokens": 26}
+
+        [event] = ex.events
+        price = PRICES["claude-test"]
+        assert (event["protocol"], event["upstream_protocol"], event["status"], event["complete"],
+                event["usage"], event["cost_nano"]) == (
+            "openai", "anthropic", 200, True, {"input": 14, "output": 12},
+            nano(price["input"], 14) + nano(price["output"], 12))
+
+    run(redis_url, scenario)
+
+
+def test_a_model_of_several_providers_takes_the_per_attempt_route_with_the_callers_context(
+        redis_url: str) -> None:
+    """No path or credential at the router: the routing header, x-tokengate-ctx, every client credential removed."""
+    async def scenario(tg: InProcess) -> None:
+        key = await tg.key("acme")
+        ex = await tg.process([request_headers(CHAT, {**bearer(key), **SDK_EXTRAS}),
+                               request_body(chat("failover-test", stream=True,
+                                                 stream_options={"include_usage": True}))], then="end")
+        _, routed = ex.responses
+        assert set_headers(routed) == {"x-tokengate-model": "failover-test",
+                                       "x-tokengate-ctx": "openai|chat|se|failover-test"}
+        assert removed_headers(routed) == {"authorization", "x-api-key", "x-goog-api-key", "api-key"}
+        assert routed.request_body.response.clear_route_cache
+        assert new_body(routed) is None  # the upstream filter translates per attempt
+
+    run(redis_url, scenario)
+
+
+def test_an_openai_stream_asks_for_usage_and_the_caller_does_not_see_the_usage_chunk(redis_url: str) -> None:
+    """stream_options.include_usage is added upstream; the usage-only chunk is removed on the way back."""
+    async def scenario(tg: InProcess) -> None:
+        key = await tg.key("acme")
+        text = b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n'
+        stop = (b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},'
+                b'"finish_reason":"stop"}]}\n\n')
+        usage = b'data: {"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}\n\n'
+        chunks = [response_body(text, status=200, deployment="oai"), response_body(stop + usage),
+                  response_body(b"data: [DONE]\n\n"), response_body(b"", end=True)]
+        ex = await tg.process([request_headers(CHAT, bearer(key)), request_body(chat("gpt-test", stream=True)),
+                               *chunks])
+        _, routed, *replies = ex.responses
+        sent = new_body(routed)
+        assert sent is not None and orjson.loads(sent)["stream_options"] == {"include_usage": True}
+        assert set_headers(routed)["content-length"] == str(len(sent))
+        assert delivered(chunks, replies) == text + stop + b"data: [DONE]\n\n"
+        [event] = ex.events
+        assert (event["stream"], event["complete"], event["cut_short"], event["usage"]) == (
+            True, True, False, {"input": 5, "output": 2})
+
+    run(redis_url, scenario)
