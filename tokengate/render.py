@@ -68,7 +68,7 @@ class _Shape:
         return _flow(one[0] if len(one) == 1 else {"or_filter": {"filters": one}})
 
     def body(self, m: dict[str, Any]) -> str:
-        err = UserFacingError("%LOCAL_REPLY_BODY%", status=m["status"], kind=m["kind"])
+        err = UserFacingError(m.get("message", "%LOCAL_REPLY_BODY%"), status=m["status"], kind=m["kind"])
         body = err.body(self.protocol)
         if self.protocol is Protocol.GEMINI:
             body["error"]["code"] = "%RESPONSE_CODE%"
@@ -103,6 +103,12 @@ def _error_mappers() -> list[dict[str, Any]]:
         both = {"and_filter": {"filters": [flags, _status(status)]}}
         out.append({"filter": _flow(both), "status": status, "kind": kind})
     out.append({"filter": _flow(flags), "status": 502, "kind": "api_error"})
+    # The ext_proc filter's own failure (no translator answered; status_on_error): its body is empty.
+    ext_proc_failed = {"extension_filter": {"name": "envoy.access_loggers.extension_filters.cel", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+        "expression": "response.code_details.startsWith('ext_proc_error')"}}}
+    out.append({"filter": _flow(ext_proc_failed), "status": 503, "kind": "unavailable",
+                "message": "The gateway could not process this request right now; retry shortly."})
     return out
 
 

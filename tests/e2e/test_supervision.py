@@ -419,3 +419,25 @@ def test_a_request_in_flight_on_a_killed_translator_is_metered_by_its_restart(su
     [row] = gw._billing(lambda b: b.usage("inflight", today, today))
     assert (1, 1, 0) == (row["requests"], row["failed"], row["cost"])
     assert (start, 0) == gw.wait_balance("inflight", start, timeout=LEASE_TTL_S + 15)
+
+
+def test_with_no_translator_answering_callers_get_503_in_their_shape(supervised: GatewayUnderTest) -> None:
+    """Both translators dead (restarts held back 3 s): Envoy cannot open the side stream and answers
+    503 in the path's protocol shape (was an empty 500), then serves again once they are back."""
+    gw = supervised
+    key = gw.new_key("nobody", fund_usd=1)
+    gw.stack.supervisor.backoff = Backoff(first_s=3.0)
+    again = [kill(child(gw, f"translator-{i}")) for i in range(2)]
+    oai = httpx.post(f"{gw.http}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                     json={"model": "gpt-test", "messages": MESSAGES}, timeout=10)
+    ant = httpx.post(f"{gw.http}/v1/messages", headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+                     json={"model": "gpt-test", "max_tokens": 5, "messages": MESSAGES}, timeout=10)
+    assert not any(a() for a in again), "answered while both were still dead"
+    assert (503, "server_error") == (oai.status_code, oai.json()["error"]["type"]), oai.text
+    assert (503, "error") == (ant.status_code, ant.json()["type"]), ant.text
+    for a in again:
+        wait_for(a, 15, "restart")
+    gw.fake.push(Reply(text="back", usage=Usage(input=1, output=1)))
+    wait_for(lambda: httpx.post(f"{gw.http}/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                                json={"model": "gpt-test", "messages": MESSAGES}, timeout=10).status_code == 200,
+             20, "service again")
