@@ -270,3 +270,13 @@ def test_round_goals_take_the_median_of_each_rounds_own_ratio() -> None:
                                   "C": {"chunk_us": {"p50": 660.0}, "ttft_ms": {"p50": 2.6}}}
     chunk, ttft = [g for g in report.round_goals(doc) if g.measure.startswith("streaming")]
     assert (1.1, True, 1.3, False) == (round(chunk.value, 3), chunk.met, round(ttft.value, 3), ttft.met)
+
+
+def test_cpu_units_cancel_a_slow_phase_of_the_machine() -> None:
+    """Everything 20% dearer in N's run (the upstream too): the ratio sees only what N and C do differently."""
+    doc = {"fixed": {sid: {"available": True, "runs": {"16": {"rps": 1.0, "cpu_per_1k": per}}} for sid, per in (
+        ("N", {"upstream envoy": 0.24, "envoy": 0.6, "noop-0": 0.6, "wrk (client)": 0.05}),
+        ("C", {"upstream envoy": 0.2, "envoy": 0.5, "translator-0": 0.8, "wrk (client)": 0.04}))}}
+    assert 6.0 == report.cpu_units(doc, "N") and 7.5 == report.cpu_units(doc, "C")
+    [goal] = [g for g in report.goals(doc) if g.measure.startswith("N/C CPU")]
+    assert (0.8, False) == (goal.value, goal.met)
