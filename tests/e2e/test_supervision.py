@@ -155,6 +155,8 @@ def test_a_killed_translator_is_restarted_while_the_other_serves(supervised: Gat
     gw = supervised
     gw.fake.push(STREAMED)
     key = gw.new_key("load", fund_usd=100)
+    funded, _ = gw.balance("load")
+    start_id = gw.last_stream_id()
     victim = child(gw, "translator-0")
     address = translator_addresses(gw.stack.cfg, 2)[0]
     with Load(gw, key) as load:
@@ -182,6 +184,16 @@ def test_a_killed_translator_is_restarted_while_the_other_serves(supervised: Gat
     assert len(failed_in_flight) <= load.clients
     assert len(meanwhile) > 0, "the other worker served while translator-0 was out"
     wait_for(lambda: restarts_reported(gw.metrics, "translator-0") == 1.0, 20, "tokengate_restarts_total")
+    # Money: every upstream call has exactly one event (the ones cut by the kill recovered from the
+    # in-flight file), every answered request is charged once, and balance = credits − charges.
+    upstream_calls = len(gw.fake.requests)
+    events = gw.wait_metering(start_id, upstream_calls, timeout=20)
+    assert upstream_calls == len(events) == len({e["event_id"] for e in events})
+    assert sum(o.result == "ok" for o in load.outcomes) == sum(e["complete"] for e in events)
+    expected = funded - sum(e["cost_nano"] for e in events)
+    assert (expected, 0) == gw.wait_balance("load", expected, timeout=LEASE_TTL_S + 20)
+    charges = [e for e in gw._billing(lambda b: b.ledger("load", 10_000)) if e["type"] == "charge"]
+    assert sum(e["cost_nano"] > 0 for e in events) == len(charges)
 
 
 def test_a_killed_settler_is_restarted_and_settles_what_was_written_meanwhile(supervised: GatewayUnderTest) -> None:
