@@ -8,14 +8,17 @@ metering events written to Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import orjson
 import redis
 import redis.asyncio as aioredis
@@ -176,3 +179,42 @@ class GatewayUnderTest:
 def write_config(cfg: dict[str, Any], path: Path) -> Path:
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
+
+
+@contextlib.contextmanager
+def own_stack(workdir: Path, tweak: Callable[[dict[str, Any]], None] = lambda cfg: None, *, workers: int = 2,
+              **stack: Any) -> Iterator[GatewayUnderTest]:
+    """A stack of its own, on free ports, for tests that kill or stop its parts; ``tweak`` edits its config."""
+    with FakeProvider.running() as fake:
+        cfg = gateway_config(fake.port, workdir)
+        tweak(cfg)
+        st = Stack(write_config(cfg, workdir / "gateway.yaml"), workdir=workdir, workers=workers,
+                   redis_port=free_port(), log_level="warning", **stack)
+        st.start()
+        try:
+            yield GatewayUnderTest(st, fake, "", cfg)
+        finally:
+            st.stop()
+
+
+def stream_in_background(gw: GatewayUnderTest, key: str) -> tuple[threading.Thread, threading.Event, list[str]]:
+    """A streamed chat completion read in a thread: set the event at its first bytes; the list gets
+    "ended" or the name of the transport error that cut it."""
+    first = threading.Event()
+    outcome: list[str] = []
+
+    def read() -> None:
+        with httpx.stream("POST", f"{gw.http}/v1/chat/completions", timeout=30,
+                          headers={"authorization": f"Bearer {key}"},
+                          json={"model": "gpt-test", "stream": True,
+                                "messages": [{"role": "user", "content": "x"}]}) as r:
+            try:
+                for _ in r.iter_bytes():
+                    first.set()
+                outcome.append("ended")
+            except httpx.HTTPError as exc:
+                outcome.append(type(exc).__name__)
+
+    t = threading.Thread(target=read)
+    t.start()
+    return t, first, outcome

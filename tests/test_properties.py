@@ -21,9 +21,9 @@ from translator.passthrough import Passthrough
 from translator.protocols import Protocol
 from translator.protocols.convert import client_tool_names, translate_request
 from translator.responses import handler_for
-from translator.sse import SSEDecoder, SSEEvent
 
 from .protocols.sdk import translate_stream
+from .test_sse import decode
 
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 UPSTREAMS = {Protocol.OPENAI: OpenAICodec(), Protocol.ANTHROPIC: AnthropicCodec(), Protocol.GEMINI: GeminiCodec()}
@@ -36,14 +36,6 @@ def chunkings(draw: st.DrawFn, data: bytes) -> list[bytes]:
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=12)))
     bounds = [0, *cuts, len(data)]
     return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
-
-
-def decode(chunks: list[bytes]) -> list[SSEEvent]:
-    d = SSEDecoder()
-    out: list[SSEEvent] = []
-    for c in chunks:
-        out += d.feed(c)
-    return out + d.flush()
 
 
 line_text = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=["Cs"]), max_size=20)

@@ -18,7 +18,6 @@ from translator.errors import BadRequest, UpstreamError
 from translator.passthrough import Passthrough
 from translator.protocols import Protocol
 from translator.protocols.convert import (
-    ResponseTranslator,
     response_translator,
     translate_count_response,
     translate_error,
@@ -36,34 +35,6 @@ class ResponseHandler(TypingProtocol):
 
     def feed(self, chunk: bytes) -> bytes | None: ...
     def flush(self) -> bytes | None: ...
-
-
-class Translation:
-    """A 200 from an upstream of another protocol, translated chunk by chunk."""
-
-    def __init__(self, inner: ResponseTranslator) -> None:
-        self._inner = inner
-
-    def __repr__(self) -> str:
-        return f"Translation({self._inner!r})"
-
-    @property
-    def usage(self) -> Usage:
-        return self._inner.usage
-
-    @property
-    def finish(self) -> str | None:
-        return self._inner.finish
-
-    @property
-    def complete(self) -> bool:
-        return self._inner.finish is not None
-
-    def feed(self, chunk: bytes) -> bytes:
-        return self._inner.feed(chunk)
-
-    def flush(self) -> bytes:
-        return self._inner.flush()
 
 
 log = structlog.get_logger("tokengate.response")
@@ -158,6 +129,6 @@ def _handler(client: Protocol, upstream: Protocol | None, status: int, *, stream
         return WholeBodyTranslation(lambda b: translate_error(client, upstream, status, b)[1], f"{status} error")
     if count:
         return WholeBodyTranslation(lambda b: translate_count_response(client, upstream, b), "token count")
-    return Translation(response_translator(
+    return response_translator(
         client, upstream, stream=streaming, client_model=model, include_usage=include_usage,
-        gemini_sse=sse, tool_names=tool_names))
+        gemini_sse=sse, tool_names=tool_names)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +15,12 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from fakes import FakeProvider, Reply, Usage
-from tests.harness import GatewayUnderTest, gateway_config, write_config
+from fakes import Reply, Usage
+from tests.harness import GatewayUnderTest, own_stack, stream_in_background
 from tokengate import store
 from tokengate.billing.ops import Billing
 from tokengate.billing.settler import GROUP, Settler
-from tokengate.devstack import Stack
-from tokengate.procs import free_port, port_open
+from tokengate.procs import port_open
 
 HOLD_TTL_S = 10
 
@@ -30,18 +28,12 @@ HOLD_TTL_S = 10
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUnderTest]:
     """A stack of its own, since these tests kill its parts."""
-    workdir = tmp_path_factory.mktemp("faults")
-    with FakeProvider.running() as fake:
-        cfg = gateway_config(fake.port, workdir)
+    def tweak(cfg: dict[str, Any]) -> None:
         cfg["billing"]["hold_ttl_s"] = HOLD_TTL_S
         cfg["billing"]["lease"]["ttl_s"] = HOLD_TTL_S  # a killed translator's lease is released as soon
-        stack = Stack(write_config(cfg, workdir / "gateway.yaml"), workdir=workdir, workers=2,
-                      redis_port=free_port(), log_level="warning")
-        stack.start()
-        try:
-            yield GatewayUnderTest(stack, fake, "", cfg)
-        finally:
-            stack.stop()
+
+    with own_stack(tmp_path_factory.mktemp("faults"), tweak) as gw:
+        yield gw
 
 
 def _child(gw: GatewayUnderTest, name: str):  # type: ignore[no-untyped-def]
@@ -118,22 +110,7 @@ def test_translator_killed_mid_stream_releases_the_hold(faulty: GatewayUnderTest
     key = gw.new_key("midstream", fund_usd=10)
     start, _ = gw.balance("midstream")
     gw.fake.push(Reply(text=" ".join(["w"] * 40), delay_between=0.2, times=None))
-    got_first = threading.Event()
-    outcome: list[str] = []
-
-    def stream() -> None:
-        with httpx.stream("POST", f"{gw.http}/v1/chat/completions", timeout=30,
-                          headers={"authorization": f"Bearer {key}"},
-                          json={"model": "gpt-test", "stream": True, "messages": [{"role": "user", "content": "x"}]}) as r:
-            try:
-                for _ in r.iter_bytes():
-                    got_first.set()
-                outcome.append("ended")
-            except httpx.HTTPError as exc:
-                outcome.append(type(exc).__name__)
-
-    t = threading.Thread(target=stream)
-    t.start()
+    t, got_first, outcome = stream_in_background(gw, key)
     assert got_first.wait(10)
     assert 0 < gw.balance("midstream")[1], "a hold is in place while the stream runs"
     for c in list(gw.stack.supervisor.children):

@@ -19,13 +19,13 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from fakes import FakeProvider, Reply, Usage
-from tests.harness import GatewayUnderTest, gateway_config, write_config
+from fakes import Reply, Usage
+from tests.harness import GatewayUnderTest, own_stack
 from tests.test_spool import die
 from tokengate import store
 from tokengate.billing.settler import GROUP
-from tokengate.devstack import Stack, grpc_serving, start_translators
-from tokengate.procs import Child, free_port, port_open
+from tokengate.devstack import grpc_serving, start_translators
+from tokengate.procs import Child, port_open
 from tokengate.render import translator_addresses
 from translator.metering import Meter
 from translator.spool import Spool, default_root, worker_dir
@@ -37,17 +37,11 @@ WORKERS = 2
 def spooled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUnderTest]:
     """A stack of its own (these tests stop its Redis and kill its translators), with leases that
     admit an account's requests in process for minutes: requests are served while Redis is away."""
-    workdir = tmp_path_factory.mktemp("spool")
-    with FakeProvider.running() as fake:
-        cfg = gateway_config(fake.port, workdir)
+    def tweak(cfg: dict[str, Any]) -> None:
         cfg["billing"]["lease"] = {"idle_s": 300, "key_cache_s": 300}
-        stack = Stack(write_config(cfg, workdir / "gateway.yaml"), workdir=workdir, workers=WORKERS,
-                      redis_port=free_port(), log_level="warning")
-        stack.start()
-        try:
-            yield GatewayUnderTest(stack, fake, "", cfg)
-        finally:
-            stack.stop()
+
+    with own_stack(tmp_path_factory.mktemp("spool"), tweak, workers=WORKERS) as gw:
+        yield gw
 
 
 def wait_for(what: str, cond: Callable[[], bool], timeout: float = 20.0) -> None:

@@ -28,9 +28,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fakes import FakeProvider, Reply, Usage
-from tests.harness import GatewayUnderTest, gateway_config, write_config
+from tests.harness import GatewayUnderTest, gateway_config, own_stack, stream_in_background, write_config
 from tokengate.config import load
-from tokengate.devstack import Stack, grpc_serving
+from tokengate.devstack import grpc_serving
 from tokengate.procs import Backoff, Child, free_port
 from tokengate.render import translator_addresses
 
@@ -53,17 +53,11 @@ def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> float:
 @pytest.fixture(scope="module")
 def supervised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUnderTest]:
     """A stack of its own, supervised as `make run` supervises it, two translator workers."""
-    workdir = tmp_path_factory.mktemp("supervised")
-    with FakeProvider.running() as fake:
-        cfg = gateway_config(fake.port, workdir)
+    def tweak(cfg: dict[str, Any]) -> None:
         cfg["billing"]["lease"]["ttl_s"] = LEASE_TTL_S
-        stack = Stack(write_config(cfg, workdir / "gateway.yaml"), workdir=workdir, workers=2,
-                      redis_port=free_port(), log_level="warning", supervised=True)
-        stack.start()
-        try:
-            yield GatewayUnderTest(stack, fake, "", cfg)
-        finally:
-            stack.stop()
+
+    with own_stack(tmp_path_factory.mktemp("supervised"), tweak, supervised=True) as gw:
+        yield gw
 
 
 @pytest.fixture(autouse=True)
@@ -401,22 +395,7 @@ def test_a_request_in_flight_on_a_killed_translator_is_metered_by_its_restart(su
     start, _ = gw.balance("inflight")
     gw.fake.push(Reply(text=" ".join(["w"] * 40), delay_between=0.2, times=None))
     since = gw.last_stream_id()
-    got_first = threading.Event()
-    outcome: list[str] = []
-
-    def stream() -> None:
-        with httpx.stream("POST", f"{gw.http}/v1/chat/completions", timeout=30,
-                          headers={"authorization": f"Bearer {key}"},
-                          json={"model": "gpt-test", "stream": True, "messages": MESSAGES}) as r:
-            try:
-                for _ in r.iter_bytes():
-                    got_first.set()
-                outcome.append("ended")
-            except httpx.HTTPError as exc:
-                outcome.append(type(exc).__name__)
-
-    t = threading.Thread(target=stream)
-    t.start()
+    t, got_first, outcome = stream_in_background(gw, key)
     assert got_first.wait(10)
     again = [kill(child(gw, f"translator-{i}")) for i in range(2)]
     t.join(30)

@@ -97,6 +97,9 @@ class ResponseTranslator(TypingProtocol):
     usage: Usage
     finish: str | None
 
+    @property
+    def complete(self) -> bool: ...
+
     def feed(self, chunk: bytes) -> bytes: ...
     def flush(self) -> bytes: ...
 
@@ -115,7 +118,17 @@ def response_translator(client: Protocol, upstream: Protocol, *, stream: bool, c
     return _Whole(up, down, meta, back)
 
 
-class _Whole:
+class _Translator:
+    usage: Usage
+    finish: str | None
+
+    @property
+    def complete(self) -> bool:
+        """The upstream's answer reached its end (its stop reason was read)."""
+        return self.finish is not None
+
+
+class _Whole(_Translator):
     """Non-stream: collect the body, translate it whole at ``flush``."""
 
     def __init__(self, up: ir.Codec, down: ir.Codec, meta: ir.ClientMeta,
@@ -149,7 +162,7 @@ class _Whole:
         return orjson.dumps(self._down.encode_response(resp, self._meta))
 
 
-class _Stream:
+class _Stream(_Translator):
     """Stream: upstream bytes -> IR events -> client bytes, chunk by chunk."""
 
     def __init__(self, client: Protocol, dec: ir.StreamDecoder, enc: ir.StreamEncoder,
