@@ -9,7 +9,7 @@ from redis.exceptions import RedisError
 
 from tokengate import store
 from tokengate.store import KeyInfo
-from translator.errors import Forbidden, ServiceUnavailable, Unauthorized
+from translator.errors import ServiceUnavailable, Unauthorized
 
 _HINT = "Check the key, and send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'."
 NO_KEY = f"No API key provided. {_HINT}"
@@ -33,8 +33,3 @@ async def authenticate(redis: aioredis.Redis, api_key: str | None) -> KeyInfo:
     if not info.usable_at(time.time()):
         raise Unauthorized("This API key has expired.")
     return info
-
-
-def check_model(info: KeyInfo, model: str) -> None:
-    if info.models and model not in info.models:
-        raise Forbidden(f"This API key may not use the model '{model}'.")

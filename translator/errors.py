@@ -15,7 +15,7 @@
 
 Anything else that escapes is mapped to a 500 ``api_error`` at the one boundary
 in ``extproc``. ``render`` gives the error in the caller's own protocol shape
-(``../shared/reference/protocols.md`` §4.1), ``stream_event`` the in-band form
+(docs/protocols.md, "Errors"), ``stream_event`` the in-band form
 for a stream that has already started (§4.3).
 """
 

@@ -36,7 +36,7 @@ class Role(StrEnum):
 
 
 class Stop(StrEnum):
-    """Why generation ended; encoders map each value with a table (reference §2.2)."""
+    """Why generation ended; encoders map each value with a table (docs/protocols.md, "Stop reasons")."""
 
     END = "end"  # natural end of turn
     STOP_SEQUENCE = "stop_sequence"
@@ -155,7 +155,7 @@ class ResponseFormat:
     strict: bool | None = None
 
 
-# Reasoning effort <-> thinking budget (reference §1.9, LiteLLM's budgets).
+# Reasoning effort <-> thinking budget (docs/protocols.md, "Thinking and reasoning").
 EFFORT_BUDGET: dict[str, int] = {
     "minimal": 1024, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192, "max": 16384,
 }
@@ -413,7 +413,7 @@ W = TypeVar("W")
 
 def tidy_turns(turns: list[tuple[Role, list[W]]], placeholder: Callable[[], W], *,
                ends_with_user: bool) -> list[tuple[Role, list[W]]]:
-    """Encoded turns as Anthropic and Gemini want them (reference §1.2, P1, P18).
+    """Encoded turns as Anthropic and Gemini want them (docs/protocols.md).
 
     Turns left empty by encoding are dropped and the neighbours that become adjacent are
     merged; a ``placeholder()`` user turn starts a conversation that would start with the
@@ -499,7 +499,7 @@ _STATUS_KIND = {
 
 
 def kind_for_status(status: int) -> str:
-    """The error kind of an upstream HTTP status (reference §4.2, first column)."""
+    """The error kind of an upstream HTTP status (docs/protocols.md, "Errors")."""
     if status in _STATUS_KIND:
         return _STATUS_KIND[status]
     return "api_error" if status >= 500 else "invalid_request"

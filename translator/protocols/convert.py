@@ -33,7 +33,7 @@ CODECS: dict[Protocol, ir.Codec] = {
     Protocol.GEMINI: _gemini.CODEC,
 }
 
-# Where the client's protocol spells a kind with another status (reference §4.2).
+# Where the client's protocol spells a kind with another status (docs/protocols.md).
 _CLIENT_STATUS: dict[tuple[Protocol, str], int] = {
     (Protocol.OPENAI, "overloaded"): 503,
     (Protocol.ANTHROPIC, "overloaded"): 529,
@@ -82,7 +82,7 @@ def for_client(err: UserFacingError, client: Protocol) -> UserFacingError:
 
 
 def client_status(client: Protocol, status: int) -> int:
-    """The HTTP status an upstream error gets in the client's protocol (reference §4.2)."""
+    """The HTTP status an upstream error gets in the client's protocol (docs/protocols.md)."""
     return _CLIENT_STATUS.get((client, ir.kind_for_status(status)), status) if status >= 400 else status
 
 

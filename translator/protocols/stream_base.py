@@ -39,7 +39,7 @@ class SSEStreamDecoder:
         raise NotImplementedError
 
 
-class Phase(Enum):
+class EncoderPhase(Enum):
     IDLE = "idle"  # nothing sent yet
     OPEN = "open"  # the stream's opening sent
     CLOSED = "closed"
@@ -47,7 +47,7 @@ class Phase(Enum):
 
 class StreamEncoder:
     def __init__(self) -> None:
-        self._phase = Phase.IDLE
+        self._phase = EncoderPhase.IDLE
 
     def encode(self, events: list[ir.Event]) -> bytes:
         return b"".join(self._on(e) for e in events)

@@ -1,4 +1,4 @@
-"""Anthropic Messages streams <-> IR events (reference §3.2, §3.4 A/B).
+"""Anthropic Messages streams <-> IR events (docs/protocols.md, "Streaming").
 
 Decoder: dispatches on the SSE event name; tolerates ``ping``, trailing spaces,
 a missing final ``content_block_stop`` (max_tokens inside a tool block) and a
@@ -27,7 +27,7 @@ from translator.protocols.anthropic.response import (
     decode_stream_error,
     stop_out,
 )
-from translator.protocols.stream_base import Phase, SSEStreamDecoder
+from translator.protocols.stream_base import EncoderPhase, SSEStreamDecoder
 from translator.sse import SSEEvent, encode_event
 from translator.usage import Usage
 
@@ -137,7 +137,7 @@ class StreamEncoder(stream_base.StreamEncoder):
                 f"deferred={sorted(self._deferred)})")
 
     def _on(self, e: ir.Event) -> bytes:
-        if self._phase is Phase.CLOSED:
+        if self._phase is EncoderPhase.CLOSED:
             return b""
         match e:
             case ir.Started(id=upstream_id):
@@ -170,7 +170,7 @@ class StreamEncoder(stream_base.StreamEncoder):
                 return (self._emit_message_start() + self._emit_stop() + self._emit_deferred()
                         + self._emit_message_delta() + self._emit_message_stop())
             case ir.Failed(error=err):
-                self._phase = Phase.CLOSED
+                self._phase = EncoderPhase.CLOSED
                 return err.stream_event(Protocol.ANTHROPIC)
         return b""
 
@@ -204,9 +204,9 @@ class StreamEncoder(stream_base.StreamEncoder):
         return encode_event(ir.dumps({"type": name, **payload}), event=name)
 
     def _emit_message_start(self) -> bytes:
-        if self._phase is not Phase.IDLE:
+        if self._phase is not EncoderPhase.IDLE:
             return b""
-        self._phase = Phase.OPEN
+        self._phase = EncoderPhase.OPEN
         message: dict[str, Any] = {"id": self._id, "type": "message", "role": "assistant",
                    "model": self._meta.model, "content": [], "stop_reason": None,
                    "stop_sequence": None, "usage": self._usage.to_anthropic()}
@@ -246,5 +246,5 @@ class StreamEncoder(stream_base.StreamEncoder):
         return self._emit("message_delta", {"delta": delta, "usage": self._usage.to_anthropic()})
 
     def _emit_message_stop(self) -> bytes:
-        self._phase = Phase.CLOSED
+        self._phase = EncoderPhase.CLOSED
         return self._emit("message_stop", {})

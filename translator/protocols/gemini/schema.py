@@ -1,4 +1,4 @@
-"""JSON Schema <-> Gemini's OpenAPI-3.0 ``Schema`` subset (reference §6 P3).
+"""JSON Schema <-> Gemini's OpenAPI-3.0 ``Schema`` subset (docs/protocols.md).
 
 ``to_gemini`` keeps what Gemini's ``parameters``/``responseSchema`` accept and
 rewrites the rest: local ``$ref``/``$defs`` are inlined (recursion -> 400), type

@@ -1,4 +1,4 @@
-"""Gemini ``streamGenerateContent`` streams <-> IR events (reference §3.3, §3.4 C–F).
+"""Gemini ``streamGenerateContent`` streams <-> IR events (docs/protocols.md, "Streaming").
 
 Decoder: upstream must be requested with ``alt=sse``; ``usageMetadata`` is a
 running total (last value wins, a chunk without it erases nothing); a function call
@@ -31,7 +31,7 @@ from translator.protocols.gemini.response import (
     envelope,
     stop_out,
 )
-from translator.protocols.stream_base import Phase, SSEStreamDecoder
+from translator.protocols.stream_base import EncoderPhase, SSEStreamDecoder
 from translator.sse import SSEEvent, encode_event
 from translator.usage import Usage
 
@@ -112,7 +112,7 @@ class StreamEncoder(stream_base.StreamEncoder):
         return f"gemini.StreamEncoder(phase={self._phase.value}, buffered={sorted(self._calls)})"
 
     def _on(self, e: ir.Event) -> bytes:
-        if self._phase is Phase.CLOSED:
+        if self._phase is EncoderPhase.CLOSED:
             return b""
         match e:
             case ir.Started(id=upstream_id):
@@ -158,14 +158,14 @@ class StreamEncoder(stream_base.StreamEncoder):
         data = ir.dumps(body)
         if self._meta.gemini_sse:
             return encode_event(data)
-        sep = b"[" if self._phase is Phase.IDLE else b",\r\n"
+        sep = b"[" if self._phase is EncoderPhase.IDLE else b",\r\n"
         return sep + data.encode()
 
     def _emit_parts(self, parts: list[dict[str, Any]]) -> bytes:
         if not parts:
             return b""
         out = self._frame(envelope(parts, self._meta, self._id))
-        self._phase = Phase.OPEN
+        self._phase = EncoderPhase.OPEN
         return out
 
     def _emit_last(self) -> bytes:
@@ -178,7 +178,7 @@ class StreamEncoder(stream_base.StreamEncoder):
         out = self._frame(body)
         if not self._meta.gemini_sse:
             out += b"]"
-        self._phase = Phase.CLOSED
+        self._phase = EncoderPhase.CLOSED
         return out
 
 

@@ -95,7 +95,7 @@ def _thinking_block(p: Thinking) -> Json:
     return {"type": "thinking", "thinking": p.text, "signature": p.signature}
 
 
-# --- errors (reference §4.1) ---------------------------------------------------------
+# --- errors (docs/protocols.md) ---------------------------------------------------------
 
 def decode_error(status: int, body: bytes) -> UserFacingError:
     data = ir.parse_json(body)

@@ -1,4 +1,4 @@
-"""OpenAI ``chat.completion.chunk`` streams <-> IR events (reference §3.1, §3.4 A/B).
+"""OpenAI ``chat.completion.chunk`` streams <-> IR events (docs/protocols.md, "Streaming").
 
 Decoder: fragments are keyed by ``tool_calls[].index`` (sequential or interleaved),
 content is processed before a ``finish_reason`` in the same chunk, the usage chunk
@@ -19,7 +19,7 @@ from translator import ir
 from translator.protocols import Protocol, stream_base
 from translator.protocols.openai.request import call_id
 from translator.protocols.openai.response import STOP_IN, client_id, decode_stream_error, stop_out
-from translator.protocols.stream_base import Phase, SSEStreamDecoder
+from translator.protocols.stream_base import EncoderPhase, SSEStreamDecoder
 from translator.sse import SSEEvent, encode_event
 from translator.usage import Usage
 
@@ -109,7 +109,7 @@ class StreamEncoder(stream_base.StreamEncoder):
         return f"openai.StreamEncoder(phase={self._phase.value}, finish={self._finish})"
 
     def _on(self, e: ir.Event) -> bytes:
-        if self._phase is Phase.CLOSED:
+        if self._phase is EncoderPhase.CLOSED:
             return b""
         match e:
             case ir.Started(id=upstream_id):
@@ -135,7 +135,7 @@ class StreamEncoder(stream_base.StreamEncoder):
                 return (self._emit_role() + self._emit_finish() + self._emit_usage()
                         + self._emit_done())
             case ir.Failed(error=err):
-                self._phase = Phase.CLOSED
+                self._phase = EncoderPhase.CLOSED
                 return err.stream_event(Protocol.OPENAI)
         return b""
 
@@ -145,9 +145,9 @@ class StreamEncoder(stream_base.StreamEncoder):
         return encode_event(ir.dumps(body))
 
     def _emit_role(self) -> bytes:
-        if self._phase is not Phase.IDLE:
+        if self._phase is not EncoderPhase.IDLE:
             return b""
-        self._phase = Phase.OPEN
+        self._phase = EncoderPhase.OPEN
         delta = {"role": "assistant", "content": ""}
         return self._chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])
 
@@ -165,5 +165,5 @@ class StreamEncoder(stream_base.StreamEncoder):
         return self._chunk([], usage=self._usage.to_openai())
 
     def _emit_done(self) -> bytes:
-        self._phase = Phase.CLOSED
+        self._phase = EncoderPhase.CLOSED
         return b"data: [DONE]\n\n"
