@@ -74,10 +74,10 @@ def test_same_protocol_direct_route_sets_route_and_credential_and_passes_the_ans
         replies = [proc.on_response_body(c) for c in chunks]
         continue_ = pb.ProcessingResponse(response_body=pb.BodyResponse(response=pb.CommonResponse()))
         assert replies == [continue_, continue_]
-        assert tg.meter.events == []  # written by finish(), once the answer is on its way
+        assert tg.meter.events == []  # written by meter(), once the answer is on its way
 
-        proc.finish(cut_short=not proc.ended)
-        proc.finish(cut_short=True)  # a second call (the servicer's finally after an error) adds nothing
+        proc.meter(cut_short=not proc.ended)
+        proc.meter(cut_short=True)  # a second call (the servicer's finally after an error) adds nothing
         [event] = tg.meter.events
         price = PRICES["gpt-test"]
         assert {k: event[k] for k in ("account", "model", "deployment", "attempts", "protocol",

@@ -52,7 +52,7 @@ async def requests(tg: InProcess) -> list[Any]:
 
 
 def test_the_rpc_ends_after_the_last_chunk_and_the_event_is_written_after_that_reply(redis_url: str) -> None:
-    """The generator returns without waiting for Envoy; finish() runs only once the last reply was taken."""
+    """The generator returns without waiting for Envoy; meter() runs only once the last reply was taken."""
     async def scenario(tg: InProcess) -> None:
         stream = tg.stream([*await requests(tg), *CHUNKS], then="forbid")
         replies = [await anext(stream) for _ in range(2 + len(CHUNKS))]
@@ -123,7 +123,7 @@ def test_a_stream_closed_early_is_metered_once_and_cut_short_unless_its_last_eve
 
 
 def test_an_unreadable_upstream_stream_gets_one_in_band_error_and_one_event(redis_url: str) -> None:
-    """After an in-band error the rest of the answer is swallowed and the servicer's finish() adds nothing."""
+    """After an in-band error the rest of the answer is swallowed and the servicer's meter() adds nothing."""
     async def scenario(tg: InProcess) -> None:
         key = await tg.key("acme")
         body = {"model": "claude-test", "messages": [{"role": "user", "content": "hi"}], "stream": True}

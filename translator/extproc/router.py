@@ -111,7 +111,7 @@ class RouterProcessor:
         self.tool_names: tuple[str, ...] = ()
         self.header_names: tuple[str, ...] = ()  # what the caller sent (only some go on to a provider)
         self.direct: Target | None = None  # the one deployment of a direct route
-        self.ended = False  # the response's last chunk was answered: finish() is not cut short
+        self.ended = False  # the response's last chunk was answered: meter() does not call it cut short
 
     def __repr__(self) -> str:
         return f"RouterProcessor(phase={self.phase.value}, model={self.model!r}, status={self.status})"
@@ -257,7 +257,7 @@ class RouterProcessor:
         if req.response_body.end_of_stream:
             if tail := self.handler.flush():
                 out = (chunk if out is None else out) + tail
-            self.ended = True  # the servicer calls finish() once this answer is on its way to Envoy
+            self.ended = True  # the servicer calls meter() once this answer is on its way to Envoy
         if out is None:
             return m.CONTINUE_RESPONSE_BODY
         return m.response_body(m.common(body=out))
@@ -281,7 +281,7 @@ class RouterProcessor:
 
     # --- end --------------------------------------------------------------------
 
-    def finish(self, *, cut_short: bool = False) -> None:
+    def meter(self, *, cut_short: bool = False) -> None:
         """Write the request's one metering event (every admitted request has one); later calls do nothing.
 
         For a response that ran to its end the servicer calls this after the last answer was sent,
@@ -362,7 +362,7 @@ class RouterProcessor:
     def stream_error(self, err: UserFacingError) -> pb.ProcessingResponse:
         """The error in band: the client already has the status line and maybe chunks."""
         log.warning("stream_error", request_id=self.request_id, kind=err.kind, message=err.message)
-        self.finish(cut_short=True)
+        self.meter(cut_short=True)
         body = err.stream_event(self.protocol) if self.stream else err.render(self.protocol)[2]
         return m.response_body(m.common(body=body))
 
@@ -374,7 +374,7 @@ class RouterProcessor:
         if self.phase is Phase.ROUTED:  # admitted (a hold is placed): the request still gets its event
             self.status = status
             self.phase = Phase.RESPONDING
-            self.finish()
+            self.meter()
         else:
             metrics.REJECTED.labels(self.protocol.value, err.kind).inc()
         self.phase = Phase.DONE

@@ -54,7 +54,7 @@ class Servicer(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
         finally:
             # After the last answer went out (the generator resumes once gRPC has sent it), or when
             # Envoy or the client gave up first; a no-op after an error already metered the request.
-            proc.finish(cut_short=not proc.ended)
+            proc.meter(cut_short=not proc.ended)
 
     async def _router(self, proc: RouterProcessor, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
         kind = req.WhichOneof("request")
