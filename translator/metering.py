@@ -3,7 +3,7 @@
 ``Meter.record`` never waits on Redis: each event is written to the process's spool
 file (``translator/spool.py``: one ``os.write``, no fsync) and kept in a bounded
 in-process buffer that a background task writes in pipelined batches (it lingers
-10 ms after the first event of a batch, so that under load one round trip carries
+100 ms after the first event of a batch, so that under load one round trip carries
 many). Once Redis has a batch, the spool forgets it. When Redis is unreachable the
 buffer holds events and the writer retries with back-off; a full buffer keeps new
 events in the spool only (replayed once the writer has caught up), counted and
@@ -33,7 +33,7 @@ log = structlog.get_logger("tokengate.metering")
 
 class Meter:
     def __init__(self, redis: aioredis.Redis, *, spool: Spool | None = None, capacity: int = 100_000,
-                 batch: int = 256, linger_s: float = 0.01, fsync_s: float = 0.0, rescan_s: float = 10.0) -> None:
+                 batch: int = 256, linger_s: float = 0.1, fsync_s: float = 0.0, rescan_s: float = 10.0) -> None:
         self._redis = redis
         self._spool = spool  # None: memory only (tests and the bench's floor)
         self._buf: deque[bytes] = deque()  # JSON lines, newline-terminated as in the spool
