@@ -51,7 +51,7 @@ def test_a_child_that_dies_is_started_again_with_the_same_argv_env_and_log(tmp_p
             child.proc.kill()
             wait_for(lambda: child.restarts == 1 and child.alive(), what="restart")
         assert first != child.proc.pid
-        assert argv == child.proc.args
+        assert argv == child.argv and child.proc.args[-len(argv):] == argv
         exited, restarted = ({k: v for k, v in e.items() if k not in ("pid", "up_s", "log", "log_level")}
                              for e in logs)
         assert {"event": "process_exited", "process": "sleeper", "exit_code": -9, "signal": "SIGKILL",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,6 +40,12 @@ try:  # looked up here, not in the child: no dynamic loading between fork and ex
     _prctl: Callable[..., int] | None = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # not Linux
     _prctl = None
+
+
+# Preferred: util-linux's setpriv sets the parent-death signal and execs the command, so no Python
+# runs between fork and exec (a preexec_fn can deadlock there when other threads hold a lock at the
+# fork: seen once as a CI hang in Popen). Essential on Debian; the preexec_fn is the fallback.
+_SETPRIV = shutil.which("setpriv")
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -170,14 +177,14 @@ class Supervisor:
             out = open(log_path, "ab")  # noqa: SIM115 - owned by the child's lifetime
         try:
             return subprocess.Popen(
-                argv,
+                [_SETPRIV, "--pdeathsig", "TERM", "--", *argv] if _SETPRIV else argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT if out is not None else None,
                 env={**os.environ, **env},
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only a cached prctl call runs in the child
+                preexec_fn=None if _SETPRIV else _die_with_parent,  # noqa: PLW1509 - a cached prctl call only
             )
         finally:
             if out is not None:

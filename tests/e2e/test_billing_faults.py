@@ -83,7 +83,7 @@ def test_settler_dying_mid_batch_charges_nothing_twice_and_loses_nothing(faulty:
     assert (start - cost, 0) == gw.wait_balance("crash", start - cost)
     charges = [e for e in gw._billing(lambda b: b.ledger("crash", 100)) if e["type"] == "charge"]
     assert 6 == len(charges)
-    gw.stack.supervisor.start("settler", settler.proc.args)  # type: ignore[arg-type]
+    gw.stack.supervisor.start("settler", settler.argv)
 
 
 def test_a_request_refused_while_redis_stalls_leaves_no_hold(faulty: GatewayUnderTest) -> None:
@@ -133,11 +133,11 @@ def test_redis_restart_keeps_settled_charges(faulty: GatewayUnderTest, tmp_path:
     ledger = gw._billing(lambda b: b.ledger("crash", 100))
     time.sleep(1.5)  # appendfsync everysec: what was written a second ago is on disk
     redis = _child(gw, "redis")
-    argv = redis.proc.args
+    argv = redis.argv
     redis.proc.kill()
     redis.proc.wait()
     port = gw.stack.redis_port
-    new = gw.stack.supervisor.start("redis", argv)  # type: ignore[arg-type]
+    new = gw.stack.supervisor.start("redis", argv)
     gw.stack.supervisor.wait_until(new, lambda: port_open(port), 10, "accepting connections")
     assert (bal, held) == gw.balance("crash")
     assert ledger == gw._billing(lambda b: b.ledger("crash", 100))

@@ -149,7 +149,7 @@ def test_events_recorded_while_redis_is_away_outlive_the_translators_and_settle_
         before = len(gw.fake.requests)
 
         redis_child = alive(gw, "redis")
-        redis_argv = redis_child.proc.args
+        redis_argv = redis_child.argv
         with gw.redis() as r, contextlib.suppress(redis.ConnectionError):
             r.shutdown()  # AOF written first: nothing Redis had is lost
         redis_child.proc.wait(10)
@@ -172,7 +172,7 @@ def test_events_recorded_while_redis_is_away_outlive_the_translators_and_settle_
                                             redis_url=gw.stack.effective_redis_url, log_level="warning",
                                             metrics_dir=gw.stack.workdir / "metrics"):
         sup.wait_until(child, lambda a=address: grpc_serving(a), 20, "serving gRPC health")  # type: ignore[misc]
-    new_redis = sup.start("redis", redis_argv)  # type: ignore[arg-type]
+    new_redis = sup.start("redis", redis_argv)
     sup.wait_until(new_redis, lambda: port_open(gw.stack.redis_port), 10, "accepting connections")
 
     ours = {r.headers["x-request-id"] for r in gw.fake.requests}
