@@ -245,7 +245,7 @@ def test_a_batch_of_several_accounts_settles_each_event_once_and_adds_usage_up(g
     for account in ("batcha", "batchb"):
         gateway.new_key(account, fund_usd=1)
     start = {a: gateway.balance(a)[0] for a in ("batcha", "batchb")}
-    now = time.time()
+    now = _now_with(10)
 
     def ev(i: int, account: str, key: str, cost: int, **usage: int) -> dict[str, Any]:
         return {"event_id": f"batch-{i}", "account": account, "model": "gpt-test", "key_id": key,
@@ -269,6 +269,17 @@ def test_a_batch_of_several_accounts_settles_each_event_once_and_adds_usage_up(g
     assert {"ka": round(now + 4, 3), "kc": round(now + 3, 3)} == {k: round(v, 3) for k, v in last.items()}
 
 
+def _now_with(seconds: float) -> float:
+    """The time now, once ``seconds`` from now is still the same UTC day (so that what a test dates a
+    little later lands on today's usage row): just before midnight it waits for the new day."""
+    day = 86_400
+    now = time.time()
+    if int(now // day) != int((now + seconds) // day):
+        time.sleep(day - now % day + 0.1)
+        now = time.time()
+    return now
+
+
 @pytest.mark.parametrize("reap_charge", [0, 3_000])
 def test_a_reaped_hold_leaves_a_record_and_a_late_event_is_charged_only_the_difference(
         gateway: GatewayUnderTest, reap_charge: int) -> None:
@@ -282,11 +293,11 @@ def test_a_reaped_hold_leaves_a_record_and_a_late_event_is_charged_only_the_diff
     api_key = gateway.new_key(account, fund_usd=1)
     start, _ = gateway.balance(account)
     digest = store.digest(api_key)
-    now = time.time()
+    now = _now_with(30)
     admitted = gateway._billing(lambda b: b.admit(account, digest, "gpt-test", hold=50_000, hold_id="lost-1",
-                                                  hold_ttl_s=900, reap_charge=reap_charge, now=now))
+                                                  hold_ttl_s=20, reap_charge=reap_charge, now=now))
     assert ("ok", (start, 50_000)) == (admitted.outcome, gateway.balance(account))
-    assert 50_000 == gateway._billing(lambda b: b.release_expired(account, now=now + 901))
+    assert 50_000 == gateway._billing(lambda b: b.release_expired(account, now=now + 21))
     assert (start - reap_charge, 0) == gateway.balance(account)
     [entry] = gateway._billing(lambda b: b.ledger(account, 1))
     assert ("reaped", str(-reap_charge), "lost-1", "gpt-test", admitted.key_id) == (
