@@ -265,3 +265,12 @@ def test_the_writer_replays_what_an_earlier_process_left_and_the_spool_ends_empt
     stream = asyncio.run(next_start())
     assert sorted(line(i).rstrip() for i in range(5)) == sorted(stream)
     assert [] == list(tmp_path.iterdir())
+
+
+def test_the_backlog_names_its_event_ids(tmp_path: Path) -> None:
+    """A restarted worker skips a recovered in-flight request whose own event its predecessor spooled."""
+    first = opened(tmp_path)
+    first.append(orjson.dumps({"event_id": "e1", "account": "a"}) + b"\n")
+    first.append(orjson.dumps({"event_id": "e2", "account": "a"}) + b"\n")
+    die(first)
+    assert {"e1", "e2"} == opened(tmp_path).backlog_event_ids()

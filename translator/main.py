@@ -90,8 +90,11 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     meter = Meter(redis, spool=spool, fsync_s=spool_cfg.fsync_s)
     meter.start()
     inflight = Inflight(spool.dir / "inflight")
-    for event in inflight.recover():  # requests an earlier process of this worker died serving
-        meter.record(event)
+    if unfinished := inflight.recover():  # requests an earlier process of this worker died serving
+        spooled = spool.backlog_event_ids()  # … unless it recorded their own event before it died
+        for event in unfinished:
+            if event["event_id"] not in spooled:
+                meter.record(event)
     gw = Gateway(cfg, redis, meter, base, inflight)
     server, health_servicer = ext_proc_server(Servicer(gw), args.listen)
     servers = [server]

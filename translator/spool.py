@@ -261,6 +261,18 @@ class Spool:
 
     # -- replay -------------------------------------------------------------------------
 
+    def backlog_event_ids(self) -> set[str]:
+        """The ids of the events in the backlog (what an earlier process left), read once: the
+        replay reuses the lines."""
+        ids: set[str] = set()
+        for seg in self.backlog:
+            try:
+                lines = self.replay_lines(seg)
+            except OSError:
+                continue
+            ids.update(str(orjson.loads(line).get("event_id")) for line in lines)
+        return ids
+
     def replay_lines(self, seg: Segment) -> list[bytes]:
         """The events of a backlog segment, read once. A line that is not a JSON object (the last
         one cut short by a kill mid-write, or a write torn by a full disk) is logged and skipped."""
