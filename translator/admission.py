@@ -103,9 +103,9 @@ class Admitter:
         self._local = metrics.ADMISSIONS.labels("lease")
         self._redis = metrics.ADMISSIONS.labels("redis")
 
-    async def admit(self, api_key: str | None, model: str, *, hold: int, hold_id: str, prompt: int = 0) -> Admitted:
-        """``prompt``: the request's estimated prompt cost, charged by the reaper under the policy
-        ``billing.reaped_holds: charge_prompt`` should the request never report."""
+    async def admit(self, api_key: str | None, model: str, *, hold: int, hold_id: str,
+                    reap_charge: int = 0) -> Admitted:
+        """``reap_charge``: what the reaper charges should a hold placed here never be settled."""
         if not api_key:
             raise Unauthorized(NO_KEY)
         account = store.account_of(api_key)
@@ -137,7 +137,7 @@ class Admitter:
             a = await self.billing.admit(account, digest, model, hold=hold, hold_id=hold_id,
                                          hold_ttl_s=self.cfg.hold_ttl_s, lease=ask,
                                          deadline=time.time() + self.deadline_s,
-                                         reap_charge=prompt if self.cfg.reaped_holds == "charge_prompt" else 0)
+                                         reap_charge=reap_charge)
         except (RedisError, OSError) as exc:
             raise ServiceUnavailable("The gateway cannot check keys and balances right now; retry shortly.") from exc
         if a.outcome == "lease":

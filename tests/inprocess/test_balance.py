@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import orjson
 import pytest
 import redis.asyncio as aioredis
@@ -20,6 +23,7 @@ from tests.inprocess.harness import (
     response_body,
     run,
 )
+from tokengate import store
 from tokengate.billing.ops import Billing
 from tokengate.procs import free_port
 from translator.admission import estimate_hold
@@ -134,3 +138,32 @@ def test_give_back_with_redis_failing_drops_the_lease_locally_without_raising(
         assert await tg.gw.billing.balance("acme") == (FUNDS, lease.granted)  # still held in Redis
 
     run(redis_url, scenario)
+
+
+def test_charge_prompt_prices_a_reaped_hold_and_an_unfinished_request_alike(redis_url: str, tmp_path: Path) -> None:
+    """Under billing.reaped_holds: charge_prompt the reaper's charge (stored with the hold) and the event
+    the in-flight file keeps are the same estimate: the prompt at 4 bytes a token, as a request cut short
+    before its usage arrived is billed."""
+    from tests.inprocess.harness import config, in_process
+    from translator.inflight import Inflight
+    from translator.usage import Usage
+
+    base = config()  # frozen: copied with the policy, and no lease (a hold of its own, for the reaper)
+    billing = base.billing.model_copy(update={"reaped_holds": "charge_prompt",
+                                              "lease": base.billing.lease.model_copy(update={"enabled": False})})
+    cfg = base.model_copy(update={"billing": billing})
+
+    async def scenario() -> tuple[bytes | None, list[dict[str, object]], int]:
+        async with in_process(redis_url, cfg) as tg:
+            tg.gw.inflight = Inflight(tmp_path / "inflight")
+            tg.gw.inflight.recover()
+            key = await tg.key("reapy")
+            proc = await admitted(tg, key)
+            info = await tg.redis.hget(store.hold_info("reapy"), proc.event_id)
+            expected = tg.gw.prices["gpt-test"].cost_nano(Usage(input=len(BODY) // 4))
+            return info, Inflight(tmp_path / "inflight").recover(), expected
+
+    info, [event], expected = asyncio.run(scenario())
+    assert info is not None and int(info.split()[0]) == expected > 0
+    assert (expected, True, {"input": len(BODY) // 4}) == (event["cost_nano"], event["usage_estimated"],
+                                                           event["usage"])

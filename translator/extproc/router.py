@@ -171,17 +171,17 @@ class RouterProcessor:
             doc = count_body(ep.protocol, estimate_count(body))
             return m.immediate(200, {"content-type": "application/json", "x-tokengate-token-count": "estimated"},
                                orjson.dumps(doc), "tokengate_count_estimate")
-        hold = prompt = 0
+        hold = 0
         if ep.kind is Kind.CHAT:
             cap = requested_output(ep.protocol, body)
             limit = self.gw.max_output[model]
-            price = self.gw.prices[model]
-            hold = estimate_hold(price, len(raw), min(cap, limit) if cap is not None else limit)
-            prompt = estimate_hold(price, len(raw), 0)
+            hold = estimate_hold(self.gw.prices[model], len(raw), min(cap, limit) if cap is not None else limit)
+        self.hold, self.model = hold, model
+        unfinished = self._unfinished_charge()
         admitted = await self.gw.admitter.admit(self.api_key, model, hold=hold, hold_id=self.event_id,
-                                                prompt=prompt)
+                                                reap_charge=unfinished[1])
         self.key, self.lease_id = admitted.key, admitted.lease_id
-        self.hold, self.model, self.asked = hold, model, asked
+        self.asked = asked
         if "tools" in body:
             self.tool_names = client_tool_names(ep.protocol, body)
         self.stream = ep.stream if ep.stream is not None else body.get("stream") is True
@@ -189,7 +189,9 @@ class RouterProcessor:
         self.include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
         self.phase = Phase.ROUTED
         if self.gw.inflight is not None:
-            self.gw.inflight.started(self.event_id, self._unfinished_event())
+            usage, cost = unfinished
+            self.gw.inflight.started(self.event_id, self._event(0, usage, cost > 0, cost, complete=False,
+                                                                cut_short=True, finish=None, duration_s=0.0))
         changed = False
         if ep.protocol is Protocol.OPENAI and self.stream and not self.include_usage:
             # Usage is always asked of the upstream; the extra chunk is removed again on the way back.
@@ -302,7 +304,7 @@ class RouterProcessor:
         elif usage.input is None and self.status < 400:
             # The upstream may have charged for a prompt it never reported (cut short before the
             # usage arrived): bill the prompt as estimated from its size, and say so.
-            usage = usage.merge(Usage(input=self.body_len // ESTIMATE_BYTES_PER_TOKEN))
+            usage = usage.merge(self._estimated_prompt())
             estimated = True
         status = self.status if responded else 0
         cost = self.gw.prices[self.model].cost_nano(usage) if self.model else 0
@@ -350,14 +352,18 @@ class RouterProcessor:
             "ts": time.time(),
         }
 
-    def _unfinished_event(self) -> dict[str, Any]:
-        """The event this request gets if its process dies before it ends (recovered from the in-flight
-        file by the next process): cut short, and charged as billing.reaped_holds says — nothing, or
-        its prompt estimated from the body's size."""
-        charge = self.gw.cfg.billing.reaped_holds == "charge_prompt" and self.hold > 0
-        usage = Usage(input=self.body_len // ESTIMATE_BYTES_PER_TOKEN) if charge else Usage()
-        cost = self.gw.prices[self.model].cost_nano(usage) if charge else 0
-        return self._event(0, usage, charge, cost, complete=False, cut_short=True, finish=None, duration_s=0.0)
+    def _estimated_prompt(self) -> Usage:
+        """The prompt as estimated from the body's size, for a request whose upstream never reported it."""
+        return Usage(input=self.body_len // ESTIMATE_BYTES_PER_TOKEN)
+
+    def _unfinished_charge(self) -> tuple[Usage, int]:
+        """What this request is charged should it never report (its process died, or its hold was
+        reaped), as billing.reaped_holds says: nothing, or its estimated prompt — the same estimate a
+        request cut short before its usage arrived is billed."""
+        if self.gw.cfg.billing.reaped_holds != "charge_prompt" or self.hold <= 0:
+            return Usage(), 0
+        usage = self._estimated_prompt()
+        return usage, self.gw.prices[self.model].cost_nano(usage)
 
     def stream_error(self, err: UserFacingError) -> pb.ProcessingResponse:
         """The error in band: the client already has the status line and maybe chunks."""
