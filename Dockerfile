@@ -21,6 +21,8 @@ COPY deploy/image/requirements.txt /tmp/requirements.txt
 RUN pip install --no-deps --only-binary=:all: -r /tmp/requirements.txt
 # tokengate itself, built with a pinned setuptools (no unpinned build environment).
 COPY pyproject.toml README.md /src/
+COPY core /src/core
+COPY settler /src/settler
 COPY tokengate /src/tokengate
 COPY translator /src/translator
 COPY fakes /src/fakes

@@ -19,8 +19,8 @@ import redis
 import redis.asyncio as aioredis
 import yaml
 
-from tokengate import keys, store
-from tokengate.config import Model
+from core import keys, store
+from core.config import Model
 from tokengate.devstack import Stack
 from tokengate.procs import free_port
 
@@ -137,7 +137,7 @@ async def _new_key(url: str) -> str:
 async def _top_up(r: aioredis.Redis) -> bool:
     """Credit the bench account where prepaid billing exists; False where it does not yet."""
     try:
-        from tokengate.billing.ops import Billing
+        from core.billing.ops import Billing
     except ImportError:
         return False
     await Billing(r).credit(ACCOUNT, TOP_UP_NANO_USD, kind="topup", ref="bench", reason="make bench")

@@ -32,7 +32,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2
 
-from tokengate.config import load
+from core.config import load
 from translator.endpoints import Kind, classify
 from translator.extproc import messages as m
 from translator.extproc.upstream import SKIP_BODY, attempt_headers

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from tokengate.config import GatewayConfig
+from core.config import GatewayConfig
 from tokengate.render import render, translator_addresses
 
 EXT_PROC_PREFIX = "tokengate."

@@ -23,7 +23,7 @@ from bench import gateway, litellm, passthrough, procs, profile, soak, stream_cl
 from bench.scenarios import Plan, run_fixed, run_stream, summary_json
 from bench.stats import Summary
 from bench.wrk import Target
-from tokengate.config import load, parse
+from core.config import load, parse
 from tokengate.devstack import grpc_serving
 from tokengate.procs import Supervisor, free_port, port_open
 from tokengate.render import render, translator_addresses

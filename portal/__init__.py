@@ -18,6 +18,6 @@ watch deployment health. Served under ``/portal`` (behind Envoy, or directly).
     views/          one module per page group: auth, account, keys, usage, models, admin
     templates/ static/   Jinja2 templates and the bundled CSS/JS (no CDN)
 
-Money comes and goes only through ``tokengate.billing.ops.Billing`` and keys only
-through ``tokengate.keys``: the portal adds no second way to move a balance.
+Money comes and goes only through ``core.billing.ops.Billing`` and keys only
+through ``core.keys``: the portal adds no second way to move a balance.
 """

@@ -23,9 +23,9 @@ import sys
 import redis.asyncio as aioredis
 import uvicorn
 
+from core.config import ConfigError, load
 from portal.app import create_app
 from portal.settings import PaymentSettings
-from tokengate.config import ConfigError, load
 
 
 def parser() -> argparse.ArgumentParser:

@@ -36,12 +36,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.config import load
+from core.store import text
 from portal import formatting
 from portal.settings import PaymentSettings, PortalSettings
 from portal.views import account, admin, auth, keys, models, usage
 from portal.web import Portal
-from tokengate.config import load
-from tokengate.store import text
 
 HERE = Path(__file__).parent
 SECRET_KEY = "tg:portal:secret"  # noqa: S105 - a Redis key name; the CSRF HMAC key shared by replicas, when none is configured

@@ -23,10 +23,10 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from core import store
+from core.billing.ops import Billing
+from core.store import text
 from portal.formatting import usd_plain
-from tokengate import store
-from tokengate.billing.ops import Billing
-from tokengate.store import text
 
 
 def account_requests(account: str) -> str:

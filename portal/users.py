@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from core import store
+from core.billing.ops import Billing
+from core.store import text
 from portal.security import passwords
-from tokengate import store
-from tokengate.billing.ops import Billing
-from tokengate.store import text
 
 EMAIL_RE = re.compile(r"^[^@\s{}<>\"']{1,64}@[A-Za-z0-9.-]{1,189}\.[A-Za-z]{2,63}$")
 _ACCOUNT_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"

@@ -22,6 +22,8 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from core.billing.ops import Billing
+from core.config import GatewayConfig
 from portal import formatting
 from portal.payments import Payments
 from portal.security.csrf import FIELD, csrf_ok, csrf_token
@@ -29,8 +31,6 @@ from portal.security.ratelimit import FailureLimit
 from portal.security.sessions import ANON_COOKIE, COOKIE, Session, Sessions
 from portal.settings import PortalSettings
 from portal.users import User, Users
-from tokengate.billing.ops import Billing
-from tokengate.config import GatewayConfig
 
 MAX_FORM_BYTES = 64 * 1024
 Access = Literal["any", "anon", "user", "admin"]

@@ -24,9 +24,9 @@ import redis
 import redis.asyncio as aioredis
 import yaml
 
+from core import keys, store
+from core.billing.ops import Billing
 from fakes import FakeProvider
-from tokengate import keys, store
-from tokengate.billing.ops import Billing
 from tokengate.devstack import Stack
 from tokengate.procs import free_port
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tokengate.config import ConfigError, load
+from core.config import ConfigError, load
 
 GOOD = {
     "providers": [{"name": "p", "protocol": "openai", "base_url": "https://api.example.com/v1",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.protocols import Protocol
 from translator.endpoints import Endpoint, Kind, classify, client_key
-from translator.protocols import Protocol
 
 OAI, A, G = Protocol.OPENAI, Protocol.ANTHROPIC, Protocol.GEMINI
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from core.protocols import Protocol
+from core.usage import Usage
 from translator.passthrough import Passthrough
-from translator.protocols import Protocol
-from translator.usage import Usage
 
 
 def _oai(delta: dict[str, object], finish: str | None = None, usage: object = None) -> bytes:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tokengate.money import format_usd, parse_usd
-from tokengate.pricing import Price, Rates, catalogue, from_usd_per_mtok, pico_per_token
-from translator.protocols import Protocol
-from translator.usage import Usage
+from core.money import format_usd, parse_usd
+from core.pricing import Price, Rates, catalogue, from_usd_per_mtok, pico_per_token
+from core.protocols import Protocol
+from core.usage import Usage
 
 
 @pytest.mark.parametrize(

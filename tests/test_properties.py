@@ -10,6 +10,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.protocols import Protocol
 from fakes.anthropic import AnthropicCodec
 from fakes.codec import Answer, Call, Kind
 from fakes.gemini import GeminiCodec
@@ -18,7 +19,6 @@ from fakes.script import ToolCall, Usage
 from translator.admission import requested_output
 from translator.errors import UserFacingError
 from translator.passthrough import Passthrough
-from translator.protocols import Protocol
 from translator.protocols.convert import client_tool_names, translate_request
 from translator.responses import handler_for
 

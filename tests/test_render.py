@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tokengate.config import load
+from core.config import load
 from tokengate.devstack import ensure_dev_certificate, envoy_binary
 from tokengate.render import TEMPLATE, render, translator_addresses
 

@@ -1,7 +1,7 @@
-"""tokengate: configuration, Envoy rendering, key management and the local dev stack.
+"""tokengate: the command line, the Envoy config rendered from the gateway config, and the dev stack.
 
-The data path itself lives in ``translator`` (the ext_proc service); this package
-holds what surrounds it: the gateway config (``config``), the Envoy config
-rendered from it (``render``), the Redis key layout (``store``), the
-``tokengate`` command (``cli``) and ``make run``'s process supervisor (``devstack``).
+The top layer: the ``tokengate`` command (``cli``), the admin API
+(``admin_api``), ``make run``'s supervisor (``devstack``, ``procs``) and the
+Envoy config renderer (``render``). It may import every other package; no
+other package imports it (docs/architecture.md, "Layers").
 """

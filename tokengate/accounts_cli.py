@@ -12,9 +12,9 @@ import uuid
 
 import redis.asyncio as aioredis
 
-from tokengate import keys, store
-from tokengate.billing.ops import METRICS, Billing
-from tokengate.money import format_usd, parse_usd
+from core import keys, store
+from core.billing.ops import METRICS, Billing
+from core.money import format_usd, parse_usd
 
 DEFAULT_REDIS = "redis://127.0.0.1:6390/0"  # make run's local Redis
 

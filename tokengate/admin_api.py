@@ -33,9 +33,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tokengate import keys, store
-from tokengate.billing.ops import METRICS, Billing
-from tokengate.money import format_usd, parse_usd
+from core import keys, store
+from core.billing.ops import METRICS, Billing
+from core.money import format_usd, parse_usd
 
 Handler = Callable[[Request], Awaitable[Response]]
 

@@ -23,9 +23,10 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from tokengate import accounts_cli, keys
-from tokengate.billing.ops import Billing
-from tokengate.config import ConfigError, load
+from core import keys
+from core.billing.ops import Billing
+from core.config import ConfigError, load
+from tokengate import accounts_cli
 from tokengate.procs import StartError
 
 DEMO_CONFIG = Path("examples/demo.yaml")
@@ -36,8 +37,8 @@ DEMO_CREDIT = 5_000_000_000  # $5 in nano-USD, credited once
 
 async def _settle(redis_url: str | None, consumer: str | None = None) -> int:
     """The settlement worker in the foreground; SIGTERM finishes the batch in hand and stops."""
-    from tokengate.billing.settler import Settler
-    from translator import logs
+    from core import logs
+    from settler.service import Settler
 
     logs.configure(os.environ.get("TOKENGATE_LOG_LEVEL", "info"))
     r = accounts_cli.redis_client(redis_url)
@@ -69,9 +70,9 @@ def _admin_api(args: argparse.Namespace) -> int:
 def _translators(args: argparse.Namespace) -> int:
     """N translator processes in the foreground (the container entry point): a worker that dies is
     started again on its socket while the others go on serving; SIGTERM stops them all."""
+    from core import logs
     from tokengate.devstack import fresh_metrics_dir, start_translators
     from tokengate.procs import Supervisor
-    from translator import logs
 
     logs.configure(os.environ.get("TOKENGATE_LOG_LEVEL", "info"))  # the supervisor's lines, as JSON
     cfg = load(args.config)
@@ -162,7 +163,7 @@ def _admin_token(path: Path) -> str:
 
 def _demo_key(redis_url: str, path: Path) -> str:
     """The demo account's key: made once, kept in var/ so every `make run` shows the same one."""
-    from tokengate import store
+    from core import store
 
     saved = path.read_text().strip() if path.exists() else ""
 

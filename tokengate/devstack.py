@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tokengate.config import GatewayConfig, load
+from core.config import GatewayConfig, load
 from tokengate.procs import Child, StartError, Supervisor, port_open
 from tokengate.render import render, translator_addresses
 

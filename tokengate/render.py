@@ -16,10 +16,10 @@ from typing import Any
 
 import jinja2
 
-from tokengate.config import GatewayConfig, Model
+from core.config import GatewayConfig, Model
+from core.protocols import Protocol
 from translator.endpoints import LISTING_PATHS, SHAPE_PATHS
 from translator.errors import BadRequest, NotFound, UserFacingError
-from translator.protocols import Protocol
 from translator.protocols.convert import client_status
 from translator.upstream_http import CTX_HEADER, DEPLOYMENT_ATTR, direct_route
 

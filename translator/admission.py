@@ -1,6 +1,6 @@
 """Admission: who is calling, may they use this model, can their balance cover it.
 
-One Redis round trip (``tokengate.billing.scripts.ADMIT``) checks the key, the
+One Redis round trip (``core.billing.scripts.ADMIT``) checks the key, the
 model allow-list, the key's rate limits and the balance, and places a hold for
 the request's estimated maximum cost. The hold is released and the real cost
 charged when the request's metering event is settled.
@@ -24,15 +24,15 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from tokengate import store
-from tokengate.billing.ops import Admission, Billing, LeaseAsk
-from tokengate.config import Billing as BillingConfig
-from tokengate.pricing import Price
-from tokengate.store import KeyInfo
+from core import store
+from core.billing.ops import Admission, Billing, LeaseAsk
+from core.config import Billing as BillingConfig
+from core.pricing import Price
+from core.protocols import Protocol
+from core.store import KeyInfo
 from translator import metrics
 from translator.auth import NO_KEY
 from translator.errors import Forbidden, InsufficientQuota, RateLimited, ServiceUnavailable, Unauthorized
-from translator.protocols import Protocol
 
 REDIS_TIMEOUT_S = 2.0  # how long a translator waits for Redis (its client's socket timeout)
 BYTES_PER_TOKEN = 3  # conservative: real prompts run about 4 bytes per token

@@ -7,8 +7,8 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from tokengate import store
-from tokengate.store import KeyInfo
+from core import store
+from core.store import KeyInfo
 from translator.errors import ServiceUnavailable, Unauthorized
 
 _HINT = "Check the key, and send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'."

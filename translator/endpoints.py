@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 from urllib.parse import parse_qs
 
-from translator.protocols import Protocol
+from core.protocols import Protocol
 
 
 class Kind(Enum):

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from translator.protocols import Protocol
+from core.protocols import Protocol
 
 # kind -> (OpenAI type, Anthropic type, Gemini status)
 _KINDS: dict[str, tuple[str, str, str]] = {

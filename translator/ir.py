@@ -24,8 +24,8 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
 
+from core.usage import Usage
 from translator.errors import BadRequest, UpstreamError, UserFacingError
-from translator.usage import Usage
 
 Json = dict[str, Any]
 

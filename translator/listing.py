@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokengate.config import Model
+from core.config import Model
+from core.protocols import Protocol
 from translator.errors import ModelNotFound
-from translator.protocols import Protocol
 
 _EPOCH_ISO = "2025-01-01T00:00:00Z"
 

@@ -23,8 +23,9 @@ import structlog
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from tokengate.config import ConfigError, load
-from translator import logs, metrics
+from core import logs
+from core.config import ConfigError, load
+from translator import metrics
 from translator.admission import REDIS_TIMEOUT_S
 from translator.extproc.servicer import Servicer
 from translator.inflight import Inflight

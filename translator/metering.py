@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
-from tokengate.store import METERING_STREAM
+from core.store import METERING_STREAM
 from translator.spool import Spool
 
 log = structlog.get_logger("tokengate.metering")

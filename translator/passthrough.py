@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
+from core.protocols import Protocol
+from core.usage import Usage
 from translator.errors import UpstreamError
-from translator.protocols import Protocol
 from translator.sse import SSEDecoder, SSEEvent
-from translator.usage import Usage
 
 MAX_OBSERVED_BODY = 16 * 1024 * 1024  # a non-stream body larger than this is not parsed for usage
 

@@ -14,15 +14,15 @@ from typing import Protocol as TypingProtocol
 
 import structlog
 
+from core.protocols import Protocol
+from core.usage import Usage
 from translator.errors import BadRequest, UpstreamError
 from translator.passthrough import Passthrough
-from translator.protocols import Protocol
 from translator.protocols.convert import (
     response_translator,
     translate_count_response,
     translate_error,
 )
-from translator.usage import Usage
 
 
 class ResponseHandler(TypingProtocol):

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from tokengate.billing.ops import Billing
-from tokengate.config import GatewayConfig, Model
-from tokengate.pricing import Price
+from core.billing.ops import Billing
+from core.config import GatewayConfig, Model
+from core.pricing import Price
+from core.protocols import Protocol
 from translator.admission import Admitter
 from translator.inflight import Inflight
 from translator.metering import Meter
-from translator.protocols import Protocol
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.protocols import Protocol
 from translator.endpoints import Kind
-from translator.protocols import Protocol
 
 # Every header a client may carry its tokengate key in; none of them goes upstream.
 CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from core.billing.ops import Billing
 from portal.payments.demo import DemoProvider
 from portal.payments.orders import Orders
 from portal.payments.provider import PaymentProvider, UnknownProvider
@@ -11,7 +12,6 @@ from portal.payments.redeem import MAX_FAILURES_PER_HOUR, RedeemCodes, RedeemPro
 from portal.payments.stripe import StripeProvider
 from portal.security.ratelimit import FailureLimit
 from portal.settings import PaymentSettings
-from tokengate.billing.ops import Billing
 
 
 class Payments:

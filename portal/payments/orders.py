@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from tokengate.billing.ops import Billing
-from tokengate.store import text
+from core.billing.ops import Billing
+from core.store import text
 
 ORDER_ID_RE = re.compile(r"^[a-z0-9]{16,40}$")
 PENDING, PAID, FAILED = "pending", "paid", "failed"

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from core.store import text
 from portal.payments.orders import Orders
 from portal.payments.provider import Done, Refused, Step, TopUp
 from portal.security.ratelimit import FailureLimit
-from tokengate.store import text
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
 CODES = "tg:portal:codes"

@@ -28,10 +28,10 @@ from urllib.parse import quote
 
 import structlog
 
+from core import store
 from portal.formatting import NANO_PER_CENT
 from portal.payments.orders import ORDER_ID_RE, Orders
 from portal.payments.provider import Pending, Redirect, Refused, Step, TopUp
-from tokengate import store
 
 log = structlog.get_logger("portal.stripe")
 HEADER = "stripe-signature"

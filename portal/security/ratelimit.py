@@ -11,7 +11,7 @@ import hashlib
 
 import redis.asyncio as aioredis
 
-from tokengate.store import text
+from core.store import text
 
 
 def ident_key(kind: str, ident: str) -> str:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from tokengate import store
-from tokengate.store import text
+from core import store
+from core.store import text
 
 COOKIE = "tg_session"
 ANON_COOKIE = "tg_anon"  # binds the CSRF token of the log-in and sign-up forms

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 from starlette.responses import Response
 
+from core import keys
+from core.billing.ops import Billing
+from core.money import parse_usd
 from portal import formatting
 from portal.formatting import NANO_PER_CENT
 from portal.payments.provider import Done, Pending, Redirect, Refused, Step, TopUp, UnknownProvider
 from portal.web import Ctx, PageError, page
-from tokengate import keys
-from tokengate.billing.ops import Billing
-from tokengate.money import parse_usd
 
 LEDGER_ROWS = 20
 KINDS = {"open": "Account opened", "topup": "Top-up", "adjust": "Adjustment", "charge": "Usage",

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 from starlette.responses import Response
 
+from core import keys, store
+from core.money import parse_usd
+from core.store import text
 from portal import envoy_health, formatting
 from portal.views.account import ledger_rows, order_nonce
 from portal.web import Ctx, PageError, page
-from tokengate import keys, store
-from tokengate.money import parse_usd
-from tokengate.store import text
 
 MAX_ADJUST_USD = 1_000_000
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from starlette.responses import Response
 
+from core import keys, store
 from portal import formatting, reports
 from portal.web import Ctx, PageError, page
-from tokengate import keys, store
 
 NAME_RE = re.compile(r"^[\w .@:/-]{1,64}$")
 MAX_LIMIT = 1_000_000_000

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from core.config import load
 from tests.deploy.kube import BASE, OVERLAYS, ROOT, arg_after, container, find, render
 from tests.deploy.pod import LocalPod, Machine, image_files, local_binaries
 from tests.deploy.tls import issue, make_ca
-from tokengate.config import load
 from tokengate.devstack import envoy_binary
 from tokengate.render import render as render_envoy
 from tokengate.render import translator_addresses

@@ -30,13 +30,13 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 
+from core import keys
+from core.billing.ops import Billing
 from fakes import FakeProvider, Reply
 from tests.deploy.dns import resolver
 from tests.deploy.kube import OVERLAYS, ROOT, arg_after, container, find, render
 from tests.deploy.pod import LocalPod, Machine, image_files, local_binaries
 from tests.deploy.tls import Pem, TlsFront, issue, make_ca
-from tokengate import keys
-from tokengate.billing.ops import Billing
 from tokengate.devstack import envoy_binary, redis_binary
 from tokengate.procs import Child, Supervisor, free_port, port_open
 

@@ -12,9 +12,9 @@ import httpx
 import openai
 import pytest
 
+from core import store
 from fakes import Reply, Usage
 from tests.harness import PRICES, GatewayUnderTest
-from tokengate import store
 
 NANO = Decimal(1_000_000_000)
 
@@ -102,7 +102,7 @@ def test_concurrent_requests_cannot_overdraw(gateway: GatewayUnderTest) -> None:
     """100 concurrent requests over both translators on a balance covering about 5 holds: 5 run, 95 get 429.
 
     (Too small a balance for a lease: each request gets a hold of its own, as without leases.)"""
-    from tokengate.config import load
+    from core.config import load
     from translator.admission import estimate_hold
 
     body = {"model": "gpt-test", "max_tokens": 1000, "messages": [{"role": "user", "content": "go"}]}
@@ -240,7 +240,7 @@ def test_a_batch_of_several_accounts_settles_each_event_once_and_adds_usage_up(g
     the ledger one charge per event, and each key's last use its latest event."""
     import datetime as dt
 
-    from tokengate.billing.ops import Settlement
+    from core.billing.ops import Settlement
 
     for account in ("batcha", "batchb"):
         gateway.new_key(account, fund_usd=1)

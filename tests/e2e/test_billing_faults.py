@@ -15,11 +15,11 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from core import store
+from core.billing.ops import Billing
 from fakes import Reply, Usage
+from settler.service import GROUP, Settler
 from tests.harness import GatewayUnderTest, own_stack, stream_in_background
-from tokengate import store
-from tokengate.billing.ops import Billing
-from tokengate.billing.settler import GROUP, Settler
 from tokengate.procs import port_open
 
 HOLD_TTL_S = 10

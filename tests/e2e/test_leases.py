@@ -15,11 +15,11 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from core import keys, store
+from core.billing.ops import Billing
+from core.config import Billing as BillingConfig
 from fakes import Reply, Usage
 from tests.harness import GatewayUnderTest
-from tokengate import keys, store
-from tokengate.billing.ops import Billing
-from tokengate.config import Billing as BillingConfig
 from translator.admission import Admitter
 from translator.errors import InsufficientQuota, Unauthorized
 

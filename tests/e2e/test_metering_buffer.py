@@ -7,7 +7,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from tokengate import store
+from core import store
 from tokengate.devstack import redis_binary
 from tokengate.procs import Supervisor, free_port, port_open
 from translator.metering import Meter

@@ -19,11 +19,11 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from core import store
 from fakes import Reply, Usage
+from settler.service import GROUP
 from tests.harness import GatewayUnderTest, own_stack
 from tests.test_spool import die
-from tokengate import store
-from tokengate.billing.settler import GROUP
 from tokengate.devstack import grpc_serving, start_translators
 from tokengate.procs import Child, port_open
 from tokengate.render import translator_addresses

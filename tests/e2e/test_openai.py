@@ -138,7 +138,7 @@ def test_revoked_and_expired_keys_get_401(gateway: GatewayUnderTest) -> None:
     with pytest.raises(openai.AuthenticationError, match="expired"):
         client(gateway, expired).chat.completions.create(model="gpt-test", messages=MESSAGES)  # type: ignore[arg-type]
     revoked = gateway.new_key("test", name="gone")
-    from tokengate import store
+    from core import store
 
     with gateway.redis() as r:
         r.hset(store.key_record("test", store.digest(revoked)), "revoked", "1")

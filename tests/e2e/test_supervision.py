@@ -27,9 +27,9 @@ import openai
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from core.config import load
 from fakes import FakeProvider, Reply, Usage
 from tests.harness import GatewayUnderTest, gateway_config, own_stack, stream_in_background, write_config
-from tokengate.config import load
 from tokengate.devstack import grpc_serving
 from tokengate.procs import Backoff, Child, free_port
 from tokengate.render import translator_addresses

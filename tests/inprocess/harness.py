@@ -32,9 +32,9 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from google.protobuf import text_format
 from google.protobuf.struct_pb2 import Struct
 
+from core import keys
+from core.config import GatewayConfig, parse
 from tests.harness import gateway_config
-from tokengate import keys
-from tokengate.config import GatewayConfig, parse
 from translator.extproc.messages import ATTR_NAMESPACE
 from translator.extproc.servicer import Servicer
 from translator.extproc.upstream import CTX_ATTR, META_ATTR

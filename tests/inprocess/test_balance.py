@@ -12,6 +12,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from core import store
+from core.billing.ops import Billing
 from tests.inprocess.harness import (
     CHAT,
     NANO_PER_USD,
@@ -23,8 +25,6 @@ from tests.inprocess.harness import (
     response_body,
     run,
 )
-from tokengate import store
-from tokengate.billing.ops import Billing
 from tokengate.procs import free_port
 from translator.admission import estimate_hold
 from translator.extproc.router import RouterProcessor
@@ -144,9 +144,9 @@ def test_charge_prompt_prices_a_reaped_hold_and_an_unfinished_request_alike(redi
     """Under billing.reaped_holds: charge_prompt the reaper's charge (stored with the hold) and the event
     the in-flight file keeps are the same estimate: the prompt at 4 bytes a token, as a request cut short
     before its usage arrived is billed."""
+    from core.usage import Usage
     from tests.inprocess.harness import config, in_process
     from translator.inflight import Inflight
-    from translator.usage import Usage
 
     base = config()  # frozen: copied with the policy, and no lease (a hold of its own, for the reaper)
     billing = base.billing.model_copy(update={"reaped_holds": "charge_prompt",

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
 
+from core.protocols import Protocol
 from tests.harness import UPSTREAM_SECRETS
 from tests.inprocess.harness import (
     CHAT,
@@ -27,7 +28,6 @@ from tests.inprocess.harness import (
 )
 from translator.endpoints import Kind
 from translator.extproc.upstream import Ctx, UpstreamAttempt
-from translator.protocols import Protocol
 
 SKIP_BODY = ProcessingMode(request_body_mode=ProcessingMode.NONE)  # one round trip, the body goes untouched
 # The body translated, and the response headers asked for (their status mapped); the body is the router's.

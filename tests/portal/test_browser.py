@@ -24,11 +24,11 @@ import openai
 import pytest
 from playwright.sync_api import expect
 
+from core import store
 from fakes import Reply, Usage
 from portal.payments.stripe import sign
 from tests.harness import GatewayUnderTest
 from tests.portal.conftest import ADMIN_EMAIL, WEBHOOK_SECRET, PortalUnderTest, shot
-from tokengate import store
 
 T = TypeVar("T")
 PASSWORD = "correct horse battery"

@@ -11,11 +11,11 @@ from typing import TypeVar
 
 import redis.asyncio as aioredis
 
+from core.billing.ops import Billing
 from portal.payments import Payments
 from portal.payments.provider import Done, Pending, Redirect, Refused, TopUp
 from portal.payments.stripe import sign
 from portal.settings import PaymentSettings
-from tokengate.billing.ops import Billing
 
 T = TypeVar("T")
 SECRET = "whsec_unit"

@@ -10,7 +10,7 @@ import openai
 from google import genai
 from google.genai import types as gtypes
 
-from translator.protocols import Protocol
+from core.protocols import Protocol
 from translator.protocols.convert import response_translator
 
 

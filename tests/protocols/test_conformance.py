@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from core.protocols import Protocol
 from translator.errors import BadRequest
-from translator.protocols import Protocol
 from translator.protocols.convert import client_tool_names, response_translator, translate_request
 
 from . import sdk

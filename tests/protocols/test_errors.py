@@ -10,7 +10,7 @@ import openai
 import pytest
 from google.genai import errors as gerrors
 
-from translator.protocols import Protocol
+from core.protocols import Protocol
 from translator.protocols.convert import translate_error
 
 from . import sdk

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from core.protocols import Protocol
 from translator.errors import BadRequest
-from translator.protocols import Protocol
 from translator.protocols.convert import translate_request
 from translator.protocols.gemini import schema
 

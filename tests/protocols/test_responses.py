@@ -11,9 +11,9 @@ import openai
 import pytest
 from google.genai import types as gtypes
 
-from translator.protocols import Protocol
+from core.protocols import Protocol
+from core.usage import Usage
 from translator.protocols.convert import response_translator
-from translator.usage import Usage
 
 OAI, ANT, GEM = Protocol.OPENAI, Protocol.ANTHROPIC, Protocol.GEMINI
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from translator.protocols import Protocol
+from core.protocols import Protocol
 from translator.protocols.convert import response_translator
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

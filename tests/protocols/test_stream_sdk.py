@@ -12,9 +12,9 @@ import pytest
 from google.genai import errors as gerrors
 from google.genai import types as gtypes
 
-from translator.protocols import Protocol
+from core.protocols import Protocol
+from core.usage import Usage
 from translator.protocols.convert import response_translator
-from translator.usage import Usage
 
 from . import sdk
 from .test_stream_golden import CASES, FIXTURES, case_meta, expected, upstream

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from translator.protocols import Protocol
+from core.protocols import Protocol
 from translator.protocols.convert import client_tool_names, response_translator, translate_request
 
 from . import sdk

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from translator.usage import Usage
+from core.usage import Usage
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,9 @@ import orjson
 import structlog
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
-from tokengate.store import KeyInfo
+from core.protocols import Protocol
+from core.store import KeyInfo
+from core.usage import Usage
 from translator import listing, metrics
 from translator.admission import estimate_hold, requested_output
 from translator.auth import NO_KEY, authenticate
@@ -43,7 +45,6 @@ from translator.errors import (
 )
 from translator.extproc import messages as m
 from translator.extproc.upstream import Ctx, attempt_body, attempt_headers, needs_body
-from translator.protocols import Protocol
 from translator.protocols.convert import client_tool_names, count_body, estimate_count
 from translator.responses import ResponseHandler, handler_for
 from translator.state import Gateway, Target
@@ -54,7 +55,6 @@ from translator.upstream_http import (
     ROUTE_HEADER,
     direct_route,
 )
-from translator.usage import Usage
 
 log = structlog.get_logger("tokengate.request")
 

@@ -20,10 +20,10 @@ import orjson
 from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
+from core.protocols import Protocol
 from translator.endpoints import Kind
 from translator.errors import UpstreamError
 from translator.extproc import messages as m
-from translator.protocols import Protocol
 from translator.protocols.convert import client_status, translate_count_request, translate_request
 from translator.state import Gateway, Target
 from translator.upstream_http import (

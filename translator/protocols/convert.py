@@ -19,13 +19,13 @@ from typing import Protocol as TypingProtocol
 
 import orjson
 
+from core.protocols import Protocol
+from core.usage import Usage
 from translator import ir
 from translator.errors import GatewayError, UpstreamError, UserFacingError
-from translator.protocols import Protocol
 from translator.protocols import anthropic as _anthropic
 from translator.protocols import gemini as _gemini
 from translator.protocols import openai as _openai
-from translator.usage import Usage
 
 CODECS: dict[Protocol, ir.Codec] = {
     Protocol.OPENAI: _openai.CODEC,

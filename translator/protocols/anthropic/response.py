@@ -7,11 +7,11 @@ drops unsigned thinking). Blocks keep the upstream order.
 
 from __future__ import annotations
 
+from core.usage import Usage
 from translator import ir
 from translator.errors import UpstreamError, UserFacingError
 from translator.ir import Json, Stop, Text, Thinking, ToolCall
 from translator.protocols.anthropic.request import tool_id
-from translator.usage import Usage
 
 STOP_IN: dict[str, Stop] = {
     "end_turn": Stop.END, "stop_sequence": Stop.STOP_SEQUENCE, "pause_turn": Stop.PAUSE,

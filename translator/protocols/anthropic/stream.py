@@ -18,8 +18,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from core.protocols import Protocol
+from core.usage import Usage
 from translator import ir
-from translator.protocols import Protocol, stream_base
+from translator.protocols import stream_base
 from translator.protocols.anthropic.request import tool_id
 from translator.protocols.anthropic.response import (
     client_id,
@@ -29,7 +31,6 @@ from translator.protocols.anthropic.response import (
 )
 from translator.protocols.stream_base import EncoderPhase, SSEStreamDecoder
 from translator.sse import SSEEvent, encode_event
-from translator.usage import Usage
 
 
 class StreamDecoder(SSEStreamDecoder):

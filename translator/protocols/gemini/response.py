@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.usage import Usage
 from translator import ir
 from translator.errors import UpstreamError, UserFacingError
 from translator.ir import Json, Stop, Text, Thinking, ToolCall
 from translator.protocols.gemini.request import field, synth_id
-from translator.usage import Usage
 
 _SAFETY = ("SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
            "IMAGE_PROHIBITED_CONTENT")

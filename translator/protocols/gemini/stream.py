@@ -18,8 +18,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from core.protocols import Protocol
+from core.usage import Usage
 from translator import ir
-from translator.protocols import Protocol, stream_base
+from translator.protocols import stream_base
 from translator.protocols.gemini.request import field
 from translator.protocols.gemini.response import (
     blocked,
@@ -33,7 +35,6 @@ from translator.protocols.gemini.response import (
 )
 from translator.protocols.stream_base import EncoderPhase, SSEStreamDecoder
 from translator.sse import SSEEvent, encode_event
-from translator.usage import Usage
 
 
 class StreamDecoder(SSEStreamDecoder):

@@ -8,11 +8,11 @@ A ``refusal`` is text in the IR with the refusal stop reason.
 
 from __future__ import annotations
 
+from core.usage import Usage
 from translator import ir
 from translator.errors import UpstreamError, UserFacingError
 from translator.ir import Json, Stop, Text, Thinking, ToolCall
 from translator.protocols.openai.request import call_id
-from translator.usage import Usage
 
 STOP_IN: dict[str, Stop] = {
     "stop": Stop.END, "length": Stop.MAX_TOKENS, "tool_calls": Stop.TOOL_USE,

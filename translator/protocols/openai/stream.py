@@ -15,13 +15,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from core.protocols import Protocol
+from core.usage import Usage
 from translator import ir
-from translator.protocols import Protocol, stream_base
+from translator.protocols import stream_base
 from translator.protocols.openai.request import call_id
 from translator.protocols.openai.response import STOP_IN, client_id, decode_stream_error, stop_out
 from translator.protocols.stream_base import EncoderPhase, SSEStreamDecoder
 from translator.sse import SSEEvent, encode_event
-from translator.usage import Usage
 
 
 class StreamDecoder(SSEStreamDecoder):

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from translator.protocols import Protocol
-from translator.usage import Usage
+from core.protocols import Protocol
+from core.usage import Usage
 
 NANO_PER_USD = 1_000_000_000
 # genai-prices names Gemini's provider "google".

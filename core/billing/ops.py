@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from tokengate import store
-from tokengate.billing import scripts
-from tokengate.store import text
+from core import store
+from core.billing import scripts
+from core.store import text
 
 DONE_TTL_S = 60 * 60 * 24 * 30  # how long a settled event id is remembered (redelivery window)
 METRICS = ("requests", "input", "cache_read", "cache_write", "output", "reasoning", "cost", "failed", "reaped")

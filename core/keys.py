@@ -6,7 +6,7 @@ import time
 
 import redis.asyncio as aioredis
 
-from tokengate import store
+from core import store
 
 
 async def create_key(

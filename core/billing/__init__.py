@@ -8,6 +8,6 @@
     reap     (settler, timer)             release holds whose request never reported
     topup    (admin)                      idempotent by reference, ledger entry
 
-Money is integer nano-USD (see ``tokengate.pricing``). Every key of one account
+Money is integer nano-USD (see ``core.pricing``). Every key of one account
 carries the account's hash tag, so each script touches one Cluster slot.
 """

@@ -23,9 +23,9 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError, ResponseError
 
-from tokengate import store
-from tokengate.billing.ops import Billing, Settlement
-from tokengate.store import text
+from core import store
+from core.billing.ops import Billing, Settlement
+from core.store import text
 
 log = structlog.get_logger("tokengate.settler")
 GROUP = "settlers"

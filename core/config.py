@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tokengate import pricing
-from tokengate.pricing import Price
-from translator.protocols import Protocol
+from core import pricing
+from core.pricing import Price
+from core.protocols import Protocol
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 Name = Annotated[str, Field(pattern=_NAME)]
