@@ -5,9 +5,12 @@ official SDK of the client protocol (``openai``; ``anthropic`` with
 ``messages.stream().get_final_message()`` for streams; ``google-genai`` with
 ``generate_content_stream``), and checks what the SDK parsed — text, tool calls, stop reason
 and usage in the client's own semantics — and, where it matters, what the upstream received
-(system prompt placement, image form, tool definitions, native path).
+(system prompt placement, image form, tool definitions, native path, provider key) and what was
+metered.
 
-Test ids read ``<client>-><upstream>-<case>``, e.g. ``openai->anthropic-parallel_tools``.
+Test ids read ``<client>-><upstream>-<case>``, e.g. ``openai->anthropic-parallel_tools``. Below the
+matrix, the behaviours that only some pairs have: status spellings, token counts, reasoning,
+signature replay, streams cut short, SDK path variants.
 """
 
 from __future__ import annotations
@@ -30,10 +33,16 @@ from google.genai import types
 
 from fakes import ErrorReply, RecordedRequest, Reply, ToolCall, Usage
 from fakes.codec import signature
-from tests.harness import GatewayUnderTest
+from tests.harness import UPSTREAM_SECRETS, GatewayUnderTest
 
 PROTOCOLS = ("openai", "anthropic", "gemini")
 MODEL = {"openai": "gpt-test", "anthropic": "claude-test", "gemini": "gemini-test"}
+# The provider key each upstream must receive, in the header its protocol reads it from.
+CREDENTIAL = {
+    "openai": ("authorization", f"Bearer {UPSTREAM_SECRETS['TG_TEST_OPENAI_KEY']}"),
+    "anthropic": ("x-api-key", UPSTREAM_SECRETS["TG_TEST_ANTHROPIC_KEY"]),
+    "gemini": ("x-goog-api-key", UPSTREAM_SECRETS["TG_TEST_GEMINI_KEY"]),
+}
 
 # A 1x1 PNG. Its standard base64 has a "+", so an URL-safe encoding (google-genai's) shows.
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -118,6 +127,13 @@ MID_STREAM: dict[tuple[str, str], str] = {
 MID_STREAM_EXC: dict[str, type[Exception]] = {
     "openai": openai.APIError, "anthropic": anthropic.APIStatusError, "gemini": genai_errors.ServerError,
 }
+# "Overloaded" is 529 at Anthropic and 503 elsewhere: an upstream's overloaded status, as a client whose
+# protocol spells it differently sees it (exception, status, error type; docs/protocols.md "Errors").
+OVERLOADED: dict[tuple[str, str, int], tuple[type[Exception], int, str]] = {
+    ("openai", "anthropic", 529): (openai.InternalServerError, 503, "server_error"),
+    ("anthropic", "openai", 503): (anthropic.OverloadedError, 529, "overloaded_error"),
+    ("gemini", "anthropic", 529): (genai_errors.ServerError, 503, "UNAVAILABLE"),
+}
 
 
 # --- the three SDKs, asked the same things in their own words ----------------------------
@@ -162,6 +178,16 @@ class Caller:
     def ask(self, model: str, ask: Ask) -> Got:
         fn: Callable[[str, Ask], Got] = getattr(self, f"_{self.protocol}")
         return fn(model, ask)
+
+    def count(self, model: str, text: str) -> tuple[int | None, dict[str, str]]:
+        """The prompt's token count from the SDK's count endpoint (OpenAI has none), and the response headers."""
+        if self.protocol == "anthropic":
+            raw = self.ant.messages.with_raw_response.count_tokens(
+                model=model, messages=[{"role": "user", "content": text}])
+            return raw.parse().input_tokens, dict(raw.headers)
+        assert "gemini" == self.protocol, "OpenAI has no token-count endpoint"
+        r = self.gem.models.count_tokens(model=model, contents=text)
+        return r.total_tokens, dict((r.sdk_http_response.headers if r.sdk_http_response else None) or {})
 
     # OpenAI: the first system line as ``system``, the next as ``developer`` (both are system prompts).
     def _openai(self, model: str, ask: Ask) -> Got:
@@ -365,8 +391,11 @@ def upstream_images(protocol: str, body: dict[str, Any]) -> list[tuple[str, str]
 
 
 def check_native_request(protocol: str, sent: RecordedRequest, stream: bool) -> dict[str, Any]:
-    """The upstream got its own endpoint, with what its protocol requires; returns the body."""
+    """The upstream got its own endpoint and its provider key, with what its protocol requires; returns
+    the body."""
     body: dict[str, Any] = sent.json()
+    header, key = CREDENTIAL[protocol]
+    assert key == sent.headers.get(header), "the provider key, in the header the upstream reads"
     if protocol == "openai":
         assert "/v1/chat/completions" == sent.path
         assert body.get("stream", False) is stream
@@ -402,14 +431,17 @@ class Env:
 
 def _text(env: Env, stream: bool) -> None:
     env.gw.fake.push(Reply(text="Bonjour le monde, ça va ?", usage=BASIC))
+    since = env.gw.last_stream_id()
     got = env.ask(Ask("Say hello in French", stream=stream))
     assert ("Bonjour le monde, ça va ?", [], END[env.client]) == (got.text, got.calls, got.stop)
     assert BASIC_SEEN[env.client] == {k: got.usage[k] for k in BASIC_SEEN[env.client]}
     assert "Say hello in French" in upstream_turn_texts(env.upstream, env.sent(stream))
+    [event] = env.gw.wait_metering(since)
+    assert (12, 5, True) == (event["usage"]["input"], event["usage"]["output"], event["complete"])
 
 
 def case_text(env: Env) -> None:
-    """A plain answer: text, natural end, usage."""
+    """A plain answer: text, natural end, usage; metered as complete."""
     _text(env, stream=False)
 
 
@@ -579,6 +611,53 @@ def test_matrix(gateway: GatewayUnderTest, callers: dict[str, Caller], client: s
 
 
 # --- beyond the matrix ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("client", "upstream", "upstream_status"), list(OVERLOADED),
+                         ids=[f"{c}->{u}-{s}" for c, u, s in OVERLOADED])
+def test_overloaded_is_spelled_as_the_client_protocol_spells_it(
+        gateway: GatewayUnderTest, callers: dict[str, Caller], client: str, upstream: str, upstream_status: int) -> None:
+    """An upstream's "overloaded" status (Anthropic 529, OpenAI 503) reaches the client as its own protocol's
+    overloaded error: status, error type and message (OVERLOADED)."""
+    exc_type, status, kind = OVERLOADED[(client, upstream, upstream_status)]
+    gateway.fake.push(Reply(error=ErrorReply(upstream_status, "busy, try later"), times=None))  # Envoy retries it
+    with pytest.raises(exc_type) as info:
+        callers[client].ask(MODEL[upstream], Ask("hi"))
+    check_error(client, info.value, status, kind, "busy, try later")
+
+
+# A token count asked across protocols: the upstream's count endpoint, and its answer (a count of 1234).
+COUNTED: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
+    ("anthropic", "gemini"): ("/v1beta/models/gemini-test:countTokens", {"totalTokens": 1234}),
+    ("gemini", "anthropic"): ("/v1/messages/count_tokens", {"input_tokens": 1234}),
+}
+
+
+@pytest.mark.parametrize(("client", "upstream"), list(COUNTED), ids=[f"{c}->{u}" for c, u in COUNTED])
+def test_token_count_is_asked_of_an_upstream_that_can_count(gateway: GatewayUnderTest, callers: dict[str, Caller],
+                                                            client: str, upstream: str) -> None:
+    """Anthropic <-> Gemini: the count request goes to the upstream's count endpoint, translated and with its
+    provider key, and the upstream's own count comes back, not flagged as an estimate."""
+    path, answer = COUNTED[(client, upstream)]
+    gateway.fake.push(Reply(body=answer))
+    n, headers = callers[client].count(MODEL[upstream], "one two three")
+    sent = gateway.fake.requests[-1]
+    assert (path, 1234, None) == (sent.path, n, headers.get("x-tokengate-token-count"))
+    body = sent.json()
+    assert ["one two three"] == upstream_turn_texts(upstream, body.get("generateContentRequest", body))
+    header, key = CREDENTIAL[upstream]
+    assert key == sent.headers.get(header)
+
+
+@pytest.mark.parametrize("client", ["anthropic", "gemini"])
+def test_token_count_for_an_openai_model_is_a_flagged_estimate(gateway: GatewayUnderTest,
+                                                              callers: dict[str, Caller], client: str) -> None:
+    """OpenAI has no count endpoint: the gateway estimates (about 4 characters a token), says so in
+    x-tokengate-token-count, and sends nothing upstream."""
+    n, headers = callers[client].count("gpt-test", "x" * 400)
+    assert "estimated" == headers.get("x-tokengate-token-count")
+    assert n is not None and 100 <= n <= 110
+    assert [] == gateway.fake.requests
 
 
 @pytest.mark.parametrize("client", ["openai", "anthropic"])
