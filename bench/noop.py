@@ -38,7 +38,7 @@ from translator.extproc import messages as m
 from translator.extproc.upstream import SKIP_BODY, attempt_headers
 from translator.main import ext_proc_server
 from translator.state import Target, direct_targets, targets
-from translator.upstream_http import ROUTE_HEADER, credential_headers, direct_route, path
+from translator.upstream_http import ROUTE_HEADER, direct_route
 
 _MODEL = re.compile(rb'"model"\s*:\s*"([^"]+)"')
 _CONTINUE_HEADERS = m.request_headers(pb.CommonResponse())
@@ -77,15 +77,15 @@ class NoOp(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
         headers: dict[str, str] = {ROUTE_HEADER: model}
         remove: list[str] = []
         if ep is not None and t is not None:
-            headers, remove = attempt_headers(ep.protocol, ep.kind, False, ep.sse, t, ())
+            headers, remove = attempt_headers(ep.codec, ep.kind, False, ep.sse, t, ())
             headers[ROUTE_HEADER] = direct_route(model, ep.protocol)
         return m.request_body(m.common(set_headers=headers, remove_headers=remove, clear_route_cache=True))
 
     def _upstream_headers(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
         meta = m.tokengate_metadata(str(m.attributes(req).get("xds.upstream_host_metadata") or ""))
         t = self.targets[meta.get("deployment", "")]  # answered like a same-protocol attempt
-        headers = {":path": path(t.protocol, t.base_path, Kind.CHAT, t.model, stream=False, sse=True),
-                   **credential_headers(t.protocol, t.credential)}
+        headers = {":path": t.codec.upstream_path(t.base_path, Kind.CHAT, t.model, stream=False, sse=True),
+                   **t.codec.credential(t.credential)}
         resp = m.request_headers(m.common(set_headers=headers))
         resp.mode_override.CopyFrom(SKIP_BODY)
         return resp

@@ -23,8 +23,6 @@ from core.protocols import Protocol
 from core.usage import Usage
 
 NANO_PER_USD = 1_000_000_000
-# genai-prices names Gemini's provider "google".
-_PROVIDER_IDS = {Protocol.OPENAI: "openai", Protocol.ANTHROPIC: "anthropic", Protocol.GEMINI: "google"}
 
 
 def pico_per_token(usd_per_mtok: Decimal | float | int | str) -> int:
@@ -101,7 +99,7 @@ def catalogue(model: str, protocol: Protocol, when: dt.datetime | None = None) -
     from genai_prices import data_snapshot
 
     try:
-        _, info = data_snapshot.get_snapshot().find_provider_model(model, None, _PROVIDER_IDS[protocol], None)
+        _, info = data_snapshot.get_snapshot().find_provider_model(model, None, protocol.price_provider, None)
     except LookupError:
         return None
     mp = info.get_prices(when or dt.datetime.now(dt.UTC))
@@ -118,7 +116,7 @@ def catalogue(model: str, protocol: Protocol, when: dt.datetime | None = None) -
             starts.update(s for s, _ in tiers)
     if "input" not in base or "output" not in base:
         return None
-    source = f"genai-prices:{_PROVIDER_IDS[protocol]}/{info.id}"
+    source = f"genai-prices:{protocol.price_provider}/{info.id}"
 
     def at(start: int) -> Rates:
         spec = {k: next((p for s, p in reversed(tiered[k]) if s <= start), v) for k, v in base.items()}

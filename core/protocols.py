@@ -1,4 +1,10 @@
-"""The names of the wire protocols tokengate speaks; their codecs live in ``translator.protocols``."""
+"""The names of the wire protocols tokengate speaks; their codecs live in ``translator.protocols``.
+
+This is the list the gateway config accepts for a provider's ``protocol``. ``core`` cannot see
+the codecs (they are a layer up), so a protocol that providers may speak needs its name here as
+well as its folder and registry line in ``translator/protocols/`` (docs/architecture.md, "Adding
+a protocol").
+"""
 from __future__ import annotations
 
 from enum import StrEnum
@@ -14,5 +20,12 @@ class Protocol(StrEnum):
         """The protocol named ``value``, or None for anything else."""
         return _BY_VALUE.get(value) if isinstance(value, str) else None
 
+    @property
+    def price_provider(self) -> str:
+        """The provider the genai-prices catalogue files this protocol's models under."""
+        return _PRICE_PROVIDER.get(self.value, self.value)
+
 
 _BY_VALUE = {p.value: p for p in Protocol}
+# Where the catalogue's provider name is not the protocol's own.
+_PRICE_PROVIDER = {"gemini": "google"}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.protocols import Protocol
 from translator.endpoints import Endpoint, Kind, classify, client_key
+from translator.protocols import REGISTRY
 
-OAI, A, G = Protocol.OPENAI, Protocol.ANTHROPIC, Protocol.GEMINI
+OAI, A, G = REGISTRY.get("openai"), REGISTRY.get("anthropic"), REGISTRY.get("gemini")
 
 
 @pytest.mark.parametrize(

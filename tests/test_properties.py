@@ -16,9 +16,9 @@ from fakes.codec import Answer, Call, Kind
 from fakes.gemini import GeminiCodec
 from fakes.openai import OpenAICodec
 from fakes.script import ToolCall, Usage
-from translator.admission import requested_output
 from translator.errors import UserFacingError
 from translator.passthrough import Passthrough
+from translator.protocols import REGISTRY
 from translator.protocols.convert import client_tool_names, translate_request
 from translator.responses import handler_for
 
@@ -169,7 +169,7 @@ def _convert_or_refuse(client: Protocol, body: Any) -> None:
     if not isinstance(body, dict):
         return  # refused as "not a JSON object" before any of this runs
     try:
-        requested_output(client, body)
+        REGISTRY.get(client).output_cap(body)
         client_tool_names(client, body)
         for upstream in Protocol:
             if upstream is not client:

@@ -17,10 +17,9 @@ from typing import Any
 import jinja2
 
 from core.config import GatewayConfig, Model
-from core.protocols import Protocol
-from translator.endpoints import LISTING_PATHS, SHAPE_PATHS
 from translator.errors import BadRequest, NotFound, UserFacingError
-from translator.protocols.convert import client_status
+from translator.protocols import REGISTRY
+from translator.protocols.base import Codec, Json
 from translator.upstream_http import CTX_HEADER, DEPLOYMENT_ATTR, direct_route
 
 TEMPLATE = Path(__file__).with_name("templates") / "envoy.yaml.j2"
@@ -55,33 +54,45 @@ def _flow(obj: Any) -> str:
     return json.dumps(obj, separators=(", ", ": "))
 
 
+_ANY_PATH: Json = {"name": ":path", "present_match": True}
+_STATUS_PLACEHOLDER = 999  # a status no error has: where a protocol's body carries it, Envoy's goes instead
+
+
 @dataclass(frozen=True)
 class _Shape:
-    protocol: Protocol
-    match: str  # a route header matcher (the not-found routes)
-    also: str | None = None  # another header matcher that also means this protocol for Envoy's own replies
+    """How Envoy tells a protocol's callers (by header), to answer them in that protocol's error shape."""
+
+    codec: Codec
+    matchers: tuple[Json, ...]  # the first picks the not-found route; any of them picks the local-reply shape
+
+    @property
+    def match(self) -> str:
+        return _flow(self.matchers[0])
 
     @property
     def reply_filter(self) -> str:
         """The access-log filter that picks this shape for a local reply."""
-        one = [{"header_filter": {"header": json.loads(m)}} for m in (self.match, self.also) if m]
+        one = [{"header_filter": {"header": m}} for m in self.matchers]
         return _flow(one[0] if len(one) == 1 else {"or_filter": {"filters": one}})
 
     def body(self, m: dict[str, Any]) -> str:
-        err = UserFacingError(m.get("message", "%LOCAL_REPLY_BODY%"), status=m["status"], kind=m["kind"])
-        body = err.body(self.protocol)
-        if self.protocol is Protocol.GEMINI:
-            body["error"]["code"] = "%RESPONSE_CODE%"
-        return _flow(body)
+        err = UserFacingError(m.get("message", "%LOCAL_REPLY_BODY%"), status=_STATUS_PLACEHOLDER, kind=m["kind"])
+        return _flow(_with_response_code(self.codec.error_body(err)))
 
 
-_SHAPES = [
-    _Shape(Protocol.GEMINI, _flow({"name": ":path", "string_match": {"safe_regex": {"regex": "^/v1(beta|alpha)/.*"}}})),  # noqa: E501
-    # Anthropic: the version header, or its path when a client left the header out (a 413 comes first)
-    _Shape(Protocol.ANTHROPIC, _flow({"name": "anthropic-version", "present_match": True}),
-           _flow({"name": ":path", "string_match": {"prefix": "/v1/messages"}})),
-    _Shape(Protocol.OPENAI, _flow({"name": ":path", "present_match": True})),
-]
+def _with_response_code(v: Any) -> Any:
+    """``v`` with Envoy's status (``%RESPONSE_CODE%``) wherever the error's status was."""
+    if isinstance(v, dict):
+        return {k: _with_response_code(x) for k, x in v.items()}
+    return "%RESPONSE_CODE%" if v == _STATUS_PLACEHOLDER and isinstance(v, int) else v
+
+
+def _shapes() -> list[_Shape]:
+    """One per protocol: those told by their path first (the surer sign: a Gemini path is Gemini's whatever
+    headers came with it), then those told by a header; the registry's fallback takes whatever is left."""
+    told = [c for c in REGISTRY.match_order if c.envoy_match and c is not REGISTRY.fallback]
+    told.sort(key=lambda c: c.envoy_match[0].get("name") != ":path")
+    return [*(_Shape(c, c.envoy_match) for c in told), _Shape(REGISTRY.fallback, (_ANY_PATH,))]
 
 # Flags Envoy sets on replies it makes up because an upstream failed or was missing.
 _UPSTREAM_FLAGS = ["UH", "UF", "UO", "NR", "URX", "UT", "UC", "UR", "LR", "SI", "DT", "NC"]
@@ -201,11 +212,11 @@ def status_maps() -> dict[str, str]:
     """Per caller protocol that spells some upstream error statuses differently, the Lua that
     rewrites them on a direct cross-protocol route (what the upstream filter does per attempt)."""
     out = {}
-    for caller in Protocol:
-        pairs = [(s, client_status(caller, s)) for s in range(400, 600)]
+    for caller in REGISTRY:
+        pairs = [(s, caller.client_status(s)) for s in range(400, 600)]
         table = ", ".join(f"[{a}] = {b}" for a, b in pairs if a != b)
         if table:
-            out[f"status/{caller.value}"] = _STATUS_LUA % table
+            out[f"status/{caller.name}"] = _STATUS_LUA % table
     return out
 
 
@@ -226,28 +237,29 @@ def context(cfg: GatewayConfig, *, source: str, addresses: list[str],
         policy = _route_policy(cfg, m)
         d = cfg.direct_deployment(m)
         spoken = cfg.provider(d.provider).protocol if d is not None else None
-        for caller in Protocol if d is not None else ():
-            lua = f"status/{caller.value}" if caller is not spoken else None
-            model_routes.append({"name": f"direct/{caller.value}/{name}", "header": direct_route(name, caller),
+        for caller in REGISTRY if d is not None else ():
+            lua = f"status/{caller.name}" if caller.name != spoken else None
+            model_routes.append({"name": f"direct/{caller.name}/{name}", "header": direct_route(name, caller.name),
                                  "cluster": f"direct/{m.name}", "direct": True,
                                  "lua": lua if lua in maps else None, **policy})
         model_routes.append({"name": f"model/{name}", "header": name, "cluster": f"model/{m.name}",
                              "direct": False, "lua": None, **policy})
 
-    def shaped(protocol: Protocol, err: UserFacingError) -> str:
-        return json.dumps(err.body(protocol), separators=(",", ":")).replace("'", "''")
+    def shaped(codec: Codec, err: UserFacingError) -> str:
+        return json.dumps(codec.error_body(err), separators=(",", ":")).replace("'", "''")
 
     api_routes = [
         {"name": f"no-body{p}", "match": _flow(m),
-         "body": shaped(proto, BadRequest("a JSON request body is required"))}
-        for p, (proto, m) in SHAPE_PATHS.items()
+         "body": shaped(codec, BadRequest("a JSON request body is required"))}
+        for p, (codec, m) in REGISTRY.body_routes().items()
     ]
+    shapes = _shapes()
     not_found_routes = []
-    for shape in _SHAPES:
+    for shape in shapes:
         not_found_routes.append({
-            "name": f"not-found/{shape.protocol.value}",
-            "match": _flow({"prefix": "/", "headers": [json.loads(shape.match)]}),
-            "body": shaped(shape.protocol, NotFound(
+            "name": f"not-found/{shape.codec.name}",
+            "match": _flow({"prefix": "/", "headers": [shape.matchers[0]]}),
+            "body": shaped(shape.codec, NotFound(
                 "Unknown request URL. Check the path and the base URL "
                 "(OpenAI SDKs: http://HOST/v1; Anthropic and Gemini SDKs: http://HOST)."
             )),
@@ -263,10 +275,10 @@ def context(cfg: GatewayConfig, *, source: str, addresses: list[str],
         "router_response_attributes": ROUTER_RESPONSE_ATTRIBUTES,
         "upstream_mode": UPSTREAM_MODE,
         "upstream_request_attributes": UPSTREAM_REQUEST_ATTRIBUTES,
-        "shapes": _SHAPES,
+        "shapes": shapes,
         "error_mappers": _error_mappers(),
         "model_routes": model_routes,
-        "listing_routes": [{"name": f"list{p}", "match": _flow(m)} for p, m in LISTING_PATHS.items()],
+        "listing_routes": [{"name": f"list{p}", "match": _flow(m)} for p, m in REGISTRY.listing_routes().items()],
         "api_routes": api_routes,
         "not_found_routes": not_found_routes,
         "status_lua": {k: _flow(v) for k, v in maps.items()},

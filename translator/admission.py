@@ -20,7 +20,6 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -28,32 +27,21 @@ from core import store
 from core.billing.ops import Admission, Billing, LeaseAsk
 from core.config import Billing as BillingConfig
 from core.pricing import Price
-from core.protocols import Protocol
 from core.store import KeyInfo
 from translator import metrics
 from translator.auth import NO_KEY
 from translator.errors import Forbidden, InsufficientQuota, RateLimited, ServiceUnavailable, Unauthorized
+from translator.protocols.base import estimate_tokens
 
 REDIS_TIMEOUT_S = 2.0  # how long a translator waits for Redis (its client's socket timeout)
-BYTES_PER_TOKEN = 3  # conservative: real prompts run about 4 bytes per token
-
-
-def requested_output(protocol: Protocol, body: dict[str, Any]) -> int | None:
-    """The caller's own cap on output tokens, if it set one."""
-    if protocol is Protocol.GEMINI:
-        gc = body.get("generationConfig") or body.get("generation_config") or {}
-        v = gc.get("maxOutputTokens", gc.get("max_output_tokens")) if isinstance(gc, dict) else None
-    elif protocol is Protocol.OPENAI:
-        v = body.get("max_completion_tokens", body.get("max_tokens"))
-    else:
-        v = body.get("max_tokens")
-    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
 
 
 def estimate_hold(price: Price, body_bytes: int, output_cap: int) -> int:
-    """An upper estimate of the request's cost in nano-USD: every body byte a prompt
-    token, up to ``output_cap`` output tokens, each at its bucket's dearest rate."""
-    prompt = body_bytes // BYTES_PER_TOKEN + 1
+    """An upper estimate of the request's cost in nano-USD: the body's prompt estimate and a third
+    more (prompts dense in tokens — code, CJK — run nearer 3 bytes a token than the estimate's 4),
+    up to ``output_cap`` output tokens, each at its bucket's dearest rate."""
+    estimate = estimate_tokens(body_bytes)
+    prompt = estimate + estimate // 3 + 1
     r = price.rates_for(prompt)
     pico = prompt * max(r.input, r.cache_write) + output_cap * max(r.output, r.reasoning)
     return -(-pico // 1000)

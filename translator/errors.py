@@ -1,4 +1,4 @@
-"""The gateway's error tree, and how each error looks in each client protocol.
+"""The gateway's error tree, and the table type each protocol spells errors with.
 
     GatewayError                      anything raised inside the translator
     └── UserFacingError               carries status + kind; only these reach clients
@@ -13,34 +13,22 @@
         ├── UpstreamError             502 api_error
         └── ServiceUnavailable        503 unavailable
 
-Anything else that escapes is mapped to a 500 ``api_error`` at the one boundary
-in ``extproc``. ``render`` gives the error in the caller's own protocol shape
-(docs/protocols.md, "Errors"), ``stream_event`` the in-band form
-for a stream that has already started (§4.3).
+A *kind* is the protocol-neutral name of an error. Each protocol spells kinds its
+own way — an ``ErrorTable`` in ``translator/protocols/<name>/errors.py`` — and its
+codec renders any ``UserFacingError`` in that shape (docs/protocols.md, "Errors").
+Exceptions become answers at one boundary, ``translator/extproc/boundary.py``;
+anything that is not a ``UserFacingError`` is a 500 ``api_error`` there.
+
+What an upstream's HTTP status means (``kind_for_status``) is HTTP's, the same
+whichever protocol answered (529 is Anthropic's "overloaded", and means that from
+anyone); the tables say how each protocol names and numbers the kinds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
-
-import orjson
-
-from core.protocols import Protocol
-
-# kind -> (OpenAI type, Anthropic type, Gemini status)
-_KINDS: dict[str, tuple[str, str, str]] = {
-    "invalid_request": ("invalid_request_error", "invalid_request_error", "INVALID_ARGUMENT"),
-    "authentication": ("invalid_request_error", "authentication_error", "UNAUTHENTICATED"),
-    "permission": ("permission_error", "permission_error", "PERMISSION_DENIED"),
-    "not_found": ("invalid_request_error", "not_found_error", "NOT_FOUND"),
-    "request_too_large": ("invalid_request_error", "request_too_large", "INVALID_ARGUMENT"),
-    "rate_limit": ("rate_limit_error", "rate_limit_error", "RESOURCE_EXHAUSTED"),
-    "insufficient_quota": ("insufficient_quota", "rate_limit_error", "RESOURCE_EXHAUSTED"),
-    "api_error": ("server_error", "api_error", "INTERNAL"),
-    "overloaded": ("server_error", "overloaded_error", "UNAVAILABLE"),
-    "unavailable": ("server_error", "api_error", "UNAVAILABLE"),
-    "timeout": ("server_error", "timeout_error", "DEADLINE_EXCEEDED"),
-}
 
 
 class GatewayError(Exception):
@@ -72,33 +60,6 @@ class UserFacingError(GatewayError):
         if kind is not None:
             self.kind = kind
         self.headers = dict(headers or {})
-
-    def body(self, protocol: Protocol) -> dict[str, Any]:
-        oai_type, ant_type, gem_status = _KINDS.get(self.kind, _KINDS["api_error"])
-        if protocol is Protocol.ANTHROPIC:
-            return {"type": "error", "error": {"type": ant_type, "message": self.message}}
-        if protocol is Protocol.GEMINI:
-            return {"error": {"code": self.status, "message": self.message, "status": gem_status}}
-        return {
-            "error": {
-                "message": self.message,
-                "type": oai_type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
-
-    def render(self, protocol: Protocol) -> tuple[int, dict[str, str], bytes]:
-        """Status, headers and JSON body of this error as ``protocol`` spells errors."""
-        headers = {"content-type": "application/json", **self.headers}
-        return self.status, headers, orjson.dumps(self.body(protocol))
-
-    def stream_event(self, protocol: Protocol) -> bytes:
-        """The in-band error for a stream the client is already reading."""
-        data = orjson.dumps(self.body(protocol))
-        if protocol is Protocol.ANTHROPIC:
-            return b"event: error\ndata: " + data + b"\n\n"
-        return b"data: " + data + b"\n\n"
 
 
 class BadRequest(UserFacingError):
@@ -143,3 +104,94 @@ class UpstreamError(UserFacingError):
 
 class ServiceUnavailable(UserFacingError):
     status, kind = 503, "unavailable"
+
+
+def cut_short() -> UpstreamError:
+    """An upstream stream that ended without its protocol's last event: an error, never a finished answer."""
+    return UpstreamError("upstream stream ended before it finished", status=502)
+
+
+# --- what an HTTP status means, and the usual status of a kind ---------------------------
+
+_STATUS_KIND = {
+    400: "invalid_request", 401: "authentication", 403: "permission", 404: "not_found",
+    413: "request_too_large", 429: "rate_limit", 500: "api_error", 503: "overloaded",
+    504: "timeout", 529: "overloaded",
+}
+_KIND_STATUS = {
+    "invalid_request": 400, "authentication": 401, "permission": 403, "not_found": 404,
+    "request_too_large": 413, "rate_limit": 429, "insufficient_quota": 429, "api_error": 500,
+    "overloaded": 503, "unavailable": 503, "timeout": 504,
+}
+
+
+def kind_for_status(status: int) -> str:
+    """The error kind of an upstream HTTP status (docs/protocols.md, "Errors")."""
+    if status in _STATUS_KIND:
+        return _STATUS_KIND[status]
+    return "api_error" if status >= 500 else "invalid_request"
+
+
+# --- how one protocol spells the kinds ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Spelling:
+    """One row of a protocol's error table: how it spells one error kind."""
+
+    kind: str
+    name: str  # the protocol's error type (Gemini: its status name)
+    status: int | None = None  # the status this protocol gives the kind; None: the kind's usual one when
+    #                            reading, the error's own when an upstream error is respelled for a client
+    code: str | None = None  # the code this protocol's clients get for an upstream error that has none
+    read_only: bool = False  # a name only read in upstream errors, never written
+
+
+class ErrorTable:
+    """A protocol's error kinds, read both ways (each row has its test in tests/protocols/test_error_tables.py).
+
+    Writing: the first row that is not ``read_only`` for a kind (``api_error``'s for a kind the
+    table lacks). Reading an upstream's in-band error: the first row with its name.
+    """
+
+    def __init__(self, *rows: Spelling) -> None:
+        self.rows = rows
+        self._write: dict[str, Spelling] = {}
+        self._read: dict[str, Spelling] = {}
+        for r in rows:
+            if not r.read_only:
+                self._write.setdefault(r.kind, r)
+            self._read.setdefault(r.name, r)
+        if "api_error" not in self._write:
+            raise ValueError("an error table needs an api_error row")
+
+    def __iter__(self) -> Iterator[Spelling]:
+        return iter(self.rows)
+
+    def spell(self, kind: str) -> Spelling:
+        """How this protocol writes ``kind``."""
+        return self._write.get(kind) or self._write["api_error"]
+
+    def read(self, name: object) -> tuple[str, int]:
+        """The kind and status of an upstream error this protocol named ``name`` (unknown: api_error, 500)."""
+        row = self._read.get(name) if isinstance(name, str) else None
+        if row is None:
+            return "api_error", 500
+        return row.kind, row.status if row.status is not None else _KIND_STATUS.get(row.kind, 500)
+
+    def respell(self, err: UserFacingError) -> UserFacingError:
+        """An upstream's error as this protocol's client gets it: the status and code this protocol
+        gives its kind, where it has its own (Anthropic's overloaded is 529, OpenAI's 503)."""
+        row = self.spell(err.kind)
+        if row.status is not None:
+            err.status = row.status
+        if err.code is None and row.code is not None:
+            err.code = row.code
+        return err
+
+    def client_status(self, status: int) -> int:
+        """The status an upstream's error status becomes for this protocol's client."""
+        if status < 400:
+            return status
+        row = self.spell(kind_for_status(status))
+        return row.status if row.status is not None else status

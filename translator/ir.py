@@ -4,9 +4,10 @@
     upstream body --decode--> Response --encode--> client body
     upstream SSE --StreamDecoder--> [Event] --StreamEncoder--> client stream
 
-A codec (``protocols/<name>/``) is the pair of functions in ``Codec``; the
-facade in ``protocols/convert.py`` picks codecs from an explicit table. Rules
-for what one protocol cannot express live in each codec's module docstring.
+A codec (``protocols/<name>/``, the interface in ``protocols/base.py``) decodes
+its protocol into these types and encodes them back; the facade in
+``protocols/convert.py`` chains two codecs. Rules for what one protocol cannot
+express live in each codec's module docstring.
 
 Signatures are provider-private: ``Thinking.signature`` is an Anthropic
 signature, ``gemini_signature`` fields carry Gemini ``thoughtSignature``s.
@@ -25,7 +26,8 @@ from typing import Any, Literal, Protocol, TypeVar
 import orjson
 
 from core.usage import Usage
-from translator.errors import BadRequest, UpstreamError, UserFacingError
+from translator import errors
+from translator.errors import BadRequest, UserFacingError
 
 Json = dict[str, Any]
 
@@ -236,8 +238,8 @@ class ClientMeta:
 
     model: str
     created: int
-    include_usage: bool = True
-    gemini_sse: bool = True
+    include_usage: bool = True  # OpenAI: the client asked for the usage chunk
+    sse: bool = True  # the client reads SSE (Gemini without alt=sse reads one JSON array)
 
 
 # --- stream events ------------------------------------------------------------------
@@ -313,7 +315,7 @@ class Failed:
 
 def cut_short() -> Failed:
     """What an encoder sends when the upstream stream ended without a proper end."""
-    return Failed(UpstreamError("upstream stream ended before it finished", status=502))
+    return Failed(errors.cut_short())
 
 
 Event = (
@@ -330,20 +332,6 @@ class StreamDecoder(Protocol):
 class StreamEncoder(Protocol):
     def encode(self, events: list[Event]) -> bytes: ...
     def close(self) -> bytes: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Codec:
-    """One protocol's half of every conversion; the facade keeps one per protocol."""
-
-    decode_request: Callable[[Json], Request]
-    encode_request: Callable[[Request, str, bool], Json]  # (request, upstream_model, stream)
-    decode_response: Callable[[Json], Response]
-    encode_response: Callable[[Response, ClientMeta], Json]
-    stream_decoder: Callable[[], StreamDecoder]
-    stream_encoder: Callable[[ClientMeta], StreamEncoder]
-    decode_error: Callable[[int, bytes], UserFacingError]
-    tool_name: Callable[[str], str]  # a name this protocol accepts, deterministic
 
 
 # --- helpers shared by codecs -------------------------------------------------------
@@ -489,20 +477,6 @@ def as_list(value: Any, where: str) -> list[Any]:
     if not isinstance(value, list):
         raise BadRequest(f"{where} must be an array")
     return value
-
-
-_STATUS_KIND = {
-    400: "invalid_request", 401: "authentication", 403: "permission", 404: "not_found",
-    413: "request_too_large", 429: "rate_limit", 500: "api_error", 503: "overloaded",
-    504: "timeout", 529: "overloaded",
-}
-
-
-def kind_for_status(status: int) -> str:
-    """The error kind of an upstream HTTP status (docs/protocols.md, "Errors")."""
-    if status in _STATUS_KIND:
-        return _STATUS_KIND[status]
-    return "api_error" if status >= 500 else "invalid_request"
 
 
 def parse_json(body: bytes | str) -> Any:

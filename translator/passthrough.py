@@ -1,8 +1,9 @@
 """Same-protocol responses: pass the upstream's bytes through, read usage on the side.
 
-Nothing is re-serialised. The only change ever made is dropping the OpenAI
-usage chunk that tokengate asked for on the client's behalf
-(``stream_options.include_usage``) when the client did not ask for it.
+Nothing is re-serialised. What the answer means (usage, finish, its last event) is
+read by the protocol's ``Observer`` (``Codec.observer``); the only change ever made
+is dropping an event the observer strips (OpenAI's usage chunk that tokengate asked
+for on a client's behalf, ``stream_options.include_usage``, when the client did not).
 
 ``feed`` returns ``None`` when the chunk goes to the client unchanged (no body
 mutation at all, the cheapest answer to Envoy) and bytes when it was rewritten.
@@ -10,37 +11,46 @@ mutation at all, the cheapest answer to Envoy) and bytes when it was rewritten.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
-from core.protocols import Protocol
 from core.usage import Usage
-from translator.errors import UpstreamError
-from translator.sse import SSEDecoder, SSEEvent
+from translator.errors import cut_short
+from translator.protocols.base import Codec
+from translator.protocols.convert import CodecRef, codec
+from translator.sse import SSEDecoder
 
 MAX_OBSERVED_BODY = 16 * 1024 * 1024  # a non-stream body larger than this is not parsed for usage
 
 
 class Passthrough:
-    """Observe (and for OpenAI maybe trim) one same-protocol response."""
+    """Observe (and maybe trim) one same-protocol response."""
 
-    def __init__(
-        self, protocol: Protocol, *, stream: bool, sse: bool = True, strip_usage_chunk: bool = False
-    ) -> None:
-        self.protocol = protocol
+    def __init__(self, protocol: CodecRef, *, stream: bool, sse: bool = True,
+                 strip_usage_chunk: bool = False) -> None:
+        self.codec: Codec = codec(protocol)
         self.stream = stream
-        self.strip = strip_usage_chunk and protocol is Protocol.OPENAI and stream
-        self.usage = Usage()
-        self.complete = False  # the upstream's own end marker was seen
-        self.finish: str | None = None
+        self._obs = self.codec.observer(strip_usage_chunk=strip_usage_chunk and stream)
+        self.strip = self._obs.strips
         # Gemini streams without alt=sse are one JSON array: read whole at the end.
         self._sse = SSEDecoder() if stream and sse else None
         self._body = bytearray()
         self._too_big = False
 
     def __repr__(self) -> str:
-        return f"Passthrough({self.protocol}, stream={self.stream}, complete={self.complete})"
+        return f"Passthrough({self.codec.name}, stream={self.stream}, {self._obs!r})"
+
+    @property
+    def usage(self) -> Usage:
+        return self._obs.usage
+
+    @property
+    def finish(self) -> str | None:
+        return self._obs.finish
+
+    @property
+    def complete(self) -> bool:
+        """The upstream's own end marker was seen."""
+        return self._obs.complete
 
     def feed(self, chunk: bytes) -> bytes | None:
         if self._sse is None:
@@ -51,11 +61,12 @@ class Passthrough:
                 self._read_body(bytes(self._body))
             return None
         events = self._sse.feed(chunk)
+        observe = self._obs.event
         if not self.strip:
             for ev in events:
-                self._observe(ev)
+                observe(ev)
             return None
-        out = b"".join(ev.raw for ev in events if self._observe(ev))
+        out = b"".join(ev.raw for ev in events if observe(ev))
         return None if out == chunk else out  # unchanged: no body mutation for Envoy to apply
 
     def flush(self) -> bytes | None:
@@ -64,12 +75,12 @@ class Passthrough:
         a finished answer."""
         if self._sse is not None:
             events = self._sse.flush()
-            kept = [ev.raw for ev in events if self._observe(ev)]
+            kept = [ev.raw for ev in events if self._obs.event(ev)]
             tail = b"".join(kept) if self.strip else b""
-            if not self.complete:
-                tail += UpstreamError("The upstream stream ended before it finished.").stream_event(self.protocol)
+            if not self._obs.complete:
+                tail += self.codec.error_event(cut_short())
             return tail or (b"" if self.strip else None)
-        if not self._too_big and self._body and not self.complete:
+        if not self._too_big and self._body and not self._obs.complete:
             self._read_body(bytes(self._body))
         return None
 
@@ -90,67 +101,6 @@ class Passthrough:
         docs = doc if isinstance(doc, list) else [doc]
         for d in docs:
             if isinstance(d, dict):
-                self._observe_doc(d)
+                self._obs.document(d)
         if not self.stream:
-            self.complete = True
-
-    def _observe_doc(self, d: dict[str, Any]) -> None:
-        if self.protocol is Protocol.OPENAI:
-            self.usage = self.usage.merge(Usage.from_openai(d.get("usage")))
-            for c in d.get("choices") or ():
-                if isinstance(c, dict) and c.get("finish_reason"):
-                    self.finish = c["finish_reason"]
-        elif self.protocol is Protocol.ANTHROPIC:
-            self.usage = self.usage.merge(Usage.from_anthropic(d.get("usage")))
-            if d.get("stop_reason"):
-                self.finish = d["stop_reason"]
-        else:
-            self.usage = self.usage.merge(Usage.from_gemini(d.get("usageMetadata")))
-            for c in d.get("candidates") or ():
-                if isinstance(c, dict) and c.get("finishReason"):
-                    self.finish = c["finishReason"]
-                    self.complete = True
-
-    def _observe(self, ev: SSEEvent) -> bool:
-        """Read one stream event; return whether it goes on to the client."""
-        data = ev.data
-        if self.protocol is Protocol.OPENAI:
-            if data == "[DONE]":
-                self.complete = True
-                return True
-            if '"usage":' not in data and '"finish_reason":"' not in data.replace(" ", ""):
-                return True
-            doc = _json(data)
-            if doc is None:
-                return True
-            self._observe_doc(doc)
-            usage_chunk = doc.get("usage") and not doc.get("choices")
-            return not (self.strip and usage_chunk)
-        if self.protocol is Protocol.ANTHROPIC:
-            if ev.event == "message_stop":
-                self.complete = True
-            elif ev.event == "message_start":
-                doc = _json(data)
-                if doc and isinstance(doc.get("message"), dict):
-                    self._observe_doc(doc["message"])
-            elif ev.event == "message_delta":
-                doc = _json(data)
-                if doc:
-                    self.usage = self.usage.merge(Usage.from_anthropic(doc.get("usage")))
-                    delta = doc.get("delta") or {}
-                    if isinstance(delta, dict) and delta.get("stop_reason"):
-                        self.finish = delta["stop_reason"]
-            return True
-        if data:
-            doc = _json(data)
-            if doc:
-                self._observe_doc(doc)
-        return True
-
-
-def _json(data: str) -> dict[str, Any] | None:
-    try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    return doc if isinstance(doc, dict) else None
+            self._obs.complete = True

@@ -14,11 +14,13 @@ from typing import Protocol as TypingProtocol
 
 import structlog
 
-from core.protocols import Protocol
 from core.usage import Usage
 from translator.errors import BadRequest, UpstreamError
 from translator.passthrough import Passthrough
+from translator.protocols.base import Codec
 from translator.protocols.convert import (
+    CodecRef,
+    codec,
     response_translator,
     translate_count_response,
     translate_error,
@@ -105,8 +107,8 @@ class WholeBodyTranslation:
 
 
 def handler_for(
-    client: Protocol,
-    upstream: Protocol | None,
+    client: CodecRef,
+    upstream: CodecRef | None,
     status: int,
     *,
     stream: bool,
@@ -116,14 +118,15 @@ def handler_for(
     tool_names: tuple[str, ...],
     count: bool = False,
 ) -> ResponseHandler:
-    return Guarded(_handler(client, upstream, status, stream=stream, sse=sse, include_usage=include_usage,
-                            model=model, tool_names=tool_names, count=count))
+    down = codec(client)
+    return Guarded(_handler(down, codec(upstream) if upstream is not None else down, status, stream=stream,
+                            sse=sse, include_usage=include_usage, model=model, tool_names=tool_names, count=count))
 
 
-def _handler(client: Protocol, upstream: Protocol | None, status: int, *, stream: bool, sse: bool,
+def _handler(client: Codec, upstream: Codec, status: int, *, stream: bool, sse: bool,
              include_usage: bool, model: str, tool_names: tuple[str, ...], count: bool) -> ResponseHandler:
     streaming = stream and status == 200
-    if upstream is None or upstream is client:
+    if upstream is client:
         return Passthrough(client, stream=streaming, sse=sse, strip_usage_chunk=streaming and not include_usage)
     if status >= 400:
         return WholeBodyTranslation(lambda b: translate_error(client, upstream, status, b)[1], f"{status} error")
@@ -131,4 +134,4 @@ def _handler(client: Protocol, upstream: Protocol | None, status: int, *, stream
         return WholeBodyTranslation(lambda b: translate_count_response(client, upstream, b), "token count")
     return response_translator(
         client, upstream, stream=streaming, client_model=model, include_usage=include_usage,
-        gemini_sse=sse, tool_names=tool_names)
+        sse=sse, tool_names=tool_names)

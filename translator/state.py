@@ -17,6 +17,8 @@ from core.protocols import Protocol
 from translator.admission import Admitter
 from translator.inflight import Inflight
 from translator.metering import Meter
+from translator.protocols import REGISTRY
+from translator.protocols.base import Codec
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,7 @@ class Target:
 
     name: str
     protocol: Protocol
+    codec: Codec  # the protocol's
     model: str  # the upstream's model name
     base_path: str
     credential: str | None
@@ -47,9 +50,8 @@ class Gateway:
         }
         self.targets = targets(cfg, base)
         # model name -> the protocols its deployments speak
-        self.protocols: dict[str, frozenset[Protocol]] = {
-            name: frozenset(cfg.provider(cfg.deployment(d).provider).protocol for d in m.deployment_names)
-            for name, m in self.models.items()
+        self.codecs: dict[str, frozenset[Codec]] = {
+            name: frozenset(self.targets[d].codec for d in m.deployment_names) for name, m in self.models.items()
         }
         self.direct = direct_targets(cfg, self.targets)
 
@@ -59,8 +61,8 @@ def targets(cfg: GatewayConfig, base: Path) -> dict[str, Target]:
     out = {}
     for d in cfg.deployments:
         p = cfg.provider(d.provider)
-        out[d.name] = Target(name=d.name, protocol=p.protocol, model=d.model, base_path=p.base_path,
-                             credential=p.api_key.resolve(base) if p.api_key else None)
+        out[d.name] = Target(name=d.name, protocol=p.protocol, codec=REGISTRY.get(p.protocol), model=d.model,
+                             base_path=p.base_path, credential=p.api_key.resolve(base) if p.api_key else None)
     return out
 
 

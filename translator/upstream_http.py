@@ -1,13 +1,16 @@
-"""How each protocol is called upstream: the path, and where the credential goes."""
+"""Names shared by the two filters and the Envoy config: the gateway's own headers and attributes.
+
+How each protocol is called upstream (path, credential, its own headers) is its codec's
+(``Codec.upstream_path``, ``credential``, ``upstream_headers``).
+"""
 
 from __future__ import annotations
 
-from core.protocols import Protocol
-from translator.endpoints import Kind
+from translator.protocols import REGISTRY
 
-# Every header a client may carry its tokengate key in; none of them goes upstream.
-CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
-ANTHROPIC_VERSION = "2023-06-01"
+# Every header a client may carry its tokengate key in (and Azure OpenAI's api-key, never read as
+# one); none of them goes upstream.
+CLIENT_CREDENTIAL_HEADERS = ("authorization", *REGISTRY.key_headers, "api-key")
 # Set by the router for Envoy (route choice) and the upstream filter (the caller's context); never sent on.
 ROUTE_HEADER = "x-tokengate-model"
 CTX_HEADER = "x-tokengate-ctx"
@@ -16,34 +19,7 @@ CTX_HEADER = "x-tokengate-ctx"
 DEPLOYMENT_ATTR = "xds.upstream_host_metadata.filter_metadata['tokengate']['deployment']"
 
 
-
-def direct_route(model: str, caller: Protocol) -> str:
-    """The routing header's value for ``model``'s direct route as ``caller`` reaches it ('#' is in no model name)."""
-    return f"{model}#{caller.value}"
-# Sent by Anthropic callers; forwarded only to Anthropic upstreams.
-ANTHROPIC_ONLY_HEADERS = ("anthropic-version", "anthropic-beta")
-
-
-def path(protocol: Protocol, base_path: str, kind: Kind, model: str, *, stream: bool, sse: bool) -> str:
-    """The request path for ``protocol`` under the provider's base URL path."""
-    if protocol is Protocol.OPENAI:
-        return f"{base_path}/chat/completions"
-    if protocol is Protocol.ANTHROPIC:
-        return f"{base_path}/v1/messages" + ("/count_tokens" if kind is Kind.COUNT_TOKENS else "")
-    if kind is Kind.COUNT_TOKENS:
-        method = "countTokens"
-    elif stream:
-        method = "streamGenerateContent" + ("?alt=sse" if sse else "")
-    else:
-        method = "generateContent"
-    return f"{base_path}/v1beta/models/{model}:{method}"
-
-
-def credential_headers(protocol: Protocol, key: str | None) -> dict[str, str]:
-    if not key:
-        return {}
-    if protocol is Protocol.OPENAI:
-        return {"authorization": f"Bearer {key}"}
-    if protocol is Protocol.ANTHROPIC:
-        return {"x-api-key": key}
-    return {"x-goog-api-key": key}
+def direct_route(model: str, caller: str) -> str:
+    """The routing header's value for ``model``'s direct route as a ``caller`` protocol reaches it
+    ('#' is in no model name)."""
+    return f"{model}#{caller}"

@@ -13,7 +13,10 @@ from google.genai import types as gtypes
 
 from core.protocols import Protocol
 from core.usage import Usage
+from translator.protocols.anthropic import usage as anthropic_usage
 from translator.protocols.convert import response_translator
+from translator.protocols.gemini import usage as gemini_usage
+from translator.protocols.openai import usage as openai_usage
 
 OAI, ANT, GEM = Protocol.OPENAI, Protocol.ANTHROPIC, Protocol.GEMINI
 
@@ -131,7 +134,7 @@ def test_openai_client_response(upstream: Protocol) -> None:
         if tc.type == "function"
     ]
     assert "think" == out["choices"][0]["message"]["reasoning_content"]
-    assert (USAGE, USAGE.to_openai()) == (
+    assert (USAGE, openai_usage.write(USAGE)) == (
         t.usage,
         c.usage.model_dump(exclude_none=True) if c.usage else None,
     )
@@ -150,7 +153,7 @@ def test_anthropic_client_response(upstream: Protocol) -> None:
     assert [("get", {"c": "Oslo"})] == [
         (b.name, b.input) for b in m.content if b.type == "tool_use"
     ]
-    assert ("tool_use", USAGE.to_anthropic()) == (
+    assert ("tool_use", anthropic_usage.write(USAGE)) == (
         m.stop_reason,
         m.usage.model_dump(exclude_none=True),
     )
@@ -168,7 +171,7 @@ def test_gemini_client_response(upstream: Protocol) -> None:
     assert all(fc.id for fc in calls)
     cand = (r.candidates or [])[0]
     assert gtypes.FinishReason.STOP == cand.finish_reason
-    assert USAGE.to_gemini() == out["usageMetadata"]
+    assert gemini_usage.write(USAGE) == out["usageMetadata"]
 
 
 STOPS: dict[Protocol, list[tuple[str, str, str, str]]] = {

@@ -14,7 +14,10 @@ from google.genai import types as gtypes
 
 from core.protocols import Protocol
 from core.usage import Usage
+from translator.protocols.anthropic import usage as anthropic_usage
 from translator.protocols.convert import response_translator
+from translator.protocols.gemini import usage as gemini_usage
+from translator.protocols.openai import usage as openai_usage
 
 from . import sdk
 from .test_stream_golden import CASES, FIXTURES, case_meta, expected, upstream
@@ -43,7 +46,7 @@ def test_openai_sdk_reads_translated_stream(case: str) -> None:
         assert _tools(meta) == [[t["name"], json.loads(t["arguments"])] for t in acc["tools"]]
     assert all(t["id"] for t in acc["tools"])
     assert meta["finish"]["openai"] == acc["finish"]
-    assert _usage(meta).to_openai() == acc["usage"]
+    assert openai_usage.write(_usage(meta)) == acc["usage"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -64,7 +67,7 @@ def test_anthropic_sdk_accumulates_translated_stream(case: str) -> None:
     if not meta.get("partial_tool"):
         assert _tools(meta) == [[b.name, b.input] for b in msg.content if b.type == "tool_use"]
     assert meta["finish"]["anthropic"] == msg.stop_reason
-    assert _usage(meta).to_anthropic() == msg.usage.model_dump(exclude_none=True)
+    assert anthropic_usage.write(_usage(meta)) == msg.usage.model_dump(exclude_none=True)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -88,7 +91,7 @@ def test_gemini_json_array_framing_parses(case: str) -> None:
         stream=True,
         client_model="m",
         include_usage=True,
-        gemini_sse=False,
+        sse=False,
         created=1,
     )
     items = json.loads(t.feed(upstream(case)) + t.flush())
@@ -105,7 +108,7 @@ def _check_gemini(meta: dict[str, Any], acc: dict[str, Any]) -> None:
     assert meta.get("thinking", "") == acc["thoughts"]
     assert ([] if meta.get("partial_tool") else _tools(meta)) == [list(c) for c in acc["calls"]]
     assert meta["finish"]["gemini"] == acc["finish"]
-    assert Usage.from_gemini(_usage(meta).to_gemini()) == _gemini_usage(acc["usage"] or {})
+    assert gemini_usage.read(gemini_usage.write(_usage(meta))) == _gemini_usage(acc["usage"] or {})
 
 
 def _gemini_usage(u: dict[str, int]) -> Usage:
@@ -115,7 +118,7 @@ def _gemini_usage(u: dict[str, int]) -> Usage:
         "candidates_token_count": "candidatesTokenCount",
         "thoughts_token_count": "thoughtsTokenCount",
     }
-    return Usage.from_gemini({camel[k]: v for k, v in u.items() if k in camel})
+    return gemini_usage.read({camel[k]: v for k, v in u.items() if k in camel})
 
 
 def test_fixtures_directory_has_cases() -> None:

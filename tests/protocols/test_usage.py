@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.usage import Usage
+from translator.protocols.gemini import usage as gemini_usage
 
 
 @pytest.mark.parametrize(
@@ -27,4 +28,4 @@ def test_gemini_candidates_inclusive_of_thoughts_are_not_double_counted(
     meta: dict[str, int], expected: Usage
 ) -> None:
     """candidatesTokenCount that already includes thoughts (prompt+candidates == total) is split."""
-    assert expected == Usage.from_gemini(meta)
+    assert expected == gemini_usage.read(meta)

@@ -32,7 +32,7 @@ from core.protocols import Protocol
 from core.store import KeyInfo
 from core.usage import Usage
 from translator import listing, metrics
-from translator.admission import estimate_hold, requested_output
+from translator.admission import estimate_hold
 from translator.auth import NO_KEY, authenticate
 from translator.endpoints import Endpoint, Kind, classify, client_key
 from translator.errors import (
@@ -45,7 +45,8 @@ from translator.errors import (
 )
 from translator.extproc import messages as m
 from translator.extproc.upstream import Ctx, attempt_body, attempt_headers, needs_body
-from translator.protocols.convert import client_tool_names, count_body, estimate_count
+from translator.protocols import REGISTRY
+from translator.protocols.base import Codec, estimate_tokens
 from translator.responses import ResponseHandler, handler_for
 from translator.state import Gateway, Target
 from translator.upstream_http import (
@@ -57,9 +58,6 @@ from translator.upstream_http import (
 )
 
 log = structlog.get_logger("tokengate.request")
-
-ESTIMATE_BYTES_PER_TOKEN = 4  # for a prompt the upstream never reported
-
 
 MAX_HEADER_BYTES = 64 * 1024  # Envoy reads up to 1 MiB (max_request_headers_kb) so that this 431 has the caller's shape
 MAX_DEPTH = 128  # JSON nesting a request may have: orjson writes at most 254, translation adds a few
@@ -87,6 +85,8 @@ class Phase(Enum):
 
 
 class RouterProcessor:
+    role = "router"
+
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
         self.phase = Phase.REQUEST
@@ -114,12 +114,43 @@ class RouterProcessor:
         self.ended = False  # the response's last chunk was answered: meter() does not call it cut short
 
     def __repr__(self) -> str:
-        return f"RouterProcessor(phase={self.phase.value}, model={self.model!r}, status={self.status})"
+        return (f"RouterProcessor(request_id={self.request_id!r}, phase={self.phase.value}, model={self.model!r}, "
+                f"status={self.status})")
+
+    async def on(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
+        """One message of the request's stream (the servicer's dispatch; response chunks first, the hot path)."""
+        kind = req.WhichOneof("request")
+        if kind == "response_body":
+            return self.on_response_body(req)
+        if kind == "request_body":
+            return await self.on_request_body(req)
+        if kind == "request_headers":
+            return await self.on_request_headers(req)
+        raise RuntimeError(f"unexpected ext_proc message {kind!r}")
+
+    def answered(self, req: pb.ProcessingRequest, resp: pb.ProcessingResponse) -> bool:
+        """Envoy sends nothing more after an immediate response or the response's last chunk."""
+        return bool(resp.HasField("immediate_response") or req.response_body.end_of_stream)
+
+    def close(self) -> None:
+        """The stream is over: meter the request (a no-op when an error already did)."""
+        self.meter(cut_short=not self.ended)
+
+    def fail(self, req: pb.ProcessingRequest, err: UserFacingError) -> pb.ProcessingResponse:
+        """``err`` in the caller's protocol: in band once the response started, else instead of it."""
+        if self.phase is Phase.RESPONDING:
+            return self.stream_error(err)
+        return self.error_response(err)
+
+    @property
+    def codec(self) -> Codec:
+        """The caller's protocol (the registry's fallback until the path says otherwise)."""
+        return self.endpoint.codec if self.endpoint else REGISTRY.fallback
 
     @property
     def protocol(self) -> Protocol:
-        """The caller's protocol (OpenAI until the path says otherwise)."""
-        return self.endpoint.protocol if self.endpoint else Protocol.OPENAI
+        """The caller's protocol's name, as metering and the upstream filter's context carry it."""
+        return Protocol(self.codec.name)
 
     # --- request ----------------------------------------------------------------
 
@@ -144,9 +175,9 @@ class RouterProcessor:
         key = await authenticate(self.gw.redis, client_key(ep, headers))
         self.key = key
         if ep.kind is Kind.LIST_MODELS:
-            doc = listing.list_models(ep.protocol, self.gw.models, self.gw.owners, key.models)
+            doc = listing.list_models(ep.codec, self.gw.models, self.gw.owners, key.models)
         else:
-            doc = listing.get_model(ep.protocol, ep.model or "", self.gw.models, self.gw.owners, key.models)
+            doc = listing.get_model(ep.codec, ep.model or "", self.gw.models, self.gw.owners, key.models)
         self.phase = Phase.DONE
         return m.immediate(200, {"content-type": "application/json"}, orjson.dumps(doc), "tokengate_models")
 
@@ -163,17 +194,17 @@ class RouterProcessor:
             await authenticate(self.gw.redis, self.api_key)  # a bad key is a 401 before a bad body is a 400
             raise
         model = self.gw.models[asked].name  # an alias is resolved once, here
-        if ep.kind is Kind.COUNT_TOKENS and self.gw.protocols[model] == {Protocol.OPENAI} \
-                and ep.protocol is not Protocol.OPENAI:
+        codec = ep.codec
+        if ep.kind is Kind.COUNT_TOKENS and not any(c.counts_tokens for c in self.gw.codecs[model]):
             # No count endpoint upstream: estimate here, and say it is an estimate.
             await self.gw.admitter.admit(self.api_key, model, hold=0, hold_id=self.event_id)
             self.phase = Phase.DONE
-            doc = count_body(ep.protocol, estimate_count(body))
+            doc = codec.encode_count(codec.estimate_prompt(body))
             return m.immediate(200, {"content-type": "application/json", "x-tokengate-token-count": "estimated"},
                                orjson.dumps(doc), "tokengate_count_estimate")
         hold = 0
         if ep.kind is Kind.CHAT:
-            cap = requested_output(ep.protocol, body)
+            cap = codec.output_cap(body)
             limit = self.gw.max_output[model]
             hold = estimate_hold(self.gw.prices[model], len(raw), min(cap, limit) if cap is not None else limit)
         self.hold, self.model = hold, model
@@ -183,31 +214,26 @@ class RouterProcessor:
         self.key, self.lease_id = admitted.key, admitted.lease_id
         self.asked = asked
         if "tools" in body:
-            self.tool_names = client_tool_names(ep.protocol, body)
+            self.tool_names = codec.tool_names(body)
         self.stream = ep.stream if ep.stream is not None else body.get("stream") is True
-        opts = body.get("stream_options")
-        self.include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
+        self.include_usage = codec.asks_stream_usage(body)
         self.phase = Phase.ROUTED
         if self.gw.inflight is not None:
             usage, cost = unfinished
             self.gw.inflight.started(self.event_id, self._event(0, usage, cost > 0, cost, complete=False,
                                                                 cut_short=True, finish=None, duration_s=0.0))
-        changed = False
-        if ep.protocol is Protocol.OPENAI and self.stream and not self.include_usage:
-            # Usage is always asked of the upstream; the extra chunk is removed again on the way back.
-            body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
-            changed = True
+        # Usage is always asked of the upstream; an event the caller did not ask for is removed on the way back.
+        changed = self.stream and not self.include_usage and codec.request_stream_usage(body)
         direct = self.gw.direct.get(model)
         if direct is not None:  # one provider and model: set once what every attempt needs (no upstream filter)
             self.direct = direct
-            headers, remove = attempt_headers(ep.protocol, ep.kind, self.stream, ep.sse, direct,
-                                              self.header_names)
-            headers[ROUTE_HEADER] = direct_route(model, ep.protocol)
-            if needs_body(ep.protocol, asked, direct):
-                body = attempt_body(ep.protocol, ep.kind, self.stream, direct, body)
+            headers, remove = attempt_headers(codec, ep.kind, self.stream, ep.sse, direct, self.header_names)
+            headers[ROUTE_HEADER] = direct_route(model, codec.name)
+            if needs_body(codec, asked, direct):
+                body = attempt_body(codec, ep.kind, self.stream, direct, body)
                 changed = True
         else:
-            ctx = Ctx(ep.protocol, ep.kind, self.stream, ep.sse, asked)
+            ctx = Ctx(self.protocol, ep.kind, self.stream, ep.sse, asked)
             headers, remove = {ROUTE_HEADER: model, CTX_HEADER: ctx.encode()}, list(CLIENT_CREDENTIAL_HEADERS)
         out = orjson.dumps(body) if changed else None
         if out is not None:
@@ -250,7 +276,7 @@ class RouterProcessor:
             # already in the caller's shape; nobody to charge, so no metering event, only a count.
             if req.response_body.end_of_stream:
                 self.phase = Phase.DONE
-                metrics.REJECTED.labels(self.protocol.value, "envoy_local_reply").inc()
+                metrics.REJECTED.labels(self.codec.name, "envoy_local_reply").inc()
             return m.CONTINUE_RESPONSE_BODY
         if self.handler is None:
             self._start_response(m.attributes(req))
@@ -277,7 +303,7 @@ class RouterProcessor:
         ep = self.endpoint
         assert ep is not None
         self.handler = handler_for(
-            ep.protocol, self.upstream_protocol, self.status, stream=self.stream, sse=ep.sse,
+            ep.codec, t.codec if t else None, self.status, stream=self.stream, sse=ep.sse,
             include_usage=self.include_usage, model=self.asked, tool_names=self.tool_names,
             count=ep.kind is Kind.COUNT_TOKENS)
 
@@ -354,7 +380,7 @@ class RouterProcessor:
 
     def _estimated_prompt(self) -> Usage:
         """The prompt as estimated from the body's size, for a request whose upstream never reported it."""
-        return Usage(input=self.body_len // ESTIMATE_BYTES_PER_TOKEN)
+        return Usage(input=estimate_tokens(self.body_len))
 
     def _unfinished_charge(self) -> tuple[Usage, int]:
         """What this request is charged should it never report (its process died, or its hold was
@@ -369,19 +395,19 @@ class RouterProcessor:
         """The error in band: the client already has the status line and maybe chunks."""
         log.warning("stream_error", request_id=self.request_id, kind=err.kind, message=err.message)
         self.meter(cut_short=True)
-        body = err.stream_event(self.protocol) if self.stream else err.render(self.protocol)[2]
+        body = self.codec.error_event(err) if self.stream else self.codec.error_response(err)[2]
         return m.response_body(m.common(body=body))
 
     def error_response(self, err: UserFacingError) -> pb.ProcessingResponse:
         """The error as the caller's protocol spells it, before anything was sent."""
-        status, headers, body = err.render(self.protocol)
+        status, headers, body = self.codec.error_response(err)
         log.info("rejected", request_id=self.request_id, status=status, kind=err.kind,
-                 model=self.model or None, protocol=self.protocol.value)
+                 model=self.model or None, protocol=self.codec.name)
         if self.phase is Phase.ROUTED:  # admitted (a hold is placed): the request still gets its event
             self.status = status
             self.phase = Phase.RESPONDING
             self.meter()
         else:
-            metrics.REJECTED.labels(self.protocol.value, err.kind).inc()
+            metrics.REJECTED.labels(self.codec.name, err.kind).inc()
         self.phase = Phase.DONE
         return m.immediate(status, headers, body, f"tokengate_{err.kind}")

@@ -2,7 +2,8 @@
 
 Thin on purpose: it picks the processor for the filter that opened the stream
 (router or upstream, told by the ``x-tokengate-filter`` initial metadata), hands
-each message to it, and is the one place where exceptions become responses.
+each message to it, and holds the one ``try`` where exceptions become answers
+(``boundary.py``).
 
 It ends each router-filter RPC itself, with status OK, as soon as Envoy will
 send nothing more for the request (an immediate response, the response's last
@@ -18,18 +19,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
-import structlog
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 
-from translator.errors import UserFacingError
-from translator.extproc import messages as m
-from translator.extproc.router import Phase, RouterProcessor
-from translator.extproc.upstream import UpstreamAttempt, client_protocol
+from translator.extproc.boundary import Processor, user_facing
+from translator.extproc.router import RouterProcessor
+from translator.extproc.upstream import UpstreamAttempt
 from translator.state import Gateway
-
-log = structlog.get_logger("tokengate.extproc")
-_INTERNAL = UserFacingError("The gateway failed to process this request.", status=500)
 
 
 class Servicer(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
@@ -39,54 +35,18 @@ class Servicer(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
     async def Process(  # noqa: N802 - gRPC method name
         self, request_iterator: AsyncIterator[pb.ProcessingRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ProcessingResponse]:
-        if ("x-tokengate-filter", "upstream") in (context.invocation_metadata() or ()):
-            attempt = UpstreamAttempt(self.gw)
-            async for req in request_iterator:
-                yield self._upstream(attempt, req)
-            return
-        proc = RouterProcessor(self.gw)
+        upstream = ("x-tokengate-filter", "upstream") in (context.invocation_metadata() or ())
+        proc: Processor = UpstreamAttempt(self.gw) if upstream else RouterProcessor(self.gw)
         try:
             async for req in request_iterator:
-                resp = await self._router(proc, req)
+                try:
+                    resp = await proc.on(req)
+                except Exception as exc:  # the one boundary (boundary.py)
+                    resp = proc.fail(req, user_facing(exc, proc, req))
                 yield resp
-                if resp.HasField("immediate_response") or req.response_body.end_of_stream:
+                if proc.answered(req, resp):
                     return  # the request is answered: nothing more comes
         finally:
             # After the last answer went out (the generator resumes once gRPC has sent it), or when
-            # Envoy or the client gave up first; a no-op after an error already metered the request.
-            proc.meter(cut_short=not proc.ended)
-
-    async def _router(self, proc: RouterProcessor, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
-        kind = req.WhichOneof("request")
-        try:
-            if kind == "request_body":
-                return await proc.on_request_body(req)
-            if kind == "response_body":
-                return proc.on_response_body(req)
-            if kind == "request_headers":
-                return await proc.on_request_headers(req)
-            raise RuntimeError(f"unexpected ext_proc message {kind!r}")
-        except Exception as exc:
-            err = exc if isinstance(exc, UserFacingError) else _INTERNAL
-            if err is _INTERNAL:
-                log.exception("router_failed", request_id=proc.request_id, message=kind)
-            if proc.phase is Phase.RESPONDING:
-                return proc.stream_error(err)
-            return proc.error_response(err)
-
-    def _upstream(self, attempt: UpstreamAttempt, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
-        kind = req.WhichOneof("request")
-        try:
-            if kind == "request_headers":
-                return attempt.on_request_headers(req)
-            if kind == "request_body":
-                return attempt.on_request_body(req)
-            if kind == "response_headers":
-                return attempt.on_response_headers(req)
-            raise RuntimeError(f"unexpected ext_proc message {kind!r}")
-        except Exception as exc:
-            err = exc if isinstance(exc, UserFacingError) else _INTERNAL
-            if err is _INTERNAL:
-                log.exception("upstream_failed", message=kind)
-            status, headers, body = err.render(client_protocol(req))
-            return m.immediate(status, headers, body, f"tokengate_{err.kind}")
+            # Envoy or the client gave up first: the router meters the request (once).
+            proc.close()

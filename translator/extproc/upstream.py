@@ -22,17 +22,13 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
 from core.protocols import Protocol
 from translator.endpoints import Kind
-from translator.errors import UpstreamError
+from translator.errors import UpstreamError, UserFacingError
 from translator.extproc import messages as m
-from translator.protocols.convert import client_status, translate_count_request, translate_request
+from translator.protocols import REGISTRY
+from translator.protocols.base import Codec
+from translator.protocols.convert import translate_count_request, translate_request
 from translator.state import Gateway, Target
-from translator.upstream_http import (
-    ANTHROPIC_ONLY_HEADERS,
-    ANTHROPIC_VERSION,
-    CTX_HEADER,
-    credential_headers,
-    path,
-)
+from translator.upstream_http import CTX_HEADER
 
 CTX_ATTR = f"request.headers['{CTX_HEADER}']"
 # The caller's headers a provider gets (besides what each attempt sets itself). x-forwarded-proto
@@ -68,33 +64,31 @@ class Ctx:
         return f"{self.protocol.value}|{self.kind.value}|{flags}|{self.model}"
 
 
-def client_protocol(req: pb.ProcessingRequest) -> Protocol:
-    """The caller's protocol, for shaping an error; OpenAI when the context is unreadable."""
+def client_codec(req: pb.ProcessingRequest) -> Codec:
+    """The caller's protocol, for shaping an error; the registry's fallback when the context is unreadable."""
     proto = str(m.attributes(req).get(CTX_ATTR) or "").partition("|")[0]
-    return Protocol.parse(proto) or Protocol.OPENAI
+    return REGISTRY.find(proto) or REGISTRY.fallback
 
 
-def attempt_headers(caller: Protocol, kind: Kind, stream: bool, sse: bool, t: Target,
+def attempt_headers(caller: Codec, kind: Kind, stream: bool, sse: bool, t: Target,
                     client_headers: Collection[str]) -> tuple[dict[str, str], list[str]]:
     """The headers to set and remove for an attempt to ``t``: path, credential, protocol headers.
 
     ``client_headers``: the names of the headers the request carries. Only FORWARDED ones (and
-    Anthropic's version and beta headers, to an Anthropic upstream of an Anthropic caller) go on:
-    no cookie, client address, tracing or SDK header, no credential, and no accept-encoding (a
-    compressed answer could not be read for usage).
+    those the upstream's protocol adds, such as Anthropic's version and beta headers to an Anthropic
+    upstream of an Anthropic caller) go on: no cookie, client address, tracing or SDK header, no
+    credential, and no accept-encoding (a compressed answer could not be read for usage).
     """
-    same = caller is t.protocol
-    # Translated Gemini streams are read as SSE; only a Gemini caller may ask for the array.
+    up = t.codec
+    same = caller is up
+    # Translated streams are read as SSE; only a caller of the upstream's own protocol may ask for another framing.
     headers = {
-        ":path": path(t.protocol, t.base_path, kind, t.model, stream=stream, sse=sse if same else True),
-        **credential_headers(t.protocol, t.credential),
+        ":path": up.upstream_path(t.base_path, kind, t.model, stream=stream, sse=sse if same else True),
+        **up.credential(t.credential),
     }
-    keep = FORWARDED
-    if t.protocol is Protocol.ANTHROPIC:
-        if not same or "anthropic-version" not in client_headers:
-            headers["anthropic-version"] = ANTHROPIC_VERSION
-        if same:
-            keep = FORWARDED | set(ANTHROPIC_ONLY_HEADERS)
+    extra, also_kept = up.upstream_headers(client_headers, same=same)
+    headers.update(extra)
+    keep = FORWARDED | also_kept if also_kept else FORWARDED
     if not same:
         headers["content-type"] = "application/json"
     remove = [h for h in client_headers
@@ -102,27 +96,55 @@ def attempt_headers(caller: Protocol, kind: Kind, stream: bool, sse: bool, t: Ta
     return headers, remove
 
 
-def needs_body(caller: Protocol, model: str, t: Target) -> bool:
+def needs_body(caller: Codec, model: str, t: Target) -> bool:
     """Whether an attempt to ``t`` must rewrite the body (another protocol, or another model name)."""
-    return caller is not t.protocol or (t.protocol is not Protocol.GEMINI and model != t.model)
+    return caller is not t.codec or (t.codec.model_in_body and model != t.model)
 
 
-def attempt_body(caller: Protocol, kind: Kind, stream: bool, t: Target, body: dict[str, Any]) -> dict[str, Any]:
+def attempt_body(caller: Codec, kind: Kind, stream: bool, t: Target, body: dict[str, Any]) -> dict[str, Any]:
     """The caller's parsed body as ``t`` needs it."""
-    if caller is t.protocol:
-        return {**body, "model": t.model}
+    if caller is t.codec:
+        return t.codec.with_model(body, t.model)
     if kind is Kind.COUNT_TOKENS:
-        return translate_count_request(caller, t.protocol, body, upstream_model=t.model)
-    return translate_request(caller, t.protocol, body, upstream_model=t.model, stream=stream)
+        return translate_count_request(caller, t.codec, body, upstream_model=t.model)
+    return translate_request(caller, t.codec, body, upstream_model=t.model, stream=stream)
 
 
 class UpstreamAttempt:
     """One attempt: headers first, then (only if asked for) the body."""
 
+    role = "upstream"
+
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
         self.target: Target | None = None
         self.ctx: Ctx | None = None
+        self.caller: Codec | None = None
+
+    def __repr__(self) -> str:
+        return f"UpstreamAttempt(target={self.target.name if self.target else None!r}, ctx={self.ctx})"
+
+    async def on(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
+        """One message of the attempt's stream (the servicer's dispatch)."""
+        kind = req.WhichOneof("request")
+        if kind == "request_headers":
+            return self.on_request_headers(req)
+        if kind == "request_body":
+            return self.on_request_body(req)
+        if kind == "response_headers":
+            return self.on_response_headers(req)
+        raise RuntimeError(f"unexpected ext_proc message {kind!r}")
+
+    def answered(self, req: pb.ProcessingRequest, resp: pb.ProcessingResponse) -> bool:
+        return False  # ending the upstream filter's RPC early made Envoy answer 500 (1.40): Envoy ends it
+
+    def close(self) -> None:
+        pass
+
+    def fail(self, req: pb.ProcessingRequest, err: UserFacingError) -> pb.ProcessingResponse:
+        """``err`` for the caller (nothing was sent yet: the attempt has not reached its provider)."""
+        status, headers, body = (self.caller or client_codec(req)).error_response(err)
+        return m.immediate(status, headers, body, f"tokengate_{err.kind}")
 
     def on_request_headers(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
         attrs = m.attributes(req)
@@ -131,25 +153,26 @@ class UpstreamAttempt:
         if t is None:
             raise UpstreamError(f"No deployment is known for upstream metadata {name!r}.")
         ctx = self.ctx = Ctx.decode(str(attrs.get(CTX_ATTR) or ""))
-        headers, remove = attempt_headers(ctx.protocol, ctx.kind, ctx.stream, ctx.sse, t,
+        caller = self.caller = REGISTRY.get(ctx.protocol)
+        headers, remove = attempt_headers(caller, ctx.kind, ctx.stream, ctx.sse, t,
                                           m.header_map(req.request_headers).keys())
         resp = m.request_headers(m.common(set_headers=headers, remove_headers=remove))
-        if ctx.protocol is not t.protocol:
+        if caller is not t.codec:
             resp.mode_override.CopyFrom(_TRANSLATE)
-        elif not needs_body(ctx.protocol, ctx.model, t):
+        elif not needs_body(caller, ctx.model, t):
             resp.mode_override.CopyFrom(SKIP_BODY)  # nothing in the body changes
         return resp
 
     def on_response_headers(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
         """Only for attempts to another protocol: its error status, as the caller's protocol spells it."""
-        assert self.ctx is not None
+        assert self.caller is not None
         status = int(m.header_map(req.response_headers).get(":status", "0") or 0)
-        mapped = client_status(self.ctx.protocol, status)
+        mapped = self.caller.client_status(status)
         headers = {":status": str(mapped)} if mapped != status else None
         return m.response_headers(m.common(set_headers=headers))
 
     def on_request_body(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
-        t, ctx = self.target, self.ctx
-        assert t is not None and ctx is not None
-        out = orjson.dumps(attempt_body(ctx.protocol, ctx.kind, ctx.stream, t, orjson.loads(req.request_body.body)))
+        t, ctx, caller = self.target, self.ctx, self.caller
+        assert t is not None and ctx is not None and caller is not None
+        out = orjson.dumps(attempt_body(caller, ctx.kind, ctx.stream, t, orjson.loads(req.request_body.body)))
         return m.request_body(m.common(body=out, set_headers={"content-length": str(len(out))}))

@@ -1,19 +1,7 @@
-"""Anthropic Messages codec: requests, responses, streams and errors <-> IR."""
+"""Anthropic Messages: requests, responses, streams, errors, usage <-> IR; ``CODEC`` is the protocol."""
 
 from __future__ import annotations
 
-from translator.ir import Codec
-from translator.protocols.anthropic.request import decode_request, encode_request, tool_name
-from translator.protocols.anthropic.response import decode_error, decode_response, encode_response
-from translator.protocols.anthropic.stream import StreamDecoder, StreamEncoder
+from translator.protocols.anthropic.codec import CODEC
 
-CODEC = Codec(
-    decode_request=decode_request,
-    encode_request=encode_request,
-    decode_response=decode_response,
-    encode_response=encode_response,
-    stream_decoder=StreamDecoder,
-    stream_encoder=StreamEncoder,
-    decode_error=decode_error,
-    tool_name=tool_name,
-)
+__all__ = ["CODEC"]

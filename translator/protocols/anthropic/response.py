@@ -1,4 +1,4 @@
-"""Anthropic ``message`` responses and error bodies <-> IR.
+"""Anthropic ``message`` responses <-> IR.
 
 Reasoning from other providers becomes a ``thinking`` block with an empty
 signature (shown to the client, never replayed to Anthropic: the request encoder
@@ -7,10 +7,9 @@ drops unsigned thinking). Blocks keep the upstream order.
 
 from __future__ import annotations
 
-from core.usage import Usage
 from translator import ir
-from translator.errors import UpstreamError, UserFacingError
 from translator.ir import Json, Stop, Text, Thinking, ToolCall
+from translator.protocols.anthropic import usage
 from translator.protocols.anthropic.request import tool_id
 
 STOP_IN: dict[str, Stop] = {
@@ -25,19 +24,6 @@ STOP_OUT: dict[Stop, str] = {
     Stop.RECITATION: "refusal", Stop.OTHER: "end_turn", Stop.TOOL_ERROR: "end_turn",
     Stop.NO_IMAGE: "end_turn",
 }
-ERROR_KIND: dict[str, str] = {
-    "invalid_request_error": "invalid_request", "authentication_error": "authentication",
-    "permission_error": "permission", "billing_error": "permission",
-    "not_found_error": "not_found", "request_too_large": "request_too_large",
-    "rate_limit_error": "rate_limit", "api_error": "api_error",
-    "overloaded_error": "overloaded", "timeout_error": "timeout",
-}
-KIND_STATUS: dict[str, int] = {
-    "invalid_request": 400, "authentication": 401, "permission": 403, "not_found": 404,
-    "request_too_large": 413, "rate_limit": 429, "api_error": 500, "overloaded": 529,
-    "timeout": 504,
-}
-
 
 def stop_out(stop: Stop, native: str | None) -> str:
     return ir.encode_stop(stop, native, STOP_IN, STOP_OUT)
@@ -70,7 +56,7 @@ def decode_response(body: Json) -> ir.Response:
     return ir.Response(
         id=str(body.get("id") or ""), parts=parts,
         stop=ir.settle_stop(decode_stop(native), has_calls),
-        usage=Usage.from_anthropic(body.get("usage")),
+        usage=usage.read(body.get("usage")),
         native_stop=native if isinstance(native, str) else None,
         stop_sequence=seq if isinstance(seq := body.get("stop_sequence"), str) else None,
     )
@@ -102,29 +88,5 @@ def encode_response(resp: ir.Response, meta: ir.ClientMeta) -> Json:
         "content": [b for p in resp.parts if (b := encode_block(p)) is not None],
         "stop_reason": stop,
         "stop_sequence": resp.stop_sequence if stop == "stop_sequence" else None,
-        "usage": resp.usage.to_anthropic(),
+        "usage": usage.write(resp.usage),
     }
-
-
-# --- errors -------------------------------------------------------------------------
-
-
-def _error_of(data: object) -> tuple[str | None, str | None]:
-    err = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(err, dict):
-        return None, None
-    kind, message = err.get("type"), err.get("message")
-    return (kind if isinstance(kind, str) else None,
-            message if isinstance(message, str) else None)
-
-
-def decode_error(status: int, body: bytes) -> UserFacingError:
-    _, message = _error_of(ir.parse_json(body))
-    message = message or body.decode("utf-8", "replace")[:500] or f"upstream status {status}"
-    return UpstreamError(message, status=status, kind=ir.kind_for_status(status))
-
-
-def decode_stream_error(data: object) -> UserFacingError:
-    kind_name, message = _error_of(data)
-    kind = ERROR_KIND.get(kind_name or "", "api_error")
-    return UpstreamError(message or "upstream stream error", status=KIND_STATUS[kind], kind=kind)

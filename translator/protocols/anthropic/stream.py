@@ -18,17 +18,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from core.protocols import Protocol
 from core.usage import Usage
 from translator import ir
 from translator.protocols import stream_base
+from translator.protocols.anthropic import usage
+from translator.protocols.anthropic.errors import decode_stream_error, error_event
 from translator.protocols.anthropic.request import tool_id
-from translator.protocols.anthropic.response import (
-    client_id,
-    decode_stop,
-    decode_stream_error,
-    stop_out,
-)
+from translator.protocols.anthropic.response import client_id, decode_stop, stop_out
 from translator.protocols.stream_base import EncoderPhase, SSEStreamDecoder
 from translator.sse import SSEEvent, encode_event
 
@@ -62,7 +58,7 @@ class StreamDecoder(SSEStreamDecoder):
     def _event(self, name: str | None, data: dict[str, Any]) -> list[ir.Event]:
         if name == "message_start":
             msg = data.get("message") or {}
-            return [ir.UsageSeen(Usage.from_anthropic(msg.get("usage"))),
+            return [ir.UsageSeen(usage.read(msg.get("usage"))),
                     ir.Started(str(msg.get("id") or "") or None)]
         index = data.get("index")
         if name == "content_block_start" and isinstance(index, int):
@@ -74,7 +70,7 @@ class StreamDecoder(SSEStreamDecoder):
         if name == "message_delta":
             out: list[ir.Event] = []
             if isinstance(data.get("usage"), dict):
-                out.append(ir.UsageSeen(Usage.from_anthropic(data["usage"])))
+                out.append(ir.UsageSeen(usage.read(data["usage"])))
             delta = data.get("delta") or {}
             if delta.get("stop_reason") is not None and not self._finished:
                 self._finished = True
@@ -163,8 +159,8 @@ class StreamEncoder(stream_base.StreamEncoder):
                 return self._on_tool_args(i, frag)
             case ir.ToolDone(index=i) if self._open is not None and self._open[2] == i:
                 return self._emit_stop()
-            case ir.UsageSeen(usage=usage):
-                self._usage = self._usage.merge(usage)
+            case ir.UsageSeen(usage=seen):
+                self._usage = self._usage.merge(seen)
             case ir.Finished():
                 self._finish = e
             case ir.Ended():
@@ -172,7 +168,7 @@ class StreamEncoder(stream_base.StreamEncoder):
                         + self._emit_message_delta() + self._emit_message_stop())
             case ir.Failed(error=err):
                 self._phase = EncoderPhase.CLOSED
-                return err.stream_event(Protocol.ANTHROPIC)
+                return error_event(err)
         return b""
 
     def _on_tool_start(self, i: int, tid: str, name: str) -> bytes:
@@ -210,7 +206,7 @@ class StreamEncoder(stream_base.StreamEncoder):
         self._phase = EncoderPhase.OPEN
         message: dict[str, Any] = {"id": self._id, "type": "message", "role": "assistant",
                    "model": self._meta.model, "content": [], "stop_reason": None,
-                   "stop_sequence": None, "usage": self._usage.to_anthropic()}
+                   "stop_sequence": None, "usage": usage.write(self._usage)}
         return self._emit("message_start", {"message": message})
 
     def _emit_block(self, block: dict[str, Any], tool: int | None = None) -> bytes:
@@ -244,7 +240,7 @@ class StreamEncoder(stream_base.StreamEncoder):
         reason = stop_out(f.stop, f.native)
         delta = {"stop_reason": reason,
                  "stop_sequence": f.stop_sequence if reason == "stop_sequence" else None}
-        return self._emit("message_delta", {"delta": delta, "usage": self._usage.to_anthropic()})
+        return self._emit("message_delta", {"delta": delta, "usage": usage.write(self._usage)})
 
     def _emit_message_stop(self) -> bytes:
         self._phase = EncoderPhase.CLOSED

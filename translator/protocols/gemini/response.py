@@ -1,4 +1,4 @@
-"""Gemini ``GenerateContentResponse`` bodies and error bodies <-> IR.
+"""Gemini ``GenerateContentResponse`` bodies <-> IR.
 
 Only candidate 0 is read (``candidateCount`` > 1 is refused at request time).
 Function calls without an id get ``call_`` + hash(responseId, ordinal) — the same
@@ -13,8 +13,8 @@ from typing import Any
 
 from core.usage import Usage
 from translator import ir
-from translator.errors import UpstreamError, UserFacingError
 from translator.ir import Json, Stop, Text, Thinking, ToolCall
+from translator.protocols.gemini import usage as usage_object
 from translator.protocols.gemini.request import field, synth_id
 
 _SAFETY = ("SAFETY", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
@@ -33,12 +33,6 @@ STOP_OUT: dict[Stop, str] = {
     Stop.REFUSAL: "SAFETY", Stop.SAFETY: "SAFETY", Stop.RECITATION: "RECITATION",
     Stop.OTHER: "OTHER", Stop.TOOL_ERROR: "MALFORMED_FUNCTION_CALL", Stop.NO_IMAGE: "NO_IMAGE",
 }
-STATUS_CODE: dict[str, int] = {
-    "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "UNAUTHENTICATED": 401,
-    "PERMISSION_DENIED": 403, "NOT_FOUND": 404, "RESOURCE_EXHAUSTED": 429, "CANCELLED": 499,
-    "INTERNAL": 500, "UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504,
-}
-
 
 def stop_out(stop: Stop, native: str | None) -> str:
     return ir.encode_stop(stop, native, STOP_IN, STOP_OUT)
@@ -86,7 +80,7 @@ def decode_response(body: Json) -> ir.Response:
     stop = Stop.SAFETY if blocked(body) else decode_stop(native)
     has_calls = any(isinstance(p, ToolCall) for p in parts)
     return ir.Response(rid, parts, ir.settle_stop(stop, has_calls),
-                       Usage.from_gemini(field(body, "usageMetadata")),
+                       usage_object.read(field(body, "usageMetadata")),
                        native_stop=native if isinstance(native, str) else None)
 
 
@@ -118,7 +112,7 @@ def envelope(parts: list[Json], meta: ir.ClientMeta, rid: str, finish: str | Non
         cand["finishReason"] = finish
     out: Json = {"candidates": [cand]}
     if usage is not None:
-        out["usageMetadata"] = usage.to_gemini()
+        out["usageMetadata"] = usage_object.write(usage)
     out["modelVersion"] = meta.model
     out["responseId"] = rid
     return out
@@ -127,28 +121,3 @@ def envelope(parts: list[Json], meta: ir.ClientMeta, rid: str, finish: str | Non
 def encode_response(resp: ir.Response, meta: ir.ClientMeta) -> Json:
     parts = [o for p in resp.parts if (o := encode_part(p)) is not None]
     return envelope(parts, meta, resp.id, stop_out(resp.stop, resp.native_stop), resp.usage)
-
-
-# --- errors -------------------------------------------------------------------------
-
-
-def _error_of(data: Any) -> Json:
-    if isinstance(data, list) and data:
-        data = data[0]
-    err = data.get("error") if isinstance(data, dict) else None
-    return err if isinstance(err, dict) else {}
-
-
-def decode_error(status: int, body: bytes) -> UserFacingError:
-    err = _error_of(ir.parse_json(body))
-    message = err.get("message") if isinstance(err.get("message"), str) else None
-    message = message or body.decode("utf-8", "replace")[:500] or f"upstream status {status}"
-    return UpstreamError(message, status=status, kind=ir.kind_for_status(status))
-
-
-def decode_stream_error(data: Any) -> UserFacingError:
-    err = _error_of(data)
-    code = err.get("code")
-    status = code if isinstance(code, int) else STATUS_CODE.get(str(err.get("status")), 500)
-    return UpstreamError(str(err.get("message") or "upstream stream error"), status=status,
-                         kind=ir.kind_for_status(status))

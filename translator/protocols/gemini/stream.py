@@ -18,17 +18,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from core.protocols import Protocol
 from core.usage import Usage
 from translator import ir
 from translator.protocols import stream_base
+from translator.protocols.gemini import usage
+from translator.protocols.gemini.errors import decode_stream_error, error_body
 from translator.protocols.gemini.request import field
 from translator.protocols.gemini.response import (
     blocked,
     candidate,
     decode_part,
     decode_stop,
-    decode_stream_error,
     encode_part,
     envelope,
     stop_out,
@@ -79,7 +79,7 @@ class StreamDecoder(SSEStreamDecoder):
                 out += [ir.ToolStart(i, part.id, part.name, part.gemini_signature),
                         ir.ToolArgs(i, ir.dumps(part.arguments)), ir.ToolDone(i)]
         if isinstance(field(data, "usageMetadata"), dict):
-            out.append(ir.UsageSeen(Usage.from_gemini(field(data, "usageMetadata"))))
+            out.append(ir.UsageSeen(usage.read(field(data, "usageMetadata"))))
         native = field(cand, "finishReason")
         if (native or blocked(data)) and not self._finished:
             self._finished = True
@@ -131,14 +131,14 @@ class StreamEncoder(stream_base.StreamEncoder):
             case ir.ToolDone(index=i) if i in self._calls:
                 self._calls[i].done = True
                 return self._emit_parts(self._ready())
-            case ir.UsageSeen(usage=usage):
-                self._usage = self._usage.merge(usage)
+            case ir.UsageSeen(usage=seen):
+                self._usage = self._usage.merge(seen)
             case ir.Finished():
                 self._finish = e
             case ir.Ended():
                 return self._emit_last()
             case ir.Failed(error=err):
-                return self._emit_final(err.body(Protocol.GEMINI))
+                return self._emit_final(error_body(err))
         return b""
 
     def _ready(self, everything: bool = False) -> list[dict[str, Any]]:
@@ -157,7 +157,7 @@ class StreamEncoder(stream_base.StreamEncoder):
 
     def _frame(self, body: dict[str, Any]) -> bytes:
         data = ir.dumps(body)
-        if self._meta.gemini_sse:
+        if self._meta.sse:
             return encode_event(data)
         sep = b"[" if self._phase is EncoderPhase.IDLE else b",\r\n"
         return sep + data.encode()
@@ -177,7 +177,7 @@ class StreamEncoder(stream_base.StreamEncoder):
 
     def _emit_final(self, body: dict[str, Any]) -> bytes:
         out = self._frame(body)
-        if not self._meta.gemini_sse:
+        if not self._meta.sse:
             out += b"]"
         self._phase = EncoderPhase.CLOSED
         return out

@@ -1,4 +1,4 @@
-"""OpenAI ``chat.completion`` responses and error bodies <-> IR.
+"""OpenAI ``chat.completion`` responses <-> IR.
 
 Only ``choices[0]`` exists in the IR (``n`` > 1 is refused at request time).
 Reasoning goes out as the non-standard ``message.reasoning_content`` (plus
@@ -8,10 +8,9 @@ A ``refusal`` is text in the IR with the refusal stop reason.
 
 from __future__ import annotations
 
-from core.usage import Usage
 from translator import ir
-from translator.errors import UpstreamError, UserFacingError
 from translator.ir import Json, Stop, Text, Thinking, ToolCall
+from translator.protocols.openai import usage
 from translator.protocols.openai.request import call_id
 
 STOP_IN: dict[str, Stop] = {
@@ -55,7 +54,7 @@ def decode_response(body: Json) -> ir.Response:
     has_calls = any(isinstance(p, ToolCall) for p in parts)
     return ir.Response(
         id=str(body.get("id") or ""), parts=parts, stop=ir.settle_stop(stop, has_calls),
-        usage=Usage.from_openai(body.get("usage")),
+        usage=usage.read(body.get("usage")),
         native_stop=native if isinstance(native, str) else None,
     )
 
@@ -85,7 +84,7 @@ def encode_response(resp: ir.Response, meta: ir.ClientMeta) -> Json:
         "model": meta.model,
         "choices": [{"index": 0, "message": message, "logprobs": None,
                      "finish_reason": stop_out(resp.stop, resp.native_stop)}],
-        "usage": resp.usage.to_openai(),
+        "usage": usage.write(resp.usage),
     }
 
 
@@ -93,30 +92,3 @@ def _thinking_block(p: Thinking) -> Json:
     if p.redacted is not None:
         return {"type": "redacted_thinking", "data": p.redacted}
     return {"type": "thinking", "thinking": p.text, "signature": p.signature}
-
-
-# --- errors (docs/protocols.md) ---------------------------------------------------------
-
-def decode_error(status: int, body: bytes) -> UserFacingError:
-    data = ir.parse_json(body)
-    err = data.get("error") if isinstance(data, dict) else None
-    err = err if isinstance(err, dict) else {}
-    message = err.get("message") if isinstance(err.get("message"), str) else None
-    code = err.get("code") if isinstance(err.get("code"), str) else None
-    kind = ir.kind_for_status(status)
-    if code == "insufficient_quota" or err.get("type") == "insufficient_quota":
-        kind = "insufficient_quota"
-    message = message or body.decode("utf-8", "replace")[:500] or f"upstream status {status}"
-    return UpstreamError(message, status=status, kind=kind, code=code, param=err.get("param"))
-
-
-def decode_stream_error(data: Json) -> UserFacingError:
-    """An ``{"error": …}`` chunk after the stream started (no HTTP status to go by)."""
-    err = data.get("error") if isinstance(data.get("error"), dict) else {}
-    assert isinstance(err, dict)
-    kind = {"rate_limit_error": "rate_limit", "invalid_request_error": "invalid_request",
-            "insufficient_quota": "insufficient_quota"}.get(str(err.get("type")), "api_error")
-    status = {"rate_limit": 429, "invalid_request": 400, "insufficient_quota": 429}.get(kind, 500)
-    code = err.get("code") if isinstance(err.get("code"), str) else None
-    return UpstreamError(str(err.get("message") or "upstream stream error"),
-                         status=status, kind=kind, code=code)

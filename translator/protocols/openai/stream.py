@@ -15,12 +15,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from core.protocols import Protocol
 from core.usage import Usage
 from translator import ir
 from translator.protocols import stream_base
+from translator.protocols.openai import usage
+from translator.protocols.openai.errors import decode_stream_error, error_event
 from translator.protocols.openai.request import call_id
-from translator.protocols.openai.response import STOP_IN, client_id, decode_stream_error, stop_out
+from translator.protocols.openai.response import STOP_IN, client_id, stop_out
 from translator.protocols.stream_base import EncoderPhase, SSEStreamDecoder
 from translator.sse import SSEEvent, encode_event
 
@@ -72,7 +73,7 @@ class StreamDecoder(SSEStreamDecoder):
                     stop = ir.Stop.REFUSAL
                 out.append(ir.Finished(ir.settle_stop(stop, bool(self._tools)), native))
         if isinstance(data.get("usage"), dict):
-            out.append(ir.UsageSeen(Usage.from_openai(data["usage"])))
+            out.append(ir.UsageSeen(usage.read(data["usage"])))
         return out
 
     def _delta(self, delta: dict[str, Any]) -> list[ir.Event]:
@@ -128,8 +129,8 @@ class StreamEncoder(stream_base.StreamEncoder):
             case ir.ToolArgs(index=i, fragment=frag):
                 frag_out = {"index": i, "function": {"arguments": frag}}
                 return self._emit_delta({"tool_calls": [frag_out]})
-            case ir.UsageSeen(usage=usage):
-                self._usage = self._usage.merge(usage)
+            case ir.UsageSeen(usage=seen):
+                self._usage = self._usage.merge(seen)
             case ir.Finished():
                 self._finish = e
             case ir.Ended():
@@ -137,7 +138,7 @@ class StreamEncoder(stream_base.StreamEncoder):
                         + self._emit_done())
             case ir.Failed(error=err):
                 self._phase = EncoderPhase.CLOSED
-                return err.stream_event(Protocol.OPENAI)
+                return error_event(err)
         return b""
 
     def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
@@ -163,7 +164,7 @@ class StreamEncoder(stream_base.StreamEncoder):
     def _emit_usage(self) -> bytes:
         if not self._meta.include_usage:
             return b""
-        return self._chunk([], usage=self._usage.to_openai())
+        return self._chunk([], usage=usage.write(self._usage))
 
     def _emit_done(self) -> bytes:
         self._phase = EncoderPhase.CLOSED
