@@ -17,7 +17,6 @@ from core.usage import Usage
 from translator.errors import cut_short
 from translator.protocols.base import Codec
 from translator.protocols.convert import CodecRef, codec
-from translator.sse import SSEDecoder
 
 MAX_OBSERVED_BODY = 16 * 1024 * 1024  # a non-stream body larger than this is not parsed for usage
 
@@ -31,8 +30,9 @@ class Passthrough:
         self.stream = stream
         self._obs = self.codec.observer(strip_usage_chunk=strip_usage_chunk and stream)
         self.strip = self._obs.strips
-        # Gemini streams without alt=sse are one JSON array: read whole at the end.
-        self._sse = SSEDecoder() if stream and sse else None
+        # Streams in the protocol's framing (SSE); a stream sent as one JSON array (Gemini without alt=sse)
+        # is read whole at the end, like a body.
+        self._sse = self.codec.stream_frames() if stream and sse else None
         self._body = bytearray()
         self._too_big = False
 

@@ -61,6 +61,7 @@ log = structlog.get_logger("tokengate.request")
 
 MAX_HEADER_BYTES = 64 * 1024  # Envoy reads up to 1 MiB (max_request_headers_kb) so that this 431 has the caller's shape
 MAX_DEPTH = 128  # JSON nesting a request may have: orjson writes at most 254, translation adds a few
+_PROTOCOLS = {p.value: p for p in Protocol}  # a codec's name -> the name metering and the context carry
 
 
 def _depth(doc: Any) -> int:
@@ -150,7 +151,7 @@ class RouterProcessor:
     @property
     def protocol(self) -> Protocol:
         """The caller's protocol's name, as metering and the upstream filter's context carry it."""
-        return Protocol(self.codec.name)
+        return _PROTOCOLS[self.codec.name]
 
     # --- request ----------------------------------------------------------------
 

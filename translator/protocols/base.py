@@ -16,7 +16,7 @@ it never tests which protocol it holds.
     errors         the caller's error shape, in-band error events,  errors (its ``ErrorTable``), error_body(),
                    upstream errors                                   error_event(), decode_error()
     usage          the protocol's usage object                      read_usage(), write_usage()
-    passthrough    reading a same-protocol answer as it passes      observer()
+    passthrough    reading a same-protocol answer as it passes      observer(), stream_frames()
     count tokens   count requests and answers                       counts_tokens, count_request(), decode_count(),
                                                                      encode_count_request(), encode_count()
     listing        ``GET /v1/models`` in the caller's shape         model_entry(), model_list()
@@ -33,13 +33,14 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
+from typing import Protocol as TypingProtocol
 
 import orjson
 
 from core.usage import Usage
 from translator import ir
 from translator.errors import ErrorTable, GatewayError, UserFacingError
-from translator.sse import SSEEvent
+from translator.sse import SSEDecoder, SSEEvent
 
 Json = dict[str, Any]
 Query = Mapping[str, list[str]]  # the parsed query string (urllib.parse.parse_qs)
@@ -74,6 +75,13 @@ class Endpoint:
     @property
     def protocol(self) -> str:
         return self.codec.name
+
+
+class FrameDecoder(TypingProtocol):
+    """A stream's framing: bytes as they come -> whole frames (each with its ``raw`` bytes)."""
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]: ...
+    def flush(self) -> list[SSEEvent]: ...
 
 
 class Observer:
@@ -222,6 +230,11 @@ class Codec(ABC):
 
     @abstractmethod
     def write_usage(self, usage: Usage) -> Json: ...
+
+    def stream_frames(self) -> FrameDecoder:
+        """The framing of this protocol's streams, to read one as it passes: SSE. (A binary framing,
+        such as AWS event streams, gives each frame as an ``SSEEvent`` too: type, payload, raw bytes.)"""
+        return SSEDecoder()
 
     @abstractmethod
     def observer(self, *, strip_usage_chunk: bool) -> Observer:
