@@ -23,6 +23,8 @@ class Registry:
         self._codecs: list[Codec] = []
         self._by_name: dict[str, Codec] = {}
         self.match_order: tuple[Codec, ...] = ()
+        # Every header a caller may carry its key in, besides ``Authorization``, in registry order.
+        self.key_headers: tuple[str, ...] = ()
         for c in codecs:
             self.add(c)
 
@@ -49,6 +51,7 @@ class Registry:
         # A path several protocols share (GET /v1/models) goes to whoever its headers name first;
         # the fallback takes what is left.
         self.match_order = (*(c for c in self._codecs if c is not self.fallback), self.fallback)
+        self.key_headers = tuple(h for c in self._codecs for h in c.key_headers)
 
     def get(self, name: str) -> Codec:
         """The codec of protocol ``name``; a ``GatewayError`` for a name no codec has."""
@@ -70,11 +73,6 @@ class Registry:
             if (ep := codec.endpoint(method, path, q, headers)) is not None:
                 return ep
         return None
-
-    @property
-    def key_headers(self) -> tuple[str, ...]:
-        """Every header a caller may carry its key in, besides ``Authorization``, in registry order."""
-        return tuple(h for c in self._codecs for h in c.key_headers)
 
     def body_routes(self) -> dict[str, tuple[Codec, Json]]:
         """Body-carrying endpoints -> (protocol, Envoy route match), rendered into Envoy's routes."""
