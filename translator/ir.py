@@ -143,6 +143,15 @@ class ToolMode(StrEnum):
     REQUIRED = "required"
 
 
+class CustomToolName(str):
+    """A declared tool's name (``Codec.tool_names``) that marks it as a *custom* tool: free-form
+    input, not JSON arguments (the Responses API's ``custom`` tools). Another protocol sees it as a
+    function with one string argument; the client's encoder turns such calls back into custom calls
+    (``ClientMeta.custom_tools``)."""
+
+    __slots__ = ()
+
+
 @dataclass(slots=True)
 class ToolChoice:
     mode: ToolMode
@@ -240,6 +249,7 @@ class ClientMeta:
     created: int
     include_usage: bool = True  # OpenAI: the client asked for the usage chunk
     sse: bool = True  # the client reads SSE (Gemini without alt=sse reads one JSON array)
+    custom_tools: frozenset[str] = frozenset()  # Responses: tools declared as custom (free-form input)
 
 
 # --- stream events ------------------------------------------------------------------

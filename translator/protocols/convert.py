@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable
+from collections.abc import Collection
 from typing import Any
 from typing import Protocol as TypingProtocol
 
@@ -68,11 +68,12 @@ class ResponseTranslator(TypingProtocol):
 
 def response_translator(client: CodecRef, upstream: CodecRef, *, stream: bool, client_model: str,
                         include_usage: bool, sse: bool = True,
-                        tool_names: Iterable[str] = (),
+                        tool_names: Collection[str] = (),
                         created: int | None = None) -> ResponseTranslator:
     """Translates the upstream's 200 body; ``finish`` is the IR stop reason once known."""
     meta = ir.ClientMeta(client_model, int(time.time()) if created is None else created,
-                         include_usage, sse)
+                         include_usage, sse,
+                         frozenset(n for n in tool_names if isinstance(n, ir.CustomToolName)))
     up, down = codec(upstream), codec(client)
     back = {up.tool_name(n): n for n in tool_names}
     if stream:
