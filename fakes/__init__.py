@@ -1,6 +1,7 @@
-"""Fake LLM providers speaking the exact OpenAI, Anthropic and Gemini wire formats.
+"""Fake LLM providers speaking the exact OpenAI (Chat Completions and Responses), Anthropic and Gemini
+wire formats.
 
-One HTTP/1.1 server answers all three protocols by path, echoes by default and
+One HTTP/1.1 server answers every protocol by path, echoes by default and
 can be scripted per request (``Reply``); see ``fakes.server`` for the runners
 and the control API, ``fakes.script`` for what can be scripted.
 """

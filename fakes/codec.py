@@ -1,4 +1,4 @@
-"""What the three protocol codecs share: the request facts, the answer, the interface.
+"""What the protocol codecs share: the request facts, the answer, the interface.
 
 A codec turns a recorded request into a ``Call`` (protocol-neutral facts:
 model, streaming, prompt text) and renders an ``Answer`` back in its own wire
@@ -58,6 +58,9 @@ class Call:
     stream_usage: bool = False  # OpenAI stream_options.include_usage
     prompt: str = ""  # all prompt text (system and every turn), for token counts
     last_user: str = ""  # text of the last user turn, for the echo
+    custom_tools: frozenset[str] = frozenset()  # Responses: tools declared custom (their calls are custom calls)
+    encrypted_reasoning: bool = False  # Responses: include asks for reasoning.encrypted_content
+    response_id: str = ""  # Responses: the answer's id, chosen with the request (an in-band error names it too)
 
     @property
     def prompt_tokens(self) -> int:

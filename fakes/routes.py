@@ -1,6 +1,7 @@
 """The endpoint table: which codec and what kind of answer each path gets.
 
     POST /v1/chat/completions                          OpenAI generate
+    POST /v1/responses                                 OpenAI Responses generate
     GET  /v1/models                                    OpenAI models (Anthropic's shape
                                                        with anthropic-version, Gemini's
                                                        with x-goog-api-key)
@@ -23,13 +24,16 @@ from fakes.anthropic import AnthropicCodec
 from fakes.codec import Codec, Kind, Route
 from fakes.gemini import GeminiCodec
 from fakes.openai import OpenAICodec
+from fakes.responses import ResponsesCodec
 
 OPENAI = OpenAICodec()
 ANTHROPIC = AnthropicCodec()
 GEMINI = GeminiCodec()
+RESPONSES = ResponsesCodec()
 
 _TABLE: dict[tuple[str, str], Route] = {
     ("POST", "/v1/chat/completions"): Route(OPENAI, Kind.GENERATE),
+    ("POST", "/v1/responses"): Route(RESPONSES, Kind.GENERATE),
     ("GET", "/v1/models"): Route(OPENAI, Kind.MODELS),
     ("POST", "/v1/messages"): Route(ANTHROPIC, Kind.GENERATE),
     ("POST", "/v1/messages/count_tokens"): Route(ANTHROPIC, Kind.COUNT),

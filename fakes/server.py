@@ -1,4 +1,4 @@
-"""``FakeProvider``: one scripted fake of all three provider APIs, and its runners.
+"""``FakeProvider``: one scripted fake of every provider API, and its runners.
 
     with FakeProvider.running() as fake:                  # own loop, daemon thread
         fake.push(Reply(text="hi", delay_between=0.01))

@@ -1,0 +1,85 @@
+"""Responses API errors: over HTTP ``{"error": {message, type, param, code}}`` (Chat Completions'
+shape); in band ``response.failed`` (``response.error {code, message}``) or an ``error`` event.
+
+The table writes HTTP errors as OpenAI does, and reads an upstream's in-band error by its
+``type`` when it has a known one, else by its ``code`` (the read-only rows: the codes
+``response.failed`` carries). In band, a kind is written as the code clients act on (Codex
+stops on ``insufficient_quota``, backs off on ``rate_limit_exceeded`` and
+``server_is_overloaded``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from translator import ir
+from translator.errors import ErrorTable, Spelling, UpstreamError, UserFacingError, kind_for_status
+
+ERRORS = ErrorTable(
+    #        kind                   type / in-band code       status  code
+    Spelling("invalid_request",     "invalid_request_error"),
+    Spelling("authentication",      "invalid_request_error", code="invalid_api_key"),
+    Spelling("permission",          "permission_error"),
+    Spelling("not_found",           "invalid_request_error", code="model_not_found"),
+    Spelling("request_too_large",   "invalid_request_error"),
+    Spelling("rate_limit",          "rate_limit_error"),
+    Spelling("insufficient_quota",  "insufficient_quota"),
+    Spelling("api_error",           "server_error"),
+    Spelling("overloaded",          "server_error",          503),
+    Spelling("unavailable",         "server_error"),
+    Spelling("timeout",             "server_error"),
+    Spelling("rate_limit",          "rate_limit_exceeded",   read_only=True),
+    Spelling("overloaded",          "server_is_overloaded",  read_only=True),
+    Spelling("overloaded",          "slow_down",             read_only=True),
+    Spelling("invalid_request",     "invalid_prompt",        read_only=True),
+    Spelling("invalid_request",     "context_length_exceeded", read_only=True),
+)
+_NAMES = frozenset(r.name for r in ERRORS)
+# The in-band code of a kind (response.failed's error.code); any other kind: server_error.
+_CODE = {"rate_limit": "rate_limit_exceeded", "insufficient_quota": "insufficient_quota",
+         "overloaded": "server_is_overloaded", "invalid_request": "invalid_prompt"}
+
+
+def error_body(err: UserFacingError) -> dict[str, Any]:
+    return {"error": {"message": err.message, "type": ERRORS.spell(err.kind).name, "param": err.param,
+                      "code": err.code}}
+
+
+def in_band(err: UserFacingError) -> dict[str, Any]:
+    """``err`` as ``response.error``."""
+    return {"code": err.code or _CODE.get(err.kind, "server_error"), "message": err.message,
+            "type": ERRORS.spell(err.kind).name, "param": err.param}
+
+
+def error_event(err: UserFacingError, sequence_number: int = 0) -> bytes:
+    """``err`` as an ``error`` event: for a stream whose state the writer does not know (a same-protocol
+    answer cut short, the gateway failing mid-stream); a translated stream ends in ``response.failed``."""
+    e = in_band(err)
+    doc = {"type": "error", "code": e["code"], "message": e["message"], "param": e["param"],
+           "sequence_number": sequence_number}
+    return b"event: error\ndata: " + orjson.dumps(doc) + b"\n\n"
+
+
+def decode_error(status: int, body: bytes) -> UserFacingError:
+    data = ir.parse_json(body)
+    err = data.get("error") if isinstance(data, dict) else None
+    err = err if isinstance(err, dict) else {}
+    message = err.get("message") if isinstance(err.get("message"), str) else None
+    code = err.get("code") if isinstance(err.get("code"), str) else None
+    kind = kind_for_status(status)
+    if code == "insufficient_quota" or err.get("type") == "insufficient_quota":
+        kind = "insufficient_quota"
+    message = message or body.decode("utf-8", "replace")[:500] or f"upstream status {status}"
+    return UpstreamError(message, status=status, kind=kind, code=code, param=err.get("param"))
+
+
+def decode_stream_error(err: Any) -> UserFacingError:
+    """An in-band error (``response.error``, an ``error`` event, or its nested ``error``): no HTTP
+    status to go by, so its type, else its code, is read through the table."""
+    err = err if isinstance(err, dict) else {}
+    name = err.get("type") if err.get("type") in _NAMES else err.get("code")
+    kind, status = ERRORS.read(name)
+    code = err.get("code") if isinstance(err.get("code"), str) else None
+    return UpstreamError(str(err.get("message") or "upstream stream error"), status=status, kind=kind, code=code)
