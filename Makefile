@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# tokengate's own protobuf definitions, compiled into core/_gen/ (gitignored, never edited)
+PROTOS := $(shell find proto -name '*.proto')
+GEN := core/_gen/__init__.py
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lock redis-server chromium wrk run test lint check render bench clean
@@ -21,7 +24,11 @@ $(STAMP): pyproject.toml requirements.lock
 	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 
-venv: $(STAMP)  ## create .venv and install exactly the locked dependencies and tokengate
+# proto/ compiled by grpcio-tools (a dev dependency), after an install and whenever a .proto changes.
+$(GEN): $(PROTOS) proto/generate.py $(STAMP)
+	$(BIN)/python proto/generate.py
+
+venv: $(STAMP) $(GEN)  ## create .venv, install exactly the locked dependencies and tokengate, compile proto/
 
 lock:  ## refresh requirements.lock (newest releases pyproject.toml allows), reinstall, re-pin the image
 	@test -x $(UV) || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/python -m pip install -q uv==$(UV_VERSION); }
@@ -29,6 +36,7 @@ lock:  ## refresh requirements.lock (newest releases pyproject.toml allows), rei
 	  --custom-compile-command 'make lock' -o requirements.lock pyproject.toml
 	$(MAKE) venv
 	$(BIN)/python deploy/image/lock.py > deploy/image/requirements.txt  # the image installs the same versions
+	$(BIN)/python deploy/image/lock.py --build > deploy/image/build-requirements.txt  # and builds with them
 
 # $(call apt_ensure,TEST,PACKAGE,WHY,HELP): nothing when TEST passes; else Debian's PACKAGE (as root), or HELP.
 define apt_ensure
@@ -53,23 +61,23 @@ wrk:  ## make sure wrk (the bench's load generator) exists (installs Debian's pa
 	$(call apt_ensure,command -v wrk >/dev/null,wrk,the bench's load generator,wrk is missing: install it \
 	  (Debian/Ubuntu: sudo apt-get install wrk).)
 
-run: $(STAMP) redis-server  ## run the whole stack (demo provider unless provider keys are set); Ctrl-C stops it
+run: $(GEN) redis-server  ## run the whole stack (demo provider unless provider keys are set); Ctrl-C stops it
 	$(BIN)/tokengate run
 
-test: $(STAMP) redis-server chromium  ## run every test (real Envoy, translators, Redis, fake providers)
+test: $(GEN) redis-server chromium  ## run every test (real Envoy, translators, Redis, fake providers)
 	$(BIN)/pytest
 
-lint: $(STAMP)  ## ruff and mypy --strict
+lint: $(GEN)  ## ruff and mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 check: lint test  ## lint, then test
 
-render: $(STAMP)  ## render envoy/envoy.yaml from examples/providers.yaml (the reference config)
+render: $(GEN)  ## render envoy/envoy.yaml from examples/providers.yaml (the reference config)
 	$(BIN)/tokengate render -c examples/providers.yaml --workers 2 -o envoy/envoy.yaml
 
-bench: $(STAMP) redis-server wrk  ## benchmark vs bare Envoy and LiteLLM (PROFILE=1: py-spy profile; SOAK=600: soak seconds)
+bench: $(GEN) redis-server wrk  ## benchmark vs bare Envoy and LiteLLM (PROFILE=1: py-spy profile; SOAK=600: soak seconds)
 	$(BIN)/python -m bench $(if $(PROFILE),--profile) $(if $(SOAK),--soak $(SOAK))
 
-clean:  ## remove .venv and var/ (local data, logs, dev certificate)
-	rm -rf $(VENV) var
+clean:  ## remove .venv, var/ (local data, logs, dev certificate) and the code generated from proto/
+	rm -rf $(VENV) var core/_gen

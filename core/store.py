@@ -19,7 +19,8 @@ the right slot without a lookup:
     tg:{<account>}:usage:<YYYY-MM-DD> hash: "<model>|<metric>" and "<key id>|<model>|<metric>"
                                       -> requests, input, cache_read, cache_write, output,
                                       reasoning, cost, failed, reaped (UTC days)
-    tg:{<account>}:requests           stream: the last ~1000 settled metering events (field "event")
+    tg:{<account>}:requests           stream: the last ~1000 settled metering events (field "pb": the
+                                      serialized event, core/event.py; "event": JSON, written before)
     tg:{<account>}:key_last_used      hash: key id -> unix time of its latest settled request
     tg:{<account>}:rpm:<key id>:<min> requests this minute;  ...:tpm:<key id>:<min> tokens
     tg:accounts                       set of account ids (admin listing, reaper)

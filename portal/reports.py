@@ -20,10 +20,9 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 
-from core import store
+from core import event, store
 from core.billing.ops import Billing
 from core.store import text
 from portal.formatting import usd_plain
@@ -110,14 +109,13 @@ class RecentRequest:
 
 
 def _event(fields: Any) -> dict[str, Any] | None:
-    raw = fields.get(b"event", fields.get("event")) if isinstance(fields, dict) else None
-    if raw is None:
+    """The event of a stream entry (tg:metering's, of any version, or the settler's JSON copy), as a dict."""
+    if not isinstance(fields, dict):
         return None
     try:
-        ev = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        return event.as_json(event.from_entry(fields))
+    except event.BadEvent:
         return None
-    return ev if isinstance(ev, dict) else None
 
 
 async def recent_requests(redis: aioredis.Redis, account: str, *, limit: int = 50, scan: int = 5000,

@@ -1,12 +1,15 @@
 """The settlement worker: applies every metering event exactly once.
 
-A consumer group reads ``tg:metering``; each event is applied by the idempotent
+A consumer group reads ``tg:metering``; each event (``core/event.py``: any version a
+translator may have written, the previous one's JSON included) is applied by the idempotent
 settle script (charge, release the hold, ledger, usage aggregates) and only then
 acknowledged. A crash between the two redelivers the event, and the script's
 ``done`` marker makes the second application a no-op. Entries left pending by a
 dead consumer are claimed after ``claim_idle_s``. A reaper releases holds whose
 request never reported (a translator killed mid-request) once they expire.
-Malformed events go to ``tg:metering:dead`` — kept, never silently dropped.
+Malformed events go to ``tg:metering:dead`` — kept, never silently dropped. At start
+the settler applies the dead letters it can read (``redrive``): events an older
+settler refused because their encoding or version was newer than it read.
 """
 
 from __future__ import annotations
@@ -18,12 +21,11 @@ import socket
 import time
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError, ResponseError
 
-from core import store
+from core import event, store
 from core.billing.ops import Billing, Settlement
 from core.store import text
 
@@ -53,6 +55,7 @@ class Settler:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.ensure_group()
+        await self.redrive()
         await self._drain_own_pending()
         next_claim = next_reap = 0.0
         while not stop.is_set():
@@ -106,9 +109,8 @@ class Settler:
         good: list[tuple[Any, Any, Settlement]] = []
         for entry_id, fields in entries:
             try:
-                raw = fields[b"event"] if b"event" in fields else fields["event"]
-                good.append((entry_id, fields, Settlement.of(orjson.loads(raw), raw)))
-            except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
+                good.append((entry_id, fields, Settlement.of(event.from_entry(fields))))
+            except (ValueError, TypeError) as exc:  # no event of a version this settler reads (event.BadEvent)
                 await self._dead_letter(entry_id, fields, exc)
         outcomes = await self.billing.settle_many([s for _, _, s in good]) if good else []
         for (entry_id, fields, _), outcome in zip(good, outcomes, strict=True):
@@ -120,6 +122,31 @@ class Settler:
                 self.applied += 1
         if entries:
             await self.redis.xack(store.METERING_STREAM, GROUP, *(entry_id for entry_id, _ in entries))
+
+    async def redrive(self) -> int:
+        """Apply the dead letters this settler reads and delete them (the others stay); how many.
+
+        An older settler refuses events of a newer encoding or version (during a rollout that
+        upgrades translators before settlers): they wait here with their fields, and the first
+        settler that reads them applies them. Applying twice changes nothing (done markers)."""
+        done, after = 0, "-"
+        while True:
+            page: Any = await self.redis.xrange(DEAD_LETTERS, min=after, count=self.batch)
+            if not page:
+                return done
+            after = f"({text(page[-1][0])}"
+            ready: list[tuple[Any, Settlement]] = []
+            for entry_id, fields in page:
+                with contextlib.suppress(ValueError, TypeError):
+                    ready.append((entry_id, Settlement.of(event.from_entry(fields))))
+            if not ready:
+                continue
+            outcomes = await self.billing.settle_many([s for _, s in ready])
+            applied = [entry_id for (entry_id, _), o in zip(ready, outcomes, strict=True) if isinstance(o, str)]
+            if applied:
+                await self.redis.xdel(DEAD_LETTERS, *applied)
+                done += len(applied)
+                log.warning("settler_redrove_dead_letters", count=len(applied))
 
     async def _dead_letter(self, entry_id: Any, fields: dict[Any, Any], exc: Exception) -> None:
         log.error("settler_dead_letter", entry=text(entry_id), error=str(exc))

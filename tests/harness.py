@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import orjson
 import redis
 import redis.asyncio as aioredis
 import yaml
 
-from core import keys, store
+from core import event, keys, store
 from core.billing.ops import Billing
 from fakes import FakeProvider
 from tokengate.devstack import Stack
@@ -155,9 +154,10 @@ class GatewayUnderTest:
         return self._billing(lambda b: b.balance(account))
 
     def metering_events(self, since: str = "0-0") -> list[dict[str, Any]]:
+        """The events on the stream after ``since``, each as its JSON object (``core.event.as_json``)."""
         with self.redis() as r:
             rows = r.xrange(store.METERING_STREAM, min=f"({since}" if since != "0-0" else "-")
-        return [orjson.loads(fields[b"event"]) for _, fields in rows]
+        return [event.as_json(event.from_entry(fields)) for _, fields in rows]
 
     def last_stream_id(self) -> str:
         with self.redis() as r:

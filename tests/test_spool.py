@@ -14,14 +14,20 @@ import redis
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
+from core import event
+from core.event import MeteringEvent
 from tokengate.procs import free_port
 from translator.metering import Meter
 from translator.spool import Spool, default_root, worker_dir
 
 
+def ev(i: int) -> MeteringEvent:
+    return MeteringEvent(version=event.VERSION, event_id=f"e{i}", request_id=str(i), cost_nano=1000)
+
+
 def line(i: int) -> bytes:
-    return orjson.dumps({"event_id": f"e{i}", "request_id": str(i), "cost_nano": 1000},
-                        option=orjson.OPT_APPEND_NEWLINE)
+    """Event ``i`` as the Meter writes it to the spool."""
+    return event.line(ev(i).SerializeToString())
 
 
 def on_disk(d: Path) -> list[bytes]:
@@ -84,6 +90,9 @@ def test_events_in_redis_leave_the_spool(tmp_path: Path) -> None:
 def test_rotation_bounds_the_spool_while_the_writer_never_catches_up(tmp_path: Path) -> None:
     """Memory never empties (Redis always a batch behind): segments rotate at segment_bytes and the
     confirmed ones are deleted, so the disk holds about two segments, not the whole history."""
+    def line(i: int) -> bytes:  # all of one size (base64 grows in steps): twenty to a segment
+        return event.line(MeteringEvent(event_id=f"e{i:04d}").SerializeToString())
+
     size = len(line(0))
     sp = opened(tmp_path, segment_bytes=20 * size)
     most_files = most_bytes = 0
@@ -125,7 +134,7 @@ def test_a_live_process_keeps_its_segments(tmp_path: Path) -> None:
 
 def test_a_truncated_last_line_is_skipped_with_an_error(tmp_path: Path) -> None:
     """Killed mid-write: the whole lines are replayed, the cut one is logged, nothing raises."""
-    (tmp_path / f"{1:020d}-1.seg").write_bytes(line(0) + b"not json\n" + line(2) + line(3)[:25])
+    (tmp_path / f"{1:020d}-1.seg").write_bytes(line(0) + b"not an event\n" + line(2) + line(3)[:-4])
     with capture_logs() as logs:
         sp = opened(tmp_path)
         lines = sp.replay_lines(sp.backlog[0])
@@ -173,7 +182,7 @@ def test_graceful_close_with_redis_away_keeps_events_for_the_next_start(tmp_path
         meter = Meter(r, spool=opened(tmp_path))
         meter.start()
         for i in range(3):
-            meter.record({"event_id": f"e{i}"})
+            meter.record(ev(i))
         with capture_logs() as logs:
             await meter.close(wait_s=0.3)
         await r.aclose()
@@ -183,7 +192,7 @@ def test_graceful_close_with_redis_away_keeps_events_for_the_next_start(tmp_path
     assert [("warning", 3)] == [(e["log_level"], e["pending"]) for e in logs if e["event"] == "metering_left_in_spool"]
     assert not [e for e in logs if e["log_level"] == "error"]
     nxt = opened(tmp_path)
-    assert [{"event_id": f"e{i}"} for i in range(3)] == [orjson.loads(x) for x in nxt.replay_lines(nxt.backlog[0])]
+    assert [ev(i) for i in range(3)] == [event.from_line(x) for x in nxt.replay_lines(nxt.backlog[0])]
 
 
 def test_a_full_memory_buffer_keeps_events_in_the_spool(tmp_path: Path) -> None:
@@ -194,19 +203,19 @@ def test_a_full_memory_buffer_keeps_events_in_the_spool(tmp_path: Path) -> None:
         meter = Meter(r, spool=opened(tmp_path), capacity=2)
         with capture_logs():
             for i in range(5):
-                meter.record({"event_id": f"e{i}"})
+                meter.record(ev(i))
         await r.aclose()
         return meter.pending, meter.spilled, meter.dropped
 
     assert (2, 3, 0) == asyncio.run(overflow())
-    assert [f"e{i}" for i in range(5)] == [orjson.loads(x)["event_id"] for x in on_disk(tmp_path)]
+    assert [f"e{i}" for i in range(5)] == [event.from_line(x).event_id for x in on_disk(tmp_path)]
 
 
 class FakeRedis:
-    """Just what the Meter's writer uses: pipelined XADDs, answered or refused."""
+    """Just what the Meter's writer uses: pipelined XADDs (kept as the events they hold), answered or refused."""
 
     def __init__(self) -> None:
-        self.stream: list[bytes] = []
+        self.stream: list[MeteringEvent] = []
         self.down = False
 
     def pipeline(self, transaction: bool = False) -> FakeRedis._Pipeline:
@@ -223,7 +232,7 @@ class FakeRedis:
             return None
 
         def xadd(self, stream: str, fields: dict[str, bytes]) -> None:
-            self.queued.append(fields["event"])
+            self.queued.append(event.from_entry(fields))
 
         async def execute(self) -> None:
             await asyncio.sleep(0)
@@ -245,7 +254,7 @@ def test_the_writer_replays_what_an_earlier_process_left_and_the_spool_ends_empt
         dead.append(line(i))
     die(dead)
 
-    async def next_start() -> list[bytes]:
+    async def next_start() -> list[MeteringEvent]:
         r = FakeRedis()
         r.down = True  # Redis is away when the new process starts: the backlog waits, nothing is lost
         sp = opened(tmp_path)
@@ -253,7 +262,7 @@ def test_the_writer_replays_what_an_earlier_process_left_and_the_spool_ends_empt
         meter.start()
         with capture_logs() as logs:
             for i in range(3, 5):
-                meter.record(orjson.loads(line(i)))
+                meter.record(ev(i))
             await until(lambda: any(e["event"] == "metering_retry" for e in logs))
             assert (2, 1) == (meter.pending, len(sp.backlog))
             r.down = False
@@ -263,14 +272,29 @@ def test_the_writer_replays_what_an_earlier_process_left_and_the_spool_ends_empt
         return r.stream
 
     stream = asyncio.run(next_start())
-    assert sorted(line(i).rstrip() for i in range(5)) == sorted(stream)
+    assert [f"e{i}" for i in range(5)] == sorted(e.event_id for e in stream)
+    assert all(e == ev(int(e.event_id[1:])) for e in stream)
     assert [] == list(tmp_path.iterdir())
 
 
 def test_the_backlog_names_its_event_ids(tmp_path: Path) -> None:
-    """A restarted worker skips a recovered in-flight request whose own event its predecessor spooled."""
+    """A restarted worker skips a recovered in-flight request whose own event its predecessor spooled
+    (the previous version's JSON lines included)."""
     first = opened(tmp_path)
     first.append(orjson.dumps({"event_id": "e1", "account": "a"}) + b"\n")
-    first.append(orjson.dumps({"event_id": "e2", "account": "a"}) + b"\n")
+    first.append(line(2))
     die(first)
     assert {"e1", "e2"} == opened(tmp_path).backlog_event_ids()
+
+
+def test_a_segment_of_the_previous_version_replays_as_it_was_written(tmp_path: Path) -> None:
+    """JSON lines (metering event version 0) go back to the stream as version 0's entries ("event": the
+    JSON); a cut JSON line is skipped as before."""
+    old = orjson.dumps({"event_id": "e1", "account": "a", "cost_nano": 5})
+    (tmp_path / f"{1:020d}-1.seg").write_bytes(old + b"\n" + line(2) + old[:20] + b"\n")
+    with capture_logs() as logs:
+        sp = opened(tmp_path)
+        lines = sp.replay_lines(sp.backlog[0])
+    assert [old, line(2).rstrip()] == lines
+    assert [{"event": old}, {"pb": ev(2).SerializeToString()}] == [event.entry_of_line(x) for x in lines]
+    assert [3] == [e["line"] for e in logs if e["event"] == "metering_spool_bad_line"]

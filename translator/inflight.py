@@ -1,6 +1,7 @@
 """Requests in flight, on disk: what a killed translator was serving still gets its metering event.
 
-Each admitted request appends ``+<event>`` to the worker's in-flight file: the metering event the
+Each admitted request appends ``+<event>`` to the worker's in-flight file (the event as a line,
+``core/event.py``; the previous version wrote JSON, read all the same): the metering event the
 request gets should it never finish (status 0, cut short, not complete; usage and cost as
 ``billing.reaped_holds`` says: nothing, or its estimated prompt). Once its real event is recorded
 it appends ``-<event id>``. A process killed with SIGKILL leaves the requests it was serving
@@ -18,10 +19,11 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
 
-import orjson
 import structlog
+
+from core import event
+from core.event import MeteringEvent
 
 log = structlog.get_logger("tokengate.metering")
 
@@ -38,18 +40,21 @@ class Inflight:
     def __repr__(self) -> str:
         return f"Inflight({self.path}, open={len(self._open)})"
 
-    def recover(self) -> list[dict[str, Any]]:
+    def recover(self) -> list[MeteringEvent]:
         """The events of the requests an earlier process left open (it died serving them); then
         starts this process's file afresh. Call once, before serving."""
-        left: dict[str, dict[str, Any]] = {}
+        left: dict[str, MeteringEvent] = {}
         with contextlib.suppress(FileNotFoundError):
             for n, line in enumerate(self.path.read_bytes().split(b"\n")):
                 if line.startswith(b"+"):
                     try:
-                        ev = orjson.loads(line[1:])
-                        left[str(ev["event_id"])] = ev
-                    except (orjson.JSONDecodeError, KeyError, TypeError):
+                        ev = event.from_line(line[1:])
+                    except event.BadEvent:
+                        ev = None
+                    if ev is None or not ev.event_id:
                         log.error("inflight_line_unreadable", path=str(self.path), line=n)  # cut by the kill
+                        continue
+                    left[ev.event_id] = ev
                 elif line.startswith(b"-"):
                     left.pop(line[1:].decode(errors="replace"), None)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,9 +63,9 @@ class Inflight:
             log.warning("inflight_recovered", path=str(self.path), requests=len(left))
         return list(left.values())
 
-    def started(self, event_id: str, event: dict[str, Any]) -> None:
-        """A request was admitted; ``event`` is what it is metered as should it never finish."""
-        line = b"+" + orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
+    def started(self, event_id: str, ev: MeteringEvent) -> None:
+        """A request was admitted; ``ev`` is what it is metered as should it never finish."""
+        line = b"+" + event.line(ev.SerializeToString())
         self._open[event_id] = line
         self._write(line)
 

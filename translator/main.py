@@ -91,11 +91,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     meter = Meter(redis, spool=spool, fsync_s=spool_cfg.fsync_s)
     meter.start()
     inflight = Inflight(spool.dir / "inflight")
-    if unfinished := inflight.recover():  # requests an earlier process of this worker died serving
-        spooled = spool.backlog_event_ids()  # … unless it recorded their own event before it died
-        for event in unfinished:
-            if event["event_id"] not in spooled:
-                meter.record(event)
+    record_unfinished(inflight, spool, meter)
     gw = Gateway(cfg, redis, meter, base, inflight)
     server, health_servicer = ext_proc_server(Servicer(gw), args.listen)
     servers = [server]
@@ -126,6 +122,21 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     await redis.aclose()
     log.info("translator_stopped")
     return 0
+
+
+def record_unfinished(inflight: Inflight, spool: Spool, meter: Meter) -> int:
+    """Record the requests an earlier process of this worker died serving (its in-flight file),
+    unless it had spooled their own event before it died; how many. Before serving."""
+    unfinished = inflight.recover()
+    if not unfinished:
+        return 0
+    spooled = spool.backlog_event_ids()
+    recorded = 0
+    for ev in unfinished:
+        if ev.event_id not in spooled:
+            meter.record(ev)
+            recorded += 1
+    return recorded
 
 
 async def _give_back_idle_leases(gw: Gateway, every_s: float = 1.0) -> None:

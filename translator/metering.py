@@ -1,7 +1,8 @@
 """Metering events: one per request, appended to a Redis Stream off the request path.
 
-``Meter.record`` never waits on Redis: each event is written to the process's spool
-file (``translator/spool.py``: one ``os.write``, no fsync) and kept in a bounded
+``Meter.record`` never waits on Redis: each event (a ``MeteringEvent``, ``core/event.py``)
+is serialized once, written to the process's spool file (``translator/spool.py``: one
+``os.write`` of its line, no fsync) and kept in a bounded
 in-process buffer that a background task writes in pipelined batches (it lingers
 100 ms after the first event of a batch, so that under load one round trip carries
 many). Once Redis has a batch, the spool forgets it. When Redis is unreachable the
@@ -20,11 +21,12 @@ import time
 from collections import deque
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from core import event
+from core.event import MeteringEvent
 from core.store import METERING_STREAM
 from translator.spool import Spool
 
@@ -36,7 +38,7 @@ class Meter:
                  batch: int = 256, linger_s: float = 0.1, fsync_s: float = 0.0, rescan_s: float = 10.0) -> None:
         self._redis = redis
         self._spool = spool  # None: memory only (tests and the bench's floor)
-        self._buf: deque[bytes] = deque()  # JSON lines, newline-terminated as in the spool
+        self._buf: deque[bytes] = deque()  # serialized events (each also a line of the spool)
         self._capacity = capacity
         self._batch = batch
         self._linger_s = linger_s  # after the first event, wait this long for more: one XADD pipeline for many
@@ -55,21 +57,21 @@ class Meter:
         if self._spool is not None and self._fsync_s > 0:
             self._tasks.append(loop.create_task(self._sync(self._spool)))
 
-    def record(self, event: dict[str, Any]) -> None:
-        line = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
+    def record(self, ev: MeteringEvent) -> None:
+        data = ev.SerializeToString()
         spool = self._spool
         if len(self._buf) >= self._capacity:
-            if spool is not None and spool.append(line, kept=False):
+            if spool is not None and spool.append(event.line(data), kept=False):
                 self.spilled += 1
-                log.error("metering_buffer_full", spilled=self.spilled, request_id=event.get("request_id"),
+                log.error("metering_buffer_full", spilled=self.spilled, request_id=ev.request_id,
                           note="kept in the spool only, replayed once the writer has caught up")
             else:
                 self.dropped += 1
-                log.error("metering_buffer_full", dropped=self.dropped, request_id=event.get("request_id"))
+                log.error("metering_buffer_full", dropped=self.dropped, request_id=ev.request_id)
             return
         if spool is not None:
-            spool.append(line)
-        self._buf.append(line)
+            spool.append(event.line(data))
+        self._buf.append(data)
         self._wake.set()
 
     @property
@@ -81,8 +83,8 @@ class Meter:
         n = min(self._batch, len(self._buf))
         batch = [self._buf[i] for i in range(n)]
         async with self._redis.pipeline(transaction=False) as p:
-            for ev in batch:
-                p.xadd(METERING_STREAM, {"event": ev[:-1]})
+            for data in batch:
+                p.xadd(METERING_STREAM, {event.ENTRY_FIELD: data})
             await p.execute()
         for _ in range(n):
             self._buf.popleft()
@@ -102,8 +104,9 @@ class Meter:
         chunk = lines[seg.sent:seg.sent + self._batch]
         if chunk:
             async with self._redis.pipeline(transaction=False) as p:
-                for ev in chunk:
-                    p.xadd(METERING_STREAM, {"event": ev})
+                for line in chunk:  # each as the version that wrote it would have (an older one: JSON)
+                    fields: dict[Any, Any] = event.entry_of_line(line)
+                    p.xadd(METERING_STREAM, fields)
                 await p.execute()
             seg.sent += len(chunk)
         if seg.sent >= len(lines):

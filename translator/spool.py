@@ -2,8 +2,9 @@
 
 One directory per translator worker (``spool_dir``: named after its ``--listen``
 address, so a restarted worker finds what its predecessor left), holding
-*segments*, files of newline-terminated JSON events named so that they sort
-oldest first::
+*segments*, files of one event per line (``core/event.py``: base64 of the
+serialized event, ending in "."; a segment left by the previous version holds JSON
+objects, replayed as they are) named so that they sort oldest first::
 
     <spool dir>/<worker>/<time_ns>-<pid>.seg
 
@@ -38,8 +39,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
 import structlog
+
+from core import event
 
 log = structlog.get_logger("tokengate.metering")
 
@@ -270,12 +272,12 @@ class Spool:
                 lines = self.replay_lines(seg)
             except OSError:
                 continue
-            ids.update(str(orjson.loads(line).get("event_id")) for line in lines)
+            ids.update(event.from_line(line).event_id for line in lines)
         return ids
 
     def replay_lines(self, seg: Segment) -> list[bytes]:
-        """The events of a backlog segment, read once. A line that is not a JSON object (the last
-        one cut short by a kill mid-write, or a write torn by a full disk) is logged and skipped."""
+        """The events of a backlog segment, read once. A line that is no event (the last one cut
+        short by a kill mid-write, or a write torn by a full disk) is logged and skipped."""
         if seg.lines is None:
             with open(seg.path, "rb") as f:
                 data = f.read()
@@ -285,8 +287,9 @@ class Spool:
                 if not line:
                     continue
                 try:
-                    ok = isinstance(orjson.loads(line), dict)
-                except orjson.JSONDecodeError:
+                    event.from_line(line)  # the settler dead-letters what it cannot apply; this is no event
+                    ok = True
+                except event.BadEvent:
                     ok = False
                 if ok:
                     lines.append(line)

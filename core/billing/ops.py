@@ -5,14 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 
-from core import store
+from core import event, store
 from core.billing import scripts
+from core.event import MeteringEvent
 from core.store import text
 
 DONE_TTL_S = 60 * 60 * 24 * 30  # how long a settled event id is remembered (redelivery window)
@@ -80,7 +81,7 @@ class Billing:
             return Admission(outcome, available=int(res[1]))
         return Admission(outcome)
 
-    async def settle(self, ev: dict[str, Any]) -> str:
+    async def settle(self, ev: MeteringEvent | Mapping[str, Any]) -> str:
         """Apply one metering event exactly once; 'ok' or 'duplicate'."""
         [outcome] = await self.settle_many([Settlement.of(ev)])
         if isinstance(outcome, Exception):
@@ -120,7 +121,7 @@ class Billing:
                 args: list[Any] = [DONE_TTL_S]
                 for s in group:
                     keys += s.keys
-                    args += (s.raw, s.ts)
+                    args += s.args
                 await self._settle(keys=keys, args=args, client=pipe)
             return list(await pipe.execute(raise_on_error=False))
 
@@ -186,15 +187,6 @@ class Billing:
         return out
 
 
-_INT_FIELDS = ("cost_nano", "status", "hold_nano")
-_BUCKETS = ("input", "cache_read", "cache_write", "output", "reasoning")
-
-
-def _int(v: Any, what: str) -> None:
-    if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
-        raise ValueError(f"{what} is not an integer: {v!r}")
-
-
 @functools.lru_cache(maxsize=8)
 def _day(n: int) -> str:
     """The UTC date of day ``n`` since the epoch."""
@@ -208,32 +200,27 @@ class Settlement:
 
     account: str
     keys: tuple[str, str, str, str]  # done marker, usage day hash, the key's tpm counter, reaped marker
-    raw: bytes  # the event's JSON, as the script reads it and the recent requests keep it
-    ts: str
+    args: tuple[bytes | str, ...]  # what the script reads of it (scripts.SETTLE's ARGV per event)
 
     @classmethod
-    def of(cls, ev: Any, raw: bytes | None = None) -> Settlement:
-        if not isinstance(ev, dict):
-            raise ValueError("the event is not a JSON object")
-        account, event_id = ev.get("account"), ev.get("event_id")
-        if not isinstance(account, str) or not store.ACCOUNT_RE.match(account):
+    def of(cls, ev: MeteringEvent | Mapping[str, Any]) -> Settlement:
+        """``ev``: an event of any version, or a JSON object of one (version 0's, as tests write them)."""
+        if not isinstance(ev, MeteringEvent):
+            ev = event.from_json(ev)
+        if ev.version not in event.READS:
+            raise ValueError(f"version {ev.version} is newer than this settler reads "
+                             f"({', '.join(map(str, sorted(event.READS)))}): upgrade the settler")
+        account, event_id = ev.account, ev.event_id
+        if not store.ACCOUNT_RE.match(account):
             raise ValueError(f"bad account {account!r}")
-        if not isinstance(event_id, str) or not event_id:
+        if not event_id:
             raise ValueError("event without event_id")
-        for f in _INT_FIELDS:
-            _int(ev.get(f), f)
-        u = ev.get("usage") or {}
-        if not isinstance(u, dict):
-            raise ValueError("usage is not an object")
-        for b in _BUCKETS:
-            _int(u.get(b), f"usage.{b}")
-        for f in ("model", "key_id", "lease"):
-            if not isinstance(ev.get(f) or "", str):
-                raise ValueError(f"{f} is not a string")
-        ts = ev.get("ts") or time.time()
-        if not isinstance(ts, int | float) or isinstance(ts, bool):
-            raise ValueError(f"ts is not a number: {ts!r}")
+        ts = ev.ts or time.time()
         keys = (store.done(account, event_id), store.usage_day(account, _day(int(ts // 86400))),
-                store.rate_counter(account, "tpm", ev.get("key_id") or "-", int(ts // 60)),
+                store.rate_counter(account, "tpm", ev.key_id or "-", int(ts // 60)),
                 store.reaped(account, event_id))
-        return cls(account, keys, raw if raw is not None else orjson.dumps(ev), f"{ts:.3f}")
+        u = ev.usage
+        failed = int(ev.status >= 400 or not ev.complete)
+        counts = f"{ev.cost_nano} {failed} {u.input} {u.cache_read} {u.cache_write} {u.output} {u.reasoning}"
+        return cls(account, keys, (ev.SerializeToString(), f"{ts:.3f}", event_id, ev.model, ev.key_id, ev.lease,
+                                   counts))  # scripts.SETTLE_ARGS of them

@@ -100,32 +100,40 @@ return take_from_lease(ARGV[1], tonumber(ARGV[2]))
 # KEYS: account, holds, hold expiries, ledger, recent requests stream, keys' last use, hold info,
 #       then for each event: its done marker, its usage day hash, its key's tpm counter, its
 #       reaped marker
-# ARGV: done ttl, then for each event: the event as JSON, its time (unix seconds, "%.3f")
+# ARGV: done ttl, then for each event SETTLE_ARGS values (Settlement.of): the serialized event (what
+#       the recent requests keep), its time (unix seconds, "%.3f"), its id, model, key id, lease
+#       (empty: none), and seven integers in one string, space-separated: cost, failed (1 when its
+#       status is >= 400 or it is not complete, else 0), usage input, cache read, cache write,
+#       output, reasoning (0 when unset). Fewer, larger arguments: each costs the settler to send.
 # Settles a batch of one account's metering events; each is applied once (its done marker),
 # in order: hold released, cost charged (out of its lease's hold, as far as that still holds),
 # ledger and recent requests written. Usage, tpm counters and last use are added up in the
 # batch and written once per field. An event that comes after the reaper gave up on it (its
 # reaped marker: what the reaper charged) is charged the difference and not counted again.
 # The events were checked by the caller (Settlement.of); returns 'ok' or 'duplicate' per event.
+SETTLE_ARGS = 7
 SETTLE = _TAKE_FROM_LEASE + """
 local ttl = ARGV[1]
 local buckets = {'input', 'cache_read', 'cache_write', 'output', 'reasoning'}
 local names = {'requests', 'input', 'cache_read', 'cache_write', 'output', 'reasoning', 'cost', 'failed'}
-local function str(v) if type(v) == 'string' and v ~= '' then return v end return '-' end
+local function str(v) if v ~= '' then return v end return '-' end
 local out, usage, usage_order, tpm, tpm_order, last = {}, {}, {}, {}, {}, {}
 local function add(t, order, key, field, n)
   if n == 0 then return end
   if not t[key] then t[key] = {}; order[#order + 1] = key end
   t[key][field] = (t[key][field] or 0) + n
 end
-for i = 0, (#ARGV - 1) / 2 - 1 do
-  local raw, ts = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+local per = """ + str(SETTLE_ARGS) + """
+for i = 0, (#ARGV - 1) / per - 1 do
+  local a = 1 + per * i
+  local raw, ts = ARGV[a + 1], ARGV[a + 2]
   local k = 7 + 4 * i
   if not redis.call('SET', KEYS[k + 1], '1', 'NX', 'EX', ttl) then
     out[#out + 1] = 'duplicate'
   else
-    local e = cjson.decode(raw)
-    local id, model, key = e.event_id, str(e.model), str(e.key_id)
+    local id, model, key, lease = ARGV[a + 3], str(ARGV[a + 4]), str(ARGV[a + 5]), ARGV[a + 6]
+    local n = {}
+    for v in string.gmatch(ARGV[a + 7], '%-?%d+') do n[#n + 1] = tonumber(v) end
     local hold = tonumber(redis.call('HGET', KEYS[2], id) or '0')
     if hold > 0 then
       redis.call('HDEL', KEYS[2], id)
@@ -133,8 +141,8 @@ for i = 0, (#ARGV - 1) / 2 - 1 do
       redis.call('HDEL', KEYS[7], id)
       redis.call('HINCRBY', KEYS[1], 'held', -hold)
     end
-    local cost = tonumber(e.cost_nano) or 0
-    if type(e.lease) == 'string' and e.lease ~= '' and cost > 0 then take_from_lease(e.lease, cost) end
+    local cost = n[1]
+    if lease ~= '' and cost > 0 then take_from_lease(lease, cost) end
     local reaped = redis.call('GET', KEYS[k + 4])
     local charge = cost - (tonumber(reaped) or 0)
     if reaped then redis.call('DEL', KEYS[k + 4]) end
@@ -148,21 +156,18 @@ for i = 0, (#ARGV - 1) / 2 - 1 do
       end
       redis.call('XADD', KEYS[4], '*', unpack(entry))
     end
-    local u = type(e.usage) == 'table' and e.usage or {}
-    local failed = ((tonumber(e.status) or 0) >= 400 or e.complete ~= true) and 1 or 0
     local tokens = 0
-    local values = {requests = reaped and 0 or 1, cost = charge, failed = failed}
-    for _, b in ipairs(buckets) do
-      local n = tonumber(u[b]) or 0
-      values[b] = n
-      tokens = tokens + n
+    local values = {requests = reaped and 0 or 1, cost = charge, failed = n[2]}
+    for j, b in ipairs(buckets) do
+      values[b] = n[2 + j]
+      tokens = tokens + n[2 + j]
     end
     for _, name in ipairs(names) do
       add(usage, usage_order, KEYS[k + 2], model .. '|' .. name, values[name])
       add(usage, usage_order, KEYS[k + 2], key .. '|' .. model .. '|' .. name, values[name])
     end
     add(tpm, tpm_order, KEYS[k + 3], 'n', tokens)
-    redis.call('XADD', KEYS[5], 'MAXLEN', '~', 1000, '*', 'event', raw)
+    redis.call('XADD', KEYS[5], 'MAXLEN', '~', 1000, '*', 'pb', raw)
     if key ~= '-' and (last[key] == nil or tonumber(ts) > tonumber(last[key])) then last[key] = ts end
     out[#out + 1] = 'ok'
   end

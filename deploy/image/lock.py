@@ -1,6 +1,7 @@
 """Pin the image's Python packages to the versions installed beside this Python.
 
     .venv/bin/python deploy/image/lock.py > deploy/image/requirements.txt
+    .venv/bin/python deploy/image/lock.py --build > deploy/image/build-requirements.txt
 
 The image installs exactly these (``pip install --no-deps``, then ``pip
 check``), so it runs what ``make test`` ran. The list is the closure of
@@ -8,6 +9,11 @@ check``), so it runs what ``make test`` ran. The list is the closure of
 included) for the image's platform: Linux, this Python's minor version. Run it
 again after changing a dependency; tests/deploy fails while the lock misses
 one or pins a version outside pyproject's range.
+
+``--build``: what the build stage needs on top and removes again before the
+runtime stage copies the venv — the build backend (``[build-system].requires``)
+and ``grpcio-tools``, whose protoc compiles ``proto/`` (``proto/generate.py``).
+``make lock`` writes both.
 """
 
 from __future__ import annotations
@@ -35,6 +41,17 @@ def direct_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[Requi
     return [Requirement(r) for r in project["dependencies"]]
 
 
+BUILD_TOOLS = ("grpcio-tools",)  # from the dev extra: what proto/generate.py runs
+
+
+def build_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[Requirement]:
+    """The build backend and the code generator, with pyproject's ranges."""
+    doc = tomllib.loads(pyproject.read_text())
+    dev = [Requirement(r) for r in doc["project"]["optional-dependencies"]["dev"]]
+    return [Requirement(r) for r in doc["build-system"]["requires"]] + \
+        [r for r in dev if canonicalize_name(r.name) in BUILD_TOOLS]
+
+
 def closure(roots: list[Requirement]) -> dict[str, str]:
     """Canonical name -> installed version of every package ``roots`` need on Linux."""
     pinned: dict[str, str] = {}
@@ -60,19 +77,35 @@ def closure(roots: list[Requirement]) -> dict[str, str]:
     return pinned
 
 
-def render(pins: dict[str, str]) -> str:
+def render(pins: dict[str, str], *, build: bool = False) -> str:
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
-    lines = [
-        "# The image's Python packages, pinned (generated; do not edit).",
-        "#   .venv/bin/python deploy/image/lock.py > deploy/image/requirements.txt",
-        f"# Closure of pyproject.toml's dependencies for Linux, Python {py}.",
-    ]
+    if build:
+        lines = [
+            "# What the image's build stage adds to requirements.txt, pinned (generated; do not edit).",
+            "#   .venv/bin/python deploy/image/lock.py --build > deploy/image/build-requirements.txt",
+            f"# The build backend and grpcio-tools (proto/generate.py) for Linux, Python {py}; not in the runtime.",
+        ]
+    else:
+        lines = [
+            "# The image's Python packages, pinned (generated; do not edit).",
+            "#   .venv/bin/python deploy/image/lock.py > deploy/image/requirements.txt",
+            f"# Closure of pyproject.toml's dependencies for Linux, Python {py}.",
+        ]
     lines += [f"{name}=={version}" for name, version in sorted(pins.items())]
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    sys.stdout.write(render(closure(direct_requirements())))
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    runtime = closure(direct_requirements())
+    if args == ["--build"]:
+        extra = {n: v for n, v in closure(build_requirements()).items() if n not in runtime}
+        sys.stdout.write(render(extra, build=True))
+    elif not args:
+        sys.stdout.write(render(runtime))
+    else:
+        sys.stderr.write("usage: lock.py [--build]\n")
+        return 2
     return 0
 
 

@@ -136,3 +136,82 @@ def test_the_image_pins_the_versions_the_tests_ran_with() -> None:
             name, _, version = line.split()[0].partition("==")
             dev[canonicalize_name(name)] = version
     assert {} == {n: (v, dev.get(n)) for n, v in _pins().items() if dev.get(n) != v}
+
+
+BUILD_LOCK = ROOT / "deploy" / "image" / "build-requirements.txt"
+
+
+def _dockerignore() -> list[tuple[bool, re.Pattern[str]]]:
+    """(re-included?, pattern) per rule of .dockerignore, as Docker reads them (``*`` stays in one folder,
+    ``**/`` spans any number)."""
+    rules = []
+    for raw in (ROOT / ".dockerignore").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        neg = line.startswith("!")
+        pat = line.lstrip("!").strip("/")
+        rx = re.escape(pat).replace(r"\*\*/", "(?:.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*")
+        rules.append((neg, re.compile(rx.replace(r"\?", "[^/]") + "$")))
+    return rules
+
+
+def _in_context(path: str) -> bool:
+    """Whether the build context has ``path``: the last rule matching it or a folder above it decides."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    kept = True
+    for neg, rx in _dockerignore():
+        if any(rx.match(p) for p in prefixes):
+            kept = neg
+    return kept
+
+
+def test_the_build_context_has_what_the_dockerfile_copies_and_not_what_the_build_makes() -> None:
+    """Each COPY source is in the context (.dockerignore lets it through, with what is inside it); the code
+    generated from proto/ is not: the build stage generates it from the copied proto/."""
+    sources = [line.split()[1] for stage in _stages() for line in stage
+               if line.startswith("COPY ") and "--from" not in line]
+    missing = [s for s in sources if not _in_context(s)]
+    missing += [f"{s}/{f.name}" for s in sources if (ROOT / s).is_dir()
+                for f in (ROOT / s).iterdir() if f.suffix in (".py", ".proto") and not _in_context(f"{s}/{f.name}")]
+    assert [] == missing
+    assert {"proto", "core", "settler", "portal", "translator", "tokengate", "fakes"} <= set(sources)
+    assert not _in_context("core/_gen/__init__.py") and not _in_context("core/__pycache__/x.pyc")
+
+
+def test_the_build_compiles_proto_before_installing_the_package_and_drops_the_build_tools() -> None:
+    """The build stage installs the pinned build tools, runs proto/generate.py, installs tokengate, checks the
+    processes import, and removes grpcio-tools and setuptools before the runtime stage copies the venv."""
+    build = "\n".join(_stages()[0])
+    steps = ["pip install --no-deps --only-binary=:all: -r /tmp/requirements.txt",
+             "pip install --no-deps --only-binary=:all: -r /tmp/build-requirements.txt",
+             "COPY proto /src/proto",
+             "python /src/proto/generate.py",
+             "pip install --no-deps --no-build-isolation /src",
+             'python -c "import translator.main, settler.service, portal.app"',
+             "pip uninstall -y -q grpcio-tools setuptools pip"]
+    at = [build.find(s) for s in steps]
+    assert -1 not in at and at == sorted(at), dict(zip(steps, at, strict=True))
+
+
+def test_the_build_tools_are_pinned_as_the_tests_ran_them() -> None:
+    """build-requirements.txt pins the build backend and grpcio-tools, at requirements.lock's versions and
+    inside pyproject's ranges; together with requirements.txt it is closed under dependencies."""
+    build: dict[str, str] = {}
+    for line in BUILD_LOCK.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            build[canonicalize_name(name)] = version
+    doc = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wanted = [Requirement(r) for r in doc["build-system"]["requires"]] + \
+        [Requirement(r) for r in doc["project"]["optional-dependencies"]["dev"] if r.startswith("grpcio-tools")]
+    assert [] == [str(r) for r in wanted if not r.specifier.contains(build.get(canonicalize_name(r.name), "0"))]
+    dev = {canonicalize_name(line.split()[0].partition("==")[0]): line.split()[0].partition("==")[2]
+           for line in (ROOT / "requirements.lock").read_text().splitlines()
+           if "==" in line and not line.startswith((" ", "#"))}
+    assert {} == {n: (v, dev.get(n)) for n, v in build.items() if dev.get(n) != v}
+    pins = {**_pins(), **build}
+    needs = [f"{n} needs {r.name}" for n in build for dep in md.distribution(n).requires or []
+             if (r := Requirement(dep)).marker is None and canonicalize_name(r.name) not in pins]
+    assert [] == needs, f"run {LOCK_COMMAND.replace('lock.py', 'lock.py --build').replace('requirements', 'build-requirements')}"

@@ -15,7 +15,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from core import store
+from core import event, store
 from core.billing.ops import Billing
 from fakes import Reply, Usage
 from settler.service import GROUP, Settler
@@ -63,7 +63,7 @@ def test_settler_dying_mid_batch_charges_nothing_twice_and_loses_nothing(faulty:
             reply = await r.xreadgroup(GROUP, "dead-consumer", {store.METERING_STREAM: ">"}, count=4)
             read = reply[0][1]
             for _, fields in read[:2]:
-                await Billing(r).settle(orjson.loads(fields[b"event"]))
+                await Billing(r).settle(event.from_entry(fields))
             # A fresh settler claims the dead consumer's entries and reads the rest.
             fresh = Settler(r, consumer="fresh", claim_idle_s=0.2, block_ms=100)
             stop = asyncio.Event()

@@ -8,6 +8,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from core import store
+from core.event import MeteringEvent
 from tokengate.devstack import redis_binary
 from tokengate.procs import Supervisor, free_port, port_open
 from translator.metering import Meter
@@ -25,7 +26,7 @@ def test_events_recorded_while_redis_is_down_are_written_when_it_returns(tmp_pat
         meter.start()
         try:
             for i in range(5):
-                meter.record({"event_id": f"e{i}", "request_id": str(i)})
+                meter.record(MeteringEvent(event_id=f"e{i}", request_id=str(i)))
             await asyncio.sleep(0.5)
             assert 5 == meter.pending  # Redis is down: all held, none lost
             redis = sup.start("redis", argv)
@@ -53,7 +54,7 @@ def test_a_full_buffer_counts_what_it_could_not_keep() -> None:
         r = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
         meter = Meter(r, capacity=3)
         for i in range(5):
-            meter.record({"event_id": f"e{i}"})
+            meter.record(MeteringEvent(event_id=f"e{i}"))
         await r.aclose()
         return meter.pending, meter.dropped
 

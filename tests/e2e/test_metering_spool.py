@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 import redis
 import redis.asyncio as aioredis
 
-from core import store
+from core import event, store
 from fakes import Reply, Usage
 from settler.service import GROUP
 from tests.harness import GatewayUnderTest, own_stack
@@ -56,8 +55,8 @@ def alive(gw: GatewayUnderTest, name: str) -> Child:
 
 
 def spooled_request_ids(d: Path) -> set[str]:
-    return {orjson.loads(ln)["request_id"] for p in d.glob("*.seg") for ln in p.read_bytes().splitlines()
-            if ln.endswith(b"}")}
+    return {event.from_line(ln).request_id for p in d.glob("*.seg") for ln in p.read_bytes().splitlines()
+            if ln.endswith(event.LINE_END)}
 
 
 def charges(gw: GatewayUnderTest, account: str) -> Counter[str]:
@@ -74,17 +73,17 @@ def test_replaying_events_already_in_the_stream_charges_them_once(spooled: Gatew
     gw.new_key("replay", fund_usd=1)
     start, _ = gw.balance("replay")
     run = uuid.uuid4().hex[:8]
-    events: list[dict[str, Any]] = [
-        {"event_id": f"replay-{run}-{i}", "request_id": f"replay-{run}-{i}", "account": "replay", "key_id": "k",
-         "model": "gpt-test", "usage": {"input": 1}, "cost_nano": 1000, "status": 200, "complete": True,
-         "ts": time.time()} for i in range(3)]
+    events = [event.from_json(
+        {"version": event.VERSION, "event_id": f"replay-{run}-{i}", "request_id": f"replay-{run}-{i}",
+         "account": "replay", "key_id": "k", "model": "gpt-test", "usage": {"input": 1}, "cost_nano": 1000,
+         "status": 200, "complete": True, "ts": time.time()}) for i in range(3)]
     with gw.redis() as r:
         for ev in events:
-            r.xadd(store.METERING_STREAM, {"event": orjson.dumps(ev)})
+            r.xadd(store.METERING_STREAM, event.entry(ev.SerializeToString()))
     dead = Spool(tmp_path)
     dead.open()
     for ev in events:
-        dead.append(orjson.dumps(ev, option=orjson.OPT_APPEND_NEWLINE))
+        dead.append(event.line(ev.SerializeToString()))
     die(dead)
 
     async def next_start() -> None:
@@ -104,7 +103,7 @@ def test_replaying_events_already_in_the_stream_charges_them_once(spooled: Gatew
 
     asyncio.run(next_start())
     with gw.redis() as r:
-        in_stream = Counter(orjson.loads(f[b"event"])["event_id"] for _, f in r.xrange(store.METERING_STREAM))
+        in_stream = Counter(event.from_entry(f).event_id for _, f in r.xrange(store.METERING_STREAM))
 
         def all_settled() -> bool:
             group = next(g for g in r.xinfo_groups(store.METERING_STREAM) if g["name"] == GROUP.encode())
@@ -112,8 +111,8 @@ def test_replaying_events_already_in_the_stream_charges_them_once(spooled: Gatew
                 store.METERING_STREAM, count=1)[0][0])
 
         wait_for("every entry read and acknowledged by the settler", all_settled)
-    assert [2, 2, 2] == [in_stream[e["event_id"]] for e in events]
-    assert {e["event_id"]: 1 for e in events} == dict(charges(gw, "replay"))
+    assert [2, 2, 2] == [in_stream[e.event_id] for e in events]
+    assert {e.event_id: 1 for e in events} == dict(charges(gw, "replay"))
     assert (start - 3000, 0) == gw.balance("replay")
     assert [] == list(tmp_path.iterdir())
 

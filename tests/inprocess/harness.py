@@ -34,6 +34,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from core import keys
 from core.config import GatewayConfig, parse
+from core.event import MeteringEvent, as_json
 from tests.harness import gateway_config
 from translator.extproc.messages import ATTR_NAMESPACE
 from translator.extproc.servicer import Servicer
@@ -65,14 +66,14 @@ def config() -> GatewayConfig:
 
 
 class CapturedMeter(Meter):
-    """A Meter whose events are kept in ``events`` (never written to Redis)."""
+    """A Meter whose events are kept in ``events``, each as its JSON object (never written to Redis)."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
         super().__init__(redis)
         self.events: list[dict[str, Any]] = []
 
-    def record(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
+    def record(self, ev: MeteringEvent) -> None:
+        self.events.append(as_json(ev))
 
 
 class FakeContext:

@@ -144,6 +144,7 @@ def test_charge_prompt_prices_a_reaped_hold_and_an_unfinished_request_alike(redi
     """Under billing.reaped_holds: charge_prompt the reaper's charge (stored with the hold) and the event
     the in-flight file keeps are the same estimate: the prompt at 4 bytes a token, as a request cut short
     before its usage arrived is billed."""
+    from core.event import MeteringEvent, as_json
     from core.usage import Usage
     from tests.inprocess.harness import config, in_process
     from translator.inflight import Inflight
@@ -153,7 +154,7 @@ def test_charge_prompt_prices_a_reaped_hold_and_an_unfinished_request_alike(redi
                                               "lease": base.billing.lease.model_copy(update={"enabled": False})})
     cfg = base.model_copy(update={"billing": billing})
 
-    async def scenario() -> tuple[bytes | None, list[dict[str, object]], int]:
+    async def scenario() -> tuple[bytes | None, list[MeteringEvent], int]:
         async with in_process(redis_url, cfg) as tg:
             tg.gw.inflight = Inflight(tmp_path / "inflight")
             tg.gw.inflight.recover()
@@ -163,7 +164,8 @@ def test_charge_prompt_prices_a_reaped_hold_and_an_unfinished_request_alike(redi
             expected = tg.gw.prices["gpt-test"].cost_nano(Usage(input=len(BODY) // 4))
             return info, Inflight(tmp_path / "inflight").recover(), expected
 
-    info, [event], expected = asyncio.run(scenario())
+    info, [recovered], expected = asyncio.run(scenario())
+    event = as_json(recovered)
     assert info is not None and int(info.split()[0]) == expected > 0
     assert (expected, True, {"input": len(BODY) // 4}) == (event["cost_nano"], event["usage_estimated"],
                                                            event["usage"])

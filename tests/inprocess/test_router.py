@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
+from core.protocols import Protocol
 from tests.harness import PRICES, UPSTREAM_SECRETS
 from tests.inprocess.harness import (
     CHAT,
@@ -22,7 +23,9 @@ from tests.inprocess.harness import (
     set_headers,
 )
 from translator.admission import estimate_hold
+from translator.endpoints import Kind
 from translator.extproc.router import RouterProcessor
+from translator.extproc.upstream import Ctx
 
 OPENAI_ANSWER = {
     "id": "chatcmpl-1", "object": "chat.completion", "created": 1_700_000_000, "model": "gpt-test",
@@ -145,8 +148,9 @@ def test_a_model_of_several_providers_takes_the_per_attempt_route_with_the_calle
                                request_body(chat("failover-test", stream=True,
                                                  stream_options={"include_usage": True}))], then="end")
         _, routed = ex.responses
-        assert set_headers(routed) == {"x-tokengate-model": "failover-test",
-                                       "x-tokengate-ctx": "openai|chat|se|failover-test"}
+        headers = set_headers(routed)
+        assert headers == {"x-tokengate-model": "failover-test", "x-tokengate-ctx": headers["x-tokengate-ctx"]}
+        assert Ctx.decode(headers["x-tokengate-ctx"]) == Ctx(Protocol.OPENAI, Kind.CHAT, True, True, "failover-test")
         assert removed_headers(routed) == {"authorization", "x-api-key", "x-goog-api-key", "api-key"}
         assert routed.request_body.response.clear_route_cache
         assert new_body(routed) is None  # the upstream filter translates per attempt

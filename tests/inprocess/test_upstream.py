@@ -45,13 +45,20 @@ OPENAI_BODY = {"model": "failover-test", "max_tokens": 32,
                "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]}
 
 
+def wire(ctx: str) -> str:
+    """The x-tokengate-ctx header the router sets for ``protocol|kind|flags|model`` (flags: s stream, e SSE)."""
+    protocol, kind, flags, model = ctx.split("|", 3)
+    return Ctx(Protocol(protocol), Kind(kind), "s" in flags, "e" in flags, model).encode()
+
+
 def attempt(path: str, ctx: str, **more: str) -> dict[str, str]:
-    return {**ATTEMPT, ":path": path, "x-tokengate-model": ctx.rsplit("|", 1)[1], "x-tokengate-ctx": ctx, **more}
+    return {**ATTEMPT, ":path": path, "x-tokengate-model": ctx.rsplit("|", 1)[1], "x-tokengate-ctx": wire(ctx),
+            **more}
 
 
 @dataclass(frozen=True)
 class Case:
-    ctx: str  # the x-tokengate-ctx the router set: protocol|kind|flags|model as the caller asked for it
+    ctx: str  # what the router's x-tokengate-ctx says: protocol|kind|flags|model as the caller asked for it
     deployment: str
     protocol: str
     sets: dict[str, str]
@@ -125,7 +132,7 @@ def test_failover_attempts_each_get_what_their_deployment_needs(redis_url: str) 
         client = {**ATTEMPT, **bearer(key), ":path": CHAT}
         ex = await tg.process([request_headers(CHAT, client), request_body(OPENAI_BODY)], then="end")
         headers = mutated(client, ex.responses[1])  # as the router left them for the attempts
-        assert "authorization" not in headers and headers["x-tokengate-ctx"] == "openai|chat|e|failover-test"
+        assert "authorization" not in headers and headers["x-tokengate-ctx"] == wire("openai|chat|e|failover-test")
 
         first = UpstreamAttempt(tg.gw)
         reply = first.on_request_headers(attempt_headers("ant", "anthropic", headers))
@@ -169,7 +176,17 @@ def test_an_unknown_deployment_is_a_502_in_the_callers_shape(redis_url: str, ctx
 
 
 def test_ctx_round_trips() -> None:
-    """What the router encodes, the upstream filter decodes."""
+    """What the router encodes (an UpstreamContext message, base64url: a header value), the upstream filter decodes."""
     for ctx in (Ctx(Protocol.GEMINI, Kind.CHAT, True, False, "models/x:y"),
                 Ctx(Protocol.OPENAI, Kind.COUNT_TOKENS, False, True, "a|b")):
-        assert Ctx.decode(ctx.encode()) == ctx
+        raw = ctx.encode()
+        assert raw.isascii() and raw.replace("-", "").replace("_", "").isalnum()
+        assert Ctx.decode(raw) == ctx
+
+
+@pytest.mark.parametrize("raw", ["", "openai|chat|e|gpt-test", "not base64!", "AAAA"],
+                         ids=["empty", "pipe-separated", "not-base64", "not-a-message"])
+def test_an_unreadable_ctx_is_a_value_error(raw: str) -> None:
+    """Anything but a context the router wrote is refused, never read as a default."""
+    with pytest.raises(ValueError, match="x-tokengate-ctx"):
+        Ctx.decode(raw)

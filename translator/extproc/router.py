@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from enum import Enum
@@ -28,6 +29,8 @@ import orjson
 import structlog
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
+from core.event import VERSION as EVENT_VERSION
+from core.event import MeteringEvent, as_json, set_usage
 from core.protocols import Protocol
 from core.store import KeyInfo
 from core.usage import Usage
@@ -113,6 +116,7 @@ class RouterProcessor:
         self.header_names: tuple[str, ...] = ()  # what the caller sent (only some go on to a provider)
         self.direct: Target | None = None  # the one deployment of a direct route
         self.ended = False  # the response's last chunk was answered: meter() does not call it cut short
+        self._ev: MeteringEvent | None = None  # the metering event, built once (see _event)
 
     def __repr__(self) -> str:
         return (f"RouterProcessor(request_id={self.request_id!r}, phase={self.phase.value}, model={self.model!r}, "
@@ -338,46 +342,49 @@ class RouterProcessor:
         duration = time.monotonic() - self.started
         event = self._event(status, usage, estimated, cost, complete=bool(h and h.complete) and not cut_short,
                             cut_short=cut_short, finish=h.finish if h else None, duration_s=duration)
-        counts = event["usage"]
         self.gw.meter.record(event)
         if self.gw.inflight is not None:
             self.gw.inflight.ended(self.event_id)
         if self.lease_id and self.key:
             self.gw.admitter.finished(self.key.account, self.lease_id, self.hold, cost)
-        log.info("request", **event)
-        metrics.child(metrics.REQUESTS, self.model, self.deployment, event["protocol"], str(status)).inc()
-        metrics.child(metrics.DURATION, self.model, event["protocol"]).observe(duration)
-        for bucket, n in counts.items():
+        if log.is_enabled_for(logging.INFO):  # the event as a dict only for a log line that is written
+            log.info("request", **as_json(event))
+        protocol = self.protocol.value
+        metrics.child(metrics.REQUESTS, self.model, self.deployment, protocol, str(status)).inc()
+        metrics.child(metrics.DURATION, self.model, protocol).observe(duration)
+        for bucket, n in usage.as_dict().items():
             metrics.child(metrics.TOKENS, self.model, self.deployment, bucket).inc(n)
         if cost:
             metrics.child(metrics.COST, self.model).inc(cost)
 
     def _event(self, status: int, usage: Usage, estimated: bool, cost: int, *, complete: bool, cut_short: bool,
-               finish: str | None, duration_s: float) -> dict[str, Any]:
-        """The request's metering event."""
-        return {
-            "event_id": self.event_id,
-            "request_id": self.request_id,
-            "account": self.key.account if self.key else "",
-            "key_id": self.key.key_id if self.key else "",
-            "model": self.model,
-            "deployment": self.deployment,
-            "attempts": self.attempts,
-            "protocol": self.protocol.value,
-            "upstream_protocol": self.upstream_protocol.value if self.upstream_protocol else "",
-            "status": status,
-            "stream": self.stream,
-            "complete": complete,
-            "cut_short": cut_short,
-            "finish": finish,
-            "usage": usage.as_dict(),
-            "usage_estimated": estimated,
-            "hold_nano": self.hold,
-            "lease": self.lease_id,
-            "cost_nano": cost,
-            "duration_ms": round(duration_s * 1000, 3),
-            "ts": time.time(),
-        }
+               finish: str | None, duration_s: float) -> MeteringEvent:
+        """The request's metering event (core/event.py). One message per request: built with what the
+        request is at its first use (the in-flight file's event, at admission), then given what each
+        use says of its end. Each use serializes it at once, so the reuse changes nothing already written."""
+        ev = self._ev
+        if ev is None:
+            key = self.key
+            ev = self._ev = MeteringEvent(
+                version=EVENT_VERSION, event_id=self.event_id, request_id=self.request_id,
+                account=key.account if key else "", key_id=key.key_id if key else "", model=self.model,
+                protocol=self.protocol.value, stream=self.stream, hold_nano=self.hold, lease=self.lease_id)
+        ev.deployment = self.deployment
+        ev.attempts = self.attempts
+        ev.upstream_protocol = self.upstream_protocol.value if self.upstream_protocol else ""
+        ev.status = status
+        ev.complete = complete
+        ev.cut_short = cut_short
+        if finish is None:
+            ev.ClearField("finish")
+        else:
+            ev.finish = finish
+        set_usage(ev, usage)
+        ev.usage_estimated = estimated
+        ev.cost_nano = cost
+        ev.duration_ms = round(duration_s * 1000, 3)
+        ev.ts = time.time()
+        return ev
 
     def _estimated_prompt(self) -> Usage:
         """The prompt as estimated from the body's size, for a request whose upstream never reported it."""

@@ -12,6 +12,9 @@ upstream untouched.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -19,10 +22,12 @@ from typing import Any
 import orjson
 from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+from google.protobuf.message import DecodeError
 
+from core._gen.tokengate.routing.v1 import context_pb2
 from core.protocols import Protocol
 from translator.endpoints import Kind
-from translator.errors import UpstreamError, UserFacingError
+from translator.errors import GatewayError, UpstreamError, UserFacingError
 from translator.extproc import messages as m
 from translator.protocols import REGISTRY
 from translator.protocols.base import Codec
@@ -46,7 +51,8 @@ _TRANSLATE = ProcessingMode(
 
 @dataclass(frozen=True, slots=True)
 class Ctx:
-    """What the router-level filter learnt about the caller (the x-tokengate-ctx header)."""
+    """What the router-level filter learnt about the caller: the x-tokengate-ctx header, an
+    ``UpstreamContext`` message in unpadded base64url."""
 
     protocol: Protocol
     kind: Kind
@@ -56,18 +62,38 @@ class Ctx:
 
     @classmethod
     def decode(cls, raw: str) -> Ctx:
-        proto, kind, flags, model = raw.split("|", 3)
-        return cls(Protocol(proto), Kind(kind), "s" in flags, "e" in flags, model)
+        """ValueError for a header that holds no context."""
+        return _decode(raw)
 
     def encode(self) -> str:
-        flags = ("s" if self.stream else "") + ("e" if self.sse else "")
-        return f"{self.protocol.value}|{self.kind.value}|{flags}|{self.model}"
+        return _encode(self)
+
+
+# A few distinct contexts (protocol, kind, flags, model) make up all traffic: each is encoded and
+# parsed once per process, then found by its value.
+@functools.lru_cache(maxsize=1024)
+def _decode(raw: str) -> Ctx:
+    try:
+        data = base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_", validate=True)
+        msg = context_pb2.UpstreamContext.FromString(data)
+        return Ctx(Protocol(msg.protocol), Kind(msg.kind), msg.stream, msg.sse, msg.model)
+    except (binascii.Error, DecodeError, ValueError) as exc:
+        raise ValueError(f"unreadable {CTX_HEADER} header: {exc!r}") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _encode(ctx: Ctx) -> str:
+    msg = context_pb2.UpstreamContext(protocol=ctx.protocol.value, kind=ctx.kind.value, stream=ctx.stream,
+                                      sse=ctx.sse, model=ctx.model)
+    return base64.urlsafe_b64encode(msg.SerializeToString()).rstrip(b"=").decode()
 
 
 def client_codec(req: pb.ProcessingRequest) -> Codec:
     """The caller's protocol, for shaping an error; the registry's fallback when the context is unreadable."""
-    proto = str(m.attributes(req).get(CTX_ATTR) or "").partition("|")[0]
-    return REGISTRY.find(proto) or REGISTRY.fallback
+    try:
+        return REGISTRY.get(Ctx.decode(str(m.attributes(req).get(CTX_ATTR) or "")).protocol)
+    except (ValueError, GatewayError):
+        return REGISTRY.fallback
 
 
 def attempt_headers(caller: Codec, kind: Kind, stream: bool, sse: bool, t: Target,
