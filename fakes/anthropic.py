@@ -6,6 +6,13 @@ Streams are named events in this order: ``message_start`` (input usage,
 ``message_delta`` (stop reason and cumulative usage), ``message_stop``.
 Blocks come thinking (``thinking_delta`` then ``signature_delta``), text
 (``text_delta``), tool_use (``input_json_delta``, the first one empty).
+
+Requests are checked as the API checks them, with its messages: a ``system`` role
+inside ``messages`` needs the ``mid-conversation-system`` beta; every thinking block
+must carry the signature the fake gave its text (``signature``), every redacted block
+data the fake could have given; with thinking on, the tool-use loop the request
+continues must start with a thinking block; with it off, a trailing assistant message
+may hold none.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from fakes.codec import (
     sse,
     text_pieces,
     turns,
+    valid_signature,
 )
 from fakes.http import Header
 from fakes.recording import RecordedRequest
@@ -75,6 +83,8 @@ class AnthropicCodec(Codec):
             raise BadRequest("max_tokens: Field required")
         prompt = collect_text(body.get("system"), [])
         last_user: list[str] = []
+        if route.kind is Kind.GENERATE:
+            check_history(turns(body, "messages"), body.get("thinking"), request.headers.get("anthropic-beta", ""))
         for message in turns(body, "messages"):
             texts = collect_text(message.get("content"), [])
             prompt += texts
@@ -146,6 +156,61 @@ class AnthropicCodec(Codec):
         data = [{"type": "model", "id": n, "display_name": n, "created_at": "2025-05-14T00:00:00Z"} for n in names]
         first, last = (names[0], names[-1]) if names else (None, None)
         return orjson.dumps({"data": data, "has_more": False, "first_id": first, "last_id": last})
+
+
+# The API's own words (2025-2026), so that the gateway's handling is tested against them.
+_LOOP_WITHOUT_THINKING = (
+    "messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{found}`. When "
+    "`thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the "
+    "lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from "
+    "previous turns. To avoid this requirement, disable `thinking`. Please consult our documentation at "
+    "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+)
+_BAD_SIGNATURE = "messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+_BAD_REDACTED = "messages.{i}.content.{j}: Invalid `data` in `redacted_thinking` block"
+_THINKING_WHEN_OFF = (
+    "messages.{i}.content.{j}: When thinking is disabled, an `assistant` message in the final position cannot "
+    "contain `thinking`. To use thinking blocks, enable `thinking` in your request."
+)
+_THINKING = ("thinking", "redacted_thinking")
+
+
+def check_history(messages: Sequence[Mapping[str, Any]], thinking: Any, betas: str) -> None:
+    """Raise ``BadRequest`` for a conversation the API refuses (see the module docstring)."""
+    for i, m in enumerate(messages):
+        role = m.get("role")
+        if role not in ("user", "assistant") and not (role == "system" and "mid-conversation-system" in betas):
+            raise BadRequest(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        content = m.get("content")
+        for j, b in enumerate(content if isinstance(content, list) else []):
+            if not isinstance(b, dict):
+                continue
+            if b.get("type") == "thinking" and not valid_signature(str(b.get("thinking", "")), b.get("signature")):
+                raise BadRequest(_BAD_SIGNATURE.format(i=i, j=j))
+            if b.get("type") == "redacted_thinking" and not valid_signature(None, b.get("data")):
+                raise BadRequest(_BAD_REDACTED.format(i=i, j=j))
+    on = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+    blocks = [_blocks_of(m) for m in messages]
+    if on and blocks and messages[-1].get("role") == "user" and any(b.get("type") == "tool_result"
+                                                                    for b in blocks[-1]):
+        start = 0  # the loop: everything since the last user message without a tool result
+        for k in range(len(messages) - 1, -1, -1):
+            if messages[k].get("role") == "user" and not any(b.get("type") == "tool_result" for b in blocks[k]):
+                start = k + 1
+                break
+        first = next((k for k in range(start, len(messages)) if messages[k].get("role") == "assistant"), None)
+        if first is not None and (not blocks[first] or blocks[first][0].get("type") not in _THINKING):
+            found = blocks[first][0].get("type") if blocks[first] else "nothing"
+            raise BadRequest(_LOOP_WITHOUT_THINKING.format(i=first, found=found))
+    if not on and messages and messages[-1].get("role") == "assistant":
+        for j, b in enumerate(blocks[-1]):
+            if b.get("type") in _THINKING:
+                raise BadRequest(_THINKING_WHEN_OFF.format(i=len(messages) - 1, j=j))
+
+
+def _blocks_of(message: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    content = message.get("content")
+    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
 
 
 def _event(payload: Mapping[str, Any]) -> bytes:

@@ -122,6 +122,22 @@ def signature(text: str) -> str:
     return base64.b64encode(hashlib.sha256(text.encode()).digest() * 2).decode()
 
 
+def valid_signature(text: str | None, sig: object) -> bool:
+    """Whether ``sig`` is one the fake gave (for ``text``; any text when None), in standard or URL-safe
+    base64 (google-genai re-encodes Gemini's bytes URL-safe): what a provider's check of its own
+    signature comes down to. A signature sealed by another party, edited or for other text fails."""
+    if not isinstance(sig, str):
+        return False
+    raw = sig.replace("-", "+").replace("_", "/")
+    try:
+        data = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+    except ValueError:
+        return False
+    if len(data) != 64 or data[:32] != data[32:]:
+        return False
+    return text is None or data[:32] == hashlib.sha256(text.encode()).digest()
+
+
 def json_object(request: RecordedRequest) -> dict[str, Any]:
     try:
         body = orjson.loads(request.body)

@@ -6,7 +6,12 @@ chunks form one JSON array streamed piece by piece. Each chunk repeats
 ``modelVersion`` and ``responseId`` and carries ``usageMetadata`` with running
 totals; the last one has ``finishReason`` (``STOP`` for function calls too).
 Function calls arrive whole, one part each; with reasoning the first carries a
-``thoughtSignature`` sibling.
+``thoughtSignature`` sibling — always, for a Gemini 3 model (a name with ``gemini-3``).
+
+Gemini 3 models check requests as the API does, with its messages: every
+``thoughtSignature`` must be one the fake gave (or Google's documented
+``skip_thought_signature_validator``), and in the current turn (since the last user
+content with text) each model content's first function call must carry one.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ import orjson
 
 from fakes.codec import (
     Answer,
+    BadRequest,
     Call,
     Codec,
+    Kind,
     Route,
     collect_text,
     json_object,
@@ -28,6 +35,7 @@ from fakes.codec import (
     sse,
     text_pieces,
     turns,
+    valid_signature,
 )
 from fakes.http import Header
 from fakes.recording import RecordedRequest
@@ -76,6 +84,8 @@ class GeminiCodec(Codec):
         system = body.get("systemInstruction", body.get("system_instruction"))
         prompt = collect_text(system.get("parts") if isinstance(system, dict) else None, [])
         last_user: list[str] = []
+        if route.kind is Kind.GENERATE and "gemini-3" in (route.model or ""):
+            check_signatures(turns(body, "contents"))
         for content in turns(body, "contents"):
             texts = collect_text(content.get("parts"), [])
             prompt += texts
@@ -91,10 +101,10 @@ class GeminiCodec(Codec):
         )
 
     def complete(self, call: Call, answer: Answer) -> bytes:
-        return _chunks(call, answer, [_parts(answer, whole=True)])[0]
+        return _chunks(call, answer, [_parts(call, answer, whole=True)])[0]
 
     def stream(self, call: Call, answer: Answer) -> list[bytes]:
-        chunks = _chunks(call, answer, [[part] for part in _parts(answer, whole=False)])
+        chunks = _chunks(call, answer, [[part] for part in _parts(call, answer, whole=False)])
         if call.sse:
             return [sse(c) for c in chunks]
         return [b"[" + chunks[0], *(b",\r\n" + c for c in chunks[1:]), b"]"]
@@ -133,7 +143,43 @@ class GeminiCodec(Codec):
         return orjson.dumps({"models": models})
 
 
-def _parts(answer: Answer, *, whole: bool) -> list[dict[str, Any]]:
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+_CORRUPTED = "Corrupted thought signature."
+_MISSING = (
+    "Function call is missing a thought_signature in functionCall parts. This is required for tools to work "
+    "correctly, and missing thought_signature may lead to degraded model performance. Additional data, function "
+    "call `default_api:{name}` , position {position}. Please refer to "
+    "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+)
+
+
+def _field(part: Mapping[str, Any], camel: str, snake: str) -> Any:
+    return part.get(camel, part.get(snake))
+
+
+def check_signatures(contents: Sequence[Mapping[str, Any]]) -> None:
+    """Raise ``BadRequest`` where Gemini 3 refuses the history (see the module docstring)."""
+    parts = [[p for p in c.get("parts") or [] if isinstance(p, dict)] for c in contents]
+    for ps in parts:
+        for p in ps:
+            sig = _field(p, "thoughtSignature", "thought_signature")
+            if sig is not None and sig != SKIP_SIGNATURE and not valid_signature(None, sig):
+                raise BadRequest(_CORRUPTED)
+    start = 0
+    for k, c in enumerate(contents):
+        if c.get("role", "user") == "user" and any("text" in p for p in parts[k]) and not any(
+                _field(p, "functionResponse", "function_response") for p in parts[k]):
+            start = k + 1
+    for k in range(start, len(contents)):
+        if contents[k].get("role") != "model":
+            continue
+        first = next((p for p in parts[k] if _field(p, "functionCall", "function_call")), None)
+        if first is not None and _field(first, "thoughtSignature", "thought_signature") is None:
+            name = _field(first, "functionCall", "function_call").get("name")
+            raise BadRequest(_MISSING.format(name=name, position=k + 1))
+
+
+def _parts(call: Call, answer: Answer, *, whole: bool) -> list[dict[str, Any]]:
     """The answer's parts: whole texts, or one part per streamed word."""
     parts: list[dict[str, Any]] = []
     if answer.reasoning:
@@ -146,8 +192,8 @@ def _parts(answer: Answer, *, whole: bool) -> list[dict[str, Any]]:
         if tool_call.id:
             function["id"] = tool_call.id
         part: dict[str, Any] = {"functionCall": function}
-        if i == 0 and answer.reasoning:
-            part["thoughtSignature"] = signature(answer.reasoning)
+        if i == 0 and (answer.reasoning or "gemini-3" in call.model):
+            part["thoughtSignature"] = signature(answer.reasoning or tool_call.name)
         parts.append(part)
     return parts or [{"text": ""}]
 

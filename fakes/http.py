@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import http
 from collections.abc import Awaitable, Callable
@@ -59,6 +60,8 @@ async def serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamW
             if request is None:
                 return
             response = await app(request)
+            if request.method == "HEAD":  # the status and headers only (Claude Code sends HEAD / first)
+                response = dataclasses.replace(response, pieces=[], stream=False)
             if not await _write_response(conn, writer, response):
                 return
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:

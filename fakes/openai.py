@@ -4,7 +4,8 @@ Streams are ``data: <chunk>\\n\\n`` events: a first chunk carrying the role,
 content / ``reasoning_content`` / tool-call fragments (id and name on the first
 fragment of each call only), one chunk with ``finish_reason``, with
 ``stream_options.include_usage`` a ``"usage": null`` on every chunk plus a final
-``{"choices": [], "usage": {...}}`` chunk, and ``data: [DONE]``.
+``{"choices": [], "usage": {...}}`` chunk, and ``data: [DONE]``. A ``user`` longer
+than 64 characters is refused, as the API refuses it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class OpenAICodec(Codec):
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise BadRequest("you must provide a model parameter")
+        user = body.get("user")
+        if isinstance(user, str) and len(user) > 64:
+            raise BadRequest(f"Invalid 'user': string too long. Expected a string with maximum length 64, "
+                             f"but got a string with length {len(user)} instead.")
         prompt: list[str] = []
         last_user: list[str] = []
         for message in turns(body, "messages"):

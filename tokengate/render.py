@@ -20,7 +20,7 @@ from core.config import GatewayConfig, Model
 from translator.errors import BadRequest, NotFound, UserFacingError
 from translator.protocols import REGISTRY
 from translator.protocols.base import Codec, Json
-from translator.upstream_http import CTX_HEADER, DEPLOYMENT_ATTR, direct_route
+from translator.upstream_http import CTX_HEADER, DEPLOYMENT_ATTR, RESPONSE_TYPE_HEADER, direct_route
 
 TEMPLATE = Path(__file__).with_name("templates") / "envoy.yaml.j2"
 
@@ -203,20 +203,33 @@ function envoy_on_response(h)
   local headers = h:headers()
   if headers:get("x-envoy-upstream-service-time") == nil then return end  -- Envoy's own reply
   local to = map[tonumber(headers:get(":status"))]
-  if to then headers:replace(":status", tostring(to)) end
+  if to then headers:replace(":status", tostring(to)) end%s
 end
 """
+# Only for callers that may read a stream as one JSON array (Codec.array_streams): the content type
+# the router asked for on the request (a translated stream is SSE upstream, a JSON array for the caller).
+_CONTENT_TYPE_LUA = ("""function envoy_on_request(h)
+  local wanted = h:headers():get("%s")
+  if wanted then h:streamInfo():dynamicMetadata():set("tokengate.status", "content_type", wanted) end
+end
+""", """
+  local md = h:streamInfo():dynamicMetadata():get("tokengate.status")
+  if md and md.content_type then headers:replace("content-type", md.content_type) end""")
 
 
 def status_maps() -> dict[str, str]:
     """Per caller protocol that spells some upstream error statuses differently, the Lua that
-    rewrites them on a direct cross-protocol route (what the upstream filter does per attempt)."""
+    rewrites them on a direct cross-protocol route (what the upstream filter does per attempt),
+    and for a caller that may read a JSON-array stream the content type the router asked for
+    (``RESPONSE_TYPE_HEADER``). Every caller protocol today has a status to rewrite, so each has one."""
     out = {}
     for caller in REGISTRY:
         pairs = [(s, caller.client_status(s)) for s in range(400, 600)]
         table = ", ".join(f"[{a}] = {b}" for a, b in pairs if a != b)
         if table:
-            out[f"status/{caller.name}"] = _STATUS_LUA % table
+            lua = _STATUS_LUA % (table, _CONTENT_TYPE_LUA[1] if caller.array_streams else "")
+            out[f"status/{caller.name}"] = (_CONTENT_TYPE_LUA[0] % RESPONSE_TYPE_HEADER if caller.array_streams
+                                            else "") + lua
     return out
 
 

@@ -84,6 +84,14 @@ class Text:
 
 
 @dataclass(slots=True)
+class SystemText(Text):
+    """A system message inside the conversation (Anthropic's ``system`` role in ``messages``), kept
+    where it was, in a user turn. An encoder with a system message of its own places it there
+    (OpenAI); one with a single system prompt hoists it there in order (``hoist_system``); an
+    encoder that knows nothing of it sends it as the user text it is a subclass of."""
+
+
+@dataclass(slots=True)
 class Media:
     """An image, PDF or audio clip: inline base64 ``data`` or a ``url``."""
 
@@ -431,6 +439,17 @@ def tidy_turns(turns: list[tuple[Role, list[W]]], placeholder: Callable[[], W], 
     if ends_with_user and out[-1][0] is Role.ASSISTANT:
         out.append((Role.USER, [placeholder()]))
     return out
+
+
+def hoist_system(req: Request) -> list[Text]:
+    """The system prompt with every ``SystemText`` of the conversation appended in order; they are
+    removed from the turns (a turn left empty is dropped by ``tidy_turns``)."""
+    extra: list[Text] = []
+    for m in req.messages:
+        if any(isinstance(p, SystemText) for p in m.parts):
+            extra += [Text(p.text) for p in m.parts if isinstance(p, SystemText)]
+            m.parts = [p for p in m.parts if not isinstance(p, SystemText)]
+    return [*req.system, *extra]
 
 
 def rename_tools(req: Request, fn: Callable[[str], str]) -> None:

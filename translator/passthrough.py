@@ -7,6 +7,12 @@ for on a client's behalf, ``stream_options.include_usage``, when the client did 
 
 ``feed`` returns ``None`` when the chunk goes to the client unchanged (no body
 mutation at all, the cheapest answer to Envoy) and bytes when it was rewritten.
+
+A stream sent as one JSON array (Gemini without ``alt=sse``) is read whole at each
+chunk that may close it. When it ends without its finish — cut short, or closed early
+by the upstream (whose ``]`` is then held back) — or when the gateway fails on it, the
+error goes in as the array's last element (``array_error``), so the client still
+reads one well-formed array.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import orjson
 
 from core.usage import Usage
-from translator.errors import cut_short
+from translator.errors import UserFacingError, cut_short
 from translator.protocols.base import Codec
 from translator.protocols.convert import CodecRef, codec
 
@@ -35,6 +41,8 @@ class Passthrough:
         self._sse = self.codec.stream_frames() if stream and sse else None
         self._body = bytearray()
         self._too_big = False
+        self._last = b""  # a JSON-array stream: the last non-blank byte the client got ("" before any)
+        self._held = b""  # a JSON-array stream: its closing "]", held while the answer is unfinished
 
     def __repr__(self) -> str:
         return f"Passthrough({self.codec.name}, stream={self.stream}, {self._obs!r})"
@@ -55,11 +63,9 @@ class Passthrough:
     def feed(self, chunk: bytes) -> bytes | None:
         if self._sse is None:
             self._keep(chunk)
-            if self.stream and not self._too_big and chunk.rstrip().endswith(b"]"):
-                # Perhaps the array's end, whose last element carries finishReason and usage: read it now,
-                # so that a client hanging up before Envoy hands over the end of stream is still metered.
-                self._read_body(bytes(self._body))
-            return None
+            if not self.stream:
+                return None
+            return self._feed_array(chunk)
         events = self._sse.feed(chunk)
         observe = self._obs.event
         if not self.strip:
@@ -82,7 +88,35 @@ class Passthrough:
             return tail or (b"" if self.strip else None)
         if not self._too_big and self._body and not self._obs.complete:
             self._read_body(bytes(self._body))
-        return None
+        if self.stream and not self._obs.complete and not self._too_big:
+            return self.abort(cut_short())
+        return self._held or None
+
+    def abort(self, err: UserFacingError) -> bytes:
+        """``err`` in band, after what the client got: an event, or the JSON array's last element."""
+        if self._sse is not None or not self.stream:
+            return self.codec.error_event(err)
+        self._held = b""
+        return array_error(self.codec.error_body(err), self._last)
+
+    def _feed_array(self, chunk: bytes) -> bytes | None:
+        if self._held and not chunk.strip():
+            self._held += chunk  # blanks after a held "]" stay behind it
+            return b""
+        out = self._held + chunk if self._held else None
+        self._held = b""
+        tail = chunk.rstrip()
+        if tail.endswith(b"]") and not self._too_big:
+            # Perhaps the array's end, whose last element carries finishReason and usage: read it now,
+            # so that a client hanging up before Envoy hands over the end of stream is still metered.
+            if self._read_body(bytes(self._body)) and not self._obs.complete:
+                whole = out if out is not None else chunk  # closed without a finish: hold the "]"
+                cut = len(whole) - (len(chunk) - len(tail)) - 1
+                out, self._held = whole[:cut], whole[cut:]
+        sent = (out if out is not None else chunk).rstrip()
+        if sent:
+            self._last = sent[-1:]
+        return out
 
     def _keep(self, chunk: bytes) -> None:
         if self._too_big:
@@ -93,14 +127,25 @@ class Passthrough:
             return
         self._body += chunk
 
-    def _read_body(self, raw: bytes) -> None:
+    def _read_body(self, raw: bytes) -> bool:
+        """Read a whole body (or JSON array); False when it is not whole yet."""
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return
+            return False
         docs = doc if isinstance(doc, list) else [doc]
         for d in docs:
             if isinstance(d, dict):
                 self._obs.document(d)
         if not self.stream:
             self._obs.complete = True
+        return True
+
+
+def array_error(error: object, last: bytes) -> bytes:
+    """An error object as the last element of a JSON array whose last byte sent was ``last``
+    (``b""``: nothing was sent, the array is opened here)."""
+    body = orjson.dumps(error)
+    if not last:
+        return b"[" + body + b"]"
+    return (body if last in (b"[", b",") else b",\r\n" + body) + b"]"

@@ -4,7 +4,8 @@ Same protocol (or an error Envoy made up, already in the caller's shape): pass
 through and read usage. Another protocol: translate the stream or body, or the
 error body, into the caller's protocol. Every handler has the same small face:
 ``feed(chunk) -> bytes | None`` (None: the chunk goes on unchanged), ``flush()``,
-and ``usage``, ``finish``, ``complete`` for the metering event.
+``abort(err)`` (the gateway's own error, in band, framed after what was sent), and
+``usage``, ``finish``, ``complete`` for the metering event.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Protocol as TypingProtocol
 import structlog
 
 from core.usage import Usage
-from translator.errors import BadRequest, UpstreamError
+from translator.errors import BadRequest, UpstreamError, UserFacingError
 from translator.passthrough import Passthrough
 from translator.protocols.base import Codec
 from translator.protocols.convert import (
@@ -37,6 +38,7 @@ class ResponseHandler(TypingProtocol):
 
     def feed(self, chunk: bytes) -> bytes | None: ...
     def flush(self) -> bytes | None: ...
+    def abort(self, err: UserFacingError) -> bytes: ...
 
 
 log = structlog.get_logger("tokengate.response")
@@ -78,6 +80,9 @@ class Guarded:
         except _UNREADABLE as exc:
             raise self._unreadable(exc) from exc
 
+    def abort(self, err: UserFacingError) -> bytes:
+        return self._inner.abort(err)
+
     def _unreadable(self, exc: Exception) -> UpstreamError:
         log.warning("upstream_response_unreadable", handler=repr(self._inner), error=repr(exc))
         return UpstreamError("The upstream sent a response the gateway could not read.")
@@ -91,8 +96,8 @@ class WholeBodyTranslation:
     finish = None
     complete = True
 
-    def __init__(self, rewrite: Callable[[bytes], bytes], what: str) -> None:
-        self._rewrite, self._what = rewrite, what
+    def __init__(self, rewrite: Callable[[bytes], bytes], what: str, abort: Callable[[UserFacingError], bytes]) -> None:
+        self._rewrite, self._what, self.abort = rewrite, what, abort
         self._buf = bytearray()
 
     def __repr__(self) -> str:
@@ -129,9 +134,11 @@ def _handler(client: Codec, upstream: Codec, status: int, *, stream: bool, sse: 
     if upstream is client:
         return Passthrough(client, stream=streaming, sse=sse, strip_usage_chunk=streaming and not include_usage)
     if status >= 400:
-        return WholeBodyTranslation(lambda b: translate_error(client, upstream, status, b)[1], f"{status} error")
+        return WholeBodyTranslation(lambda b: translate_error(client, upstream, status, b)[1], f"{status} error",
+                                    client.error_event)
     if count:
-        return WholeBodyTranslation(lambda b: translate_count_response(client, upstream, b), "token count")
+        return WholeBodyTranslation(lambda b: translate_count_response(client, upstream, b), "token count",
+                                    client.error_event)
     return response_translator(
         client, upstream, stream=streaming, client_model=model, include_usage=include_usage,
         sse=sse, tool_names=tool_names)

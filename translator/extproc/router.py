@@ -48,6 +48,7 @@ from translator.errors import (
 )
 from translator.extproc import messages as m
 from translator.extproc.upstream import Ctx, attempt_body, attempt_headers, needs_body
+from translator.passthrough import array_error
 from translator.protocols import REGISTRY
 from translator.protocols.base import Codec, estimate_tokens
 from translator.responses import ResponseHandler, handler_for
@@ -403,7 +404,14 @@ class RouterProcessor:
         """The error in band: the client already has the status line and maybe chunks."""
         log.warning("stream_error", request_id=self.request_id, kind=err.kind, message=err.message)
         self.meter(cut_short=True)
-        body = self.codec.error_event(err) if self.stream else self.codec.error_response(err)[2]
+        if not self.stream:
+            body = self.codec.error_response(err)[2]
+        elif self.handler is not None:  # framed after what the answer sent (a JSON array's last element)
+            body = self.handler.abort(err)
+        elif self.endpoint is not None and not self.endpoint.sse:
+            body = array_error(self.codec.error_body(err), b"")
+        else:
+            body = self.codec.error_event(err)
         return m.response_body(m.common(body=body))
 
     def error_response(self, err: UserFacingError) -> pb.ProcessingResponse:

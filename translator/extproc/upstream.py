@@ -33,7 +33,7 @@ from translator.protocols import REGISTRY
 from translator.protocols.base import Codec
 from translator.protocols.convert import translate_count_request, translate_request
 from translator.state import Gateway, Target
-from translator.upstream_http import CTX_HEADER
+from translator.upstream_http import CTX_HEADER, RESPONSE_TYPE_HEADER
 
 CTX_ATTR = f"request.headers['{CTX_HEADER}']"
 # The caller's headers a provider gets (besides what each attempt sets itself). x-forwarded-proto
@@ -117,6 +117,8 @@ def attempt_headers(caller: Codec, kind: Kind, stream: bool, sse: bool, t: Targe
     keep = FORWARDED | also_kept if also_kept else FORWARDED
     if not same:
         headers["content-type"] = "application/json"
+        if stream and not sse:  # the translated stream is one JSON array, not the upstream's SSE
+            headers[RESPONSE_TYPE_HEADER] = "application/json"
     remove = [h for h in client_headers
               if h not in keep and h not in headers and not h.startswith((":", "x-tokengate-"))]
     return headers, remove
@@ -190,12 +192,15 @@ class UpstreamAttempt:
         return resp
 
     def on_response_headers(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
-        """Only for attempts to another protocol: its error status, as the caller's protocol spells it."""
-        assert self.caller is not None
+        """Only for attempts to another protocol: its error status, as the caller's protocol spells it, and
+        the content type of a stream the caller reads as one JSON array."""
+        assert self.caller is not None and self.ctx is not None
         status = int(m.header_map(req.response_headers).get(":status", "0") or 0)
         mapped = self.caller.client_status(status)
-        headers = {":status": str(mapped)} if mapped != status else None
-        return m.response_headers(m.common(set_headers=headers))
+        headers = {":status": str(mapped)} if mapped != status else {}
+        if self.ctx.stream and not self.ctx.sse:
+            headers["content-type"] = "application/json"
+        return m.response_headers(m.common(set_headers=headers or None))
 
     def on_request_body(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
         t, ctx, caller = self.target, self.ctx, self.caller

@@ -121,6 +121,7 @@ class Codec(ABC):
     key_headers: tuple[str, ...] = ()  # where its clients put their key, besides ``Authorization: Bearer``
     model_in_body: bool = True  # False: the upstream path names the model, the body never does
     counts_tokens: bool = False  # the protocol has a count-tokens endpoint
+    array_streams: bool = False  # a caller may read a stream as one JSON array (Gemini without alt=sse)
 
     def __repr__(self) -> str:
         return f"<codec {self.name}>"

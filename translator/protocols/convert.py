@@ -22,7 +22,7 @@ import orjson
 
 from core.usage import Usage
 from translator import ir
-from translator.errors import UpstreamError
+from translator.errors import UpstreamError, UserFacingError
 from translator.protocols import REGISTRY
 from translator.protocols.base import Codec
 
@@ -64,6 +64,7 @@ class ResponseTranslator(TypingProtocol):
 
     def feed(self, chunk: bytes) -> bytes: ...
     def flush(self) -> bytes: ...
+    def abort(self, err: UserFacingError) -> bytes: ...
 
 
 def response_translator(client: CodecRef, upstream: CodecRef, *, stream: bool, client_model: str,
@@ -96,6 +97,7 @@ class _Whole(_Translator):
 
     def __init__(self, up: Codec, down: Codec, meta: ir.ClientMeta,
                  back: dict[str, str]) -> None:
+        self.abort = down.error_event
         self._up, self._down, self._meta, self._back = up, down, meta, back
         self._buf = bytearray()
         self._done = False
@@ -142,6 +144,11 @@ class _Stream(_Translator):
         if self._closed:
             return b""
         return self._enc.encode(self._seen(self._dec.feed(chunk)))
+
+    def abort(self, err: UserFacingError) -> bytes:
+        """``err`` in band, framed by the client's encoder after what it sent (nothing once it ended)."""
+        self._closed = True
+        return self._enc.encode([ir.Failed(err)])
 
     def flush(self) -> bytes:
         if self._closed:

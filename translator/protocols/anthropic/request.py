@@ -1,10 +1,16 @@
 """Anthropic Messages requests <-> IR.
 
-Rules (decode, Anthropic client):
-- ``cache_control`` hints are dropped (no peer equivalent). Server tools
-  (``web_search_*``, ``bash_*`` …) and server-tool blocks are refused with 400.
+Rules (decode, Anthropic client; every field Claude Code sends is listed in docs/protocols.md):
+- ``cache_control`` hints, ``context_management``, ``container``, ``mcp_servers``,
+  ``service_tier`` and the ``anthropic-beta`` header are dropped (no peer equivalent). Server
+  tools (``web_search_*``, ``bash_*`` …) and server-tool blocks are refused with 400.
+- ``system``-role messages inside ``messages`` (Claude Code's mid-conversation system
+  messages) stay where they are, as ``ir.SystemText``.
 - ``thinking`` enabled -> a token budget; ``adaptive`` -> ``output_config.effort``
-  (``medium`` if absent); ``disabled`` -> no reasoning setting.
+  (``medium`` if absent); ``disabled`` -> no reasoning setting. ``output_config.effort``
+  without thinking is an effort whose thoughts are not shown. ``display: omitted`` hides them.
+- A thinking block whose signature is a gateway seal (``carry.py``) gives back the Gemini
+  signatures it carried: the thought's own, and the function calls' of its message.
 - A trailing assistant turn is a prefill here; other protocols treat it as history.
 
 Rules (encode, Anthropic upstream):
@@ -18,6 +24,12 @@ Rules (encode, Anthropic upstream):
   that would start with the assistant, and ends one whose last user turn was empty.
 - Thinking is replayed only with an Anthropic signature; images must be jpeg, png,
   gif or webp; audio is refused; ids are cleaned to ``[A-Za-z0-9_-]``.
+- With thinking on, a tool-use loop whose first assistant message does not start with a
+  signed thinking block (its client could not carry the signature: OpenAI Chat) is sent with
+  thinking off, and then no assistant message of the loop keeps a thinking block: Anthropic
+  refuses the first and the second ("one thinking mode per assistant turn"). With thinking
+  off, a trailing assistant message (a prefill) keeps no thinking block either.
+- System messages inside the conversation are appended to ``system`` in order.
 - Tool history without tool definitions gets stub definitions and
   ``tool_choice: none`` (Anthropic rejects tool blocks without tools).
 - ``json_object`` output has no Anthropic switch: a system line asks for JSON.
@@ -32,7 +44,8 @@ from typing import Any
 
 from translator import ir
 from translator.errors import BadRequest
-from translator.ir import Json, Media, Message, Role, Text, Thinking, ToolCall, ToolResult
+from translator.ir import Json, Media, Message, Role, SystemText, Text, Thinking, ToolCall, ToolResult
+from translator.protocols import carry
 
 DEFAULT_MAX_TOKENS = 8192
 MIN_BUDGET = 1024
@@ -65,7 +78,8 @@ def _source(block: Json, where: str) -> Media:
     raise BadRequest(f"{where}: source type {kind!r} cannot be converted")
 
 
-def _blocks(content: Any, where: str, names: dict[str, str]) -> list[ir.Part]:
+def _blocks(content: Any, where: str, names: dict[str, str],
+            sealed: list[Json] | None = None) -> list[ir.Part]:
     if isinstance(content, str):
         return [Text(content)] if content else []
     parts: list[ir.Part] = []
@@ -92,7 +106,15 @@ def _blocks(content: Any, where: str, names: dict[str, str]) -> list[ir.Part]:
                      if isinstance(p, Text | Media)]
             parts.append(ToolResult(cid, names.get(cid), inner, bool(b.get("is_error"))))
         elif kind == "thinking":
-            parts.append(Thinking(str(b.get("thinking", "")), signature=b.get("signature") or None))
+            text, sig = str(b.get("thinking", "")), b.get("signature") or None
+            doc = carry.unseal(sig)
+            if doc is None:
+                parts.append(Thinking(text, signature=sig))
+            else:  # the gateway's seal: Gemini signatures travelling through this client
+                if sealed is not None:
+                    sealed.append(doc)
+                if text or doc.get("g"):
+                    parts.append(Thinking(text, gemini_signature=doc.get("g")))
         elif kind == "redacted_thinking":
             parts.append(Thinking("", redacted=str(b.get("data", ""))))
         else:
@@ -105,9 +127,16 @@ def decode_request(body: Json) -> ir.Request:
     messages: list[Message] = []
     for i, raw in enumerate(ir.as_list(body.get("messages"), "messages")):
         m = ir.as_dict(raw, f"messages[{i}]")
+        where = f"messages[{i}].content"
+        if m.get("role") == "system":  # a mid-conversation system message: kept in place
+            texts = [SystemText(p.text) for p in _blocks(m.get("content"), where, names) if isinstance(p, Text)]
+            messages.append(Message(Role.USER, list(texts)))
+            continue
         if m.get("role") not in ("user", "assistant"):
             raise BadRequest(f"messages[{i}]: role {m.get('role')!r} cannot be converted")
-        parts = _blocks(m.get("content"), f"messages[{i}].content", names)
+        sealed: list[Json] = []
+        parts = _blocks(m.get("content"), where, names, sealed)
+        carry.restore_gemini(parts, sealed)
         messages.append(Message(Role(m["role"]), parts))
     if not messages:
         raise BadRequest("messages must not be empty")
@@ -155,15 +184,16 @@ def _decode_output(body: Json, req: ir.Request) -> None:
         req.response_format = ir.ResponseFormat("json_schema", fmt.get("schema") or {})
     thinking = body.get("thinking")
     effort = config.get("effort") if isinstance(config.get("effort"), str) else None
-    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
-        show = thinking.get("display") != "omitted"
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    show = not (isinstance(thinking, dict) and thinking.get("display") == "omitted")
+    if kind == "enabled":
+        assert isinstance(thinking, dict)
         budget = ir.as_number(thinking.get("budget_tokens"), "thinking.budget_tokens", integer=True)
-        req.reasoning = ir.Reasoning(budget=budget or MIN_BUDGET,
-                                     include_thoughts=show)
-    elif isinstance(thinking, dict) and thinking.get("type") == "adaptive":
-        req.reasoning = ir.Reasoning(effort=effort or "medium")
-    elif effort is not None:
-        req.reasoning = ir.Reasoning(effort=effort)
+        req.reasoning = ir.Reasoning(budget=budget or MIN_BUDGET, include_thoughts=show)
+    elif kind == "adaptive":
+        req.reasoning = ir.Reasoning(effort=effort or "medium", include_thoughts=show)
+    elif effort is not None:  # an effort for the answer, no thinking asked: nothing to show
+        req.reasoning = ir.Reasoning(effort=effort, include_thoughts=False)
 
 
 # --- encode -------------------------------------------------------------------------
@@ -219,14 +249,24 @@ def _messages(req: ir.Request) -> list[Json]:
 
 
 def encode_request(req: ir.Request, model: str, stream: bool) -> Json:
-    body: Json = {"model": model, "messages": _messages(req)}
-    system = [{"type": "text", "text": t.text} for t in req.system if t.text.strip()]
+    instructions = ir.hoist_system(req)
+    messages = _messages(req)
+    body: Json = {"model": model, "messages": messages}
+    system = [{"type": "text", "text": t.text} for t in instructions if t.text.strip()]
     if req.response_format is not None and req.response_format.kind == "json_object":
         system.append({"type": "text", "text": JSON_OBJECT_INSTRUCTION})
     if system:
         body["system"] = system
     _encode_tools(req, body)
     budget = _thinking_budget(req)
+    loop = _tool_loop(messages)
+    unsigned = [] if budget is None or not loop or _starts_signed(messages[loop[0]]) else loop
+    if budget is None and messages and messages[-1]["role"] == "assistant":
+        unsigned = [len(messages) - 1]  # a prefill may not hold thinking when thinking is off
+    if unsigned:  # the client could not carry the loop's signed thinking: see the module docstring
+        budget = None
+        for i in unsigned:
+            messages[i]["content"] = [b for b in messages[i]["content"] if b["type"] not in _THINKING]
     max_tokens = req.max_tokens if req.max_tokens is not None else DEFAULT_MAX_TOKENS
     if budget is not None:
         max_tokens = max(max_tokens, budget + MIN_BUDGET)
@@ -252,6 +292,29 @@ def encode_request(req: ir.Request, model: str, stream: bool) -> Json:
     if stream:
         body["stream"] = True
     return body
+
+
+_THINKING = ("thinking", "redacted_thinking")
+
+
+def _tool_loop(messages: list[Json]) -> list[int]:
+    """The assistant messages of the tool-use loop the request continues (it ends with tool
+    results): every one since the last user message that holds no tool result."""
+    last = messages[-1] if messages else None
+    if last is None or last["role"] != "user" or not any(b["type"] == "tool_result" for b in last["content"]):
+        return []
+    start = 0
+    for i in range(len(messages) - 1, -1, -1):
+        m = messages[i]
+        if m["role"] == "user" and not any(b["type"] == "tool_result" for b in m["content"]):
+            start = i + 1
+            break
+    return [i for i in range(start, len(messages)) if messages[i]["role"] == "assistant"]
+
+
+def _starts_signed(message: Json) -> bool:
+    content = message["content"]
+    return bool(content) and content[0]["type"] in _THINKING
 
 
 def _thinking_budget(req: ir.Request) -> int | None:

@@ -2,13 +2,19 @@
 
 Reasoning from other providers becomes a ``thinking`` block with an empty
 signature (shown to the client, never replayed to Anthropic: the request encoder
-drops unsigned thinking). Blocks keep the upstream order.
+drops unsigned thinking). Blocks keep the upstream order. Gemini's signatures are
+sealed into a thinking block's signature (``carry.py``): a thought's own in its block,
+a function call's in the thinking block right before the call, or in an empty one
+made for it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from translator import ir
 from translator.ir import Json, Stop, Text, Thinking, ToolCall
+from translator.protocols import carry
 from translator.protocols.anthropic import usage
 from translator.protocols.anthropic.request import tool_id
 
@@ -78,6 +84,29 @@ def encode_block(p: ir.Part) -> Json | None:
     return None
 
 
+def encode_blocks(parts: list[ir.Part]) -> list[Json]:
+    """The answer's content blocks, Gemini signatures sealed into thinking blocks."""
+    out: list[Json] = []
+    marks: dict[int, dict[str, Any]] = {}  # index in out of a thinking block -> what it carries
+    calls = 0
+    for p in parts:
+        if isinstance(p, Thinking) and p.gemini_signature and p.signature is None and p.redacted is None:
+            marks[len(out)] = carry.gemini_marks(p, {})
+            out.append({"type": "thinking", "thinking": p.text, "signature": ""})
+            continue
+        if isinstance(p, ToolCall):
+            if p.gemini_signature:
+                if not out or out[-1]["type"] != "thinking" or out[-1]["signature"]:
+                    out.append({"type": "thinking", "thinking": "", "signature": ""})
+                marks.setdefault(len(out) - 1, {}).setdefault("c", {})[str(calls)] = p.gemini_signature
+            calls += 1
+        if (b := encode_block(p)) is not None:
+            out.append(b)
+    for i, doc in marks.items():
+        out[i]["signature"] = carry.seal(doc)
+    return out
+
+
 def encode_response(resp: ir.Response, meta: ir.ClientMeta) -> Json:
     stop = stop_out(resp.stop, resp.native_stop)
     return {
@@ -85,7 +114,7 @@ def encode_response(resp: ir.Response, meta: ir.ClientMeta) -> Json:
         "type": "message",
         "role": "assistant",
         "model": meta.model,
-        "content": [b for p in resp.parts if (b := encode_block(p)) is not None],
+        "content": encode_blocks(resp.parts),
         "stop_reason": stop,
         "stop_sequence": resp.stop_sequence if stop == "stop_sequence" else None,
         "usage": usage.write(resp.usage),

@@ -11,6 +11,9 @@ one at a time; a call that starts while the open call's arguments are still
 incomplete JSON (interleaving upstream) is buffered and sent whole, in order, at
 the end. A fragment for a call whose block is already closed cannot be expressed
 and is dropped (only possible when an upstream appends to finished JSON).
+Gemini signatures are sealed (``carry.py``) into the thinking block that is open when
+they arrive, as a ``signature_delta`` before it stops; a function call's signature that
+finds no open thinking block gets an empty one of its own, right before the call.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 from core.usage import Usage
 from translator import ir
-from translator.protocols import stream_base
+from translator.protocols import carry, stream_base
 from translator.protocols.anthropic import usage
 from translator.protocols.anthropic.errors import decode_stream_error, error_event
 from translator.protocols.anthropic.request import tool_id
@@ -128,10 +131,11 @@ class StreamEncoder(stream_base.StreamEncoder):
         self._deferred: dict[int, list[str]] = {}  # tool ordinal -> [id, name, arguments]
         self._finish: ir.Finished | None = None
         self._usage = Usage()
+        self._marks: dict[str, Any] = {}  # Gemini signatures for the open thinking block's seal
 
     def __repr__(self) -> str:
         return (f"anthropic.StreamEncoder(phase={self._phase.value}, open={self._open}, "
-                f"deferred={sorted(self._deferred)})")
+                f"deferred={sorted(self._deferred)}, marks={sorted(self._marks)})")
 
     def _on(self, e: ir.Event) -> bytes:
         if self._phase is EncoderPhase.CLOSED:
@@ -143,9 +147,11 @@ class StreamEncoder(stream_base.StreamEncoder):
                 return self._emit_message_start()
             case ir.TextDelta(text=text) if text:
                 return self._ensure("text") + self._emit_delta({"type": "text_delta", "text": text})
-            case ir.ThinkingDelta(text=text) if text:
-                return self._ensure("thinking") + self._emit_delta(
-                    {"type": "thinking_delta", "thinking": text})
+            case ir.ThinkingDelta(text=text, gemini_signature=sig) if text or sig:
+                out = self._ensure("thinking")
+                if sig:
+                    self._marks["g"] = sig
+                return out + (self._emit_delta({"type": "thinking_delta", "thinking": text}) if text else b"")
             case ir.SignatureDelta(signature=sig):
                 return self._ensure("thinking") + self._emit_delta(
                     {"type": "signature_delta", "signature": sig})
@@ -153,8 +159,12 @@ class StreamEncoder(stream_base.StreamEncoder):
                 block = {"type": "redacted_thinking", "data": data}
                 return (self._emit_message_start() + self._emit_stop() + self._emit_block(block)
                         + self._emit_stop())
-            case ir.ToolStart(index=i, id=tid, name=name):
-                return self._on_tool_start(i, tid, name)
+            case ir.ToolStart(index=i, id=tid, name=name, gemini_signature=sig):
+                out = b""
+                if sig:  # sealed into the open thinking block, or an empty one made for it
+                    out = self._ensure("thinking")
+                    self._marks.setdefault("c", {})[str(i)] = sig
+                return out + self._on_tool_start(i, tid, name)
             case ir.ToolArgs(index=i, fragment=frag):
                 return self._on_tool_args(i, frag)
             case ir.ToolDone(index=i) if self._open is not None and self._open[2] == i:
@@ -221,8 +231,12 @@ class StreamEncoder(stream_base.StreamEncoder):
     def _emit_stop(self) -> bytes:
         if self._open is None:
             return b""
+        out = b""
+        if self._marks and self._open[1] == "thinking":
+            out = self._emit_delta({"type": "signature_delta", "signature": carry.seal(self._marks)})
+            self._marks = {}
         index, self._open = self._open[0], None
-        return self._emit("content_block_stop", {"index": index})
+        return out + self._emit("content_block_stop", {"index": index})
 
     def _emit_deferred(self) -> bytes:
         out = b""

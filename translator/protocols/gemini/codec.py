@@ -45,6 +45,7 @@ class GeminiCodec(Codec):
     key_headers = ("x-goog-api-key",)
     model_in_body = False
     counts_tokens = True
+    array_streams = True
 
     def endpoint(self, method: str, path: str, query: Query, headers: Mapping[str, str]) -> Endpoint | None:
         key = query_value(query, "key")

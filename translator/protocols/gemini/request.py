@@ -11,12 +11,18 @@ Rules (decode, Gemini client):
   it is rewritten to standard, padded base64, the only kind OpenAI and Anthropic accept.
 - ``candidateCount`` > 1, ``cachedContent``, code execution parts and non-function
   tools are refused with 400; ``safetySettings`` and ``responseLogprobs`` are dropped.
+- A ``thoughtSignature`` that is a gateway seal (``carry.py``) is not Gemini's: the Anthropic
+  thinking blocks it carries are put back at the start of their model turn (once each, from
+  whichever part carried them: the thought part, or the first function call when the client
+  dropped its thought parts, as gemini-cli does).
 
 Rules (encode, Gemini upstream; the model and the stream flag live in the URL):
 - Ids are dropped; results are paired by the caller's ids to names; all results of a
   turn go into one ``user`` content, before that turn's other parts.
 - The first ``functionCall`` of each model turn carries its thought signature, or
   Google's documented ``skip_thought_signature_validator`` when none is known.
+- System messages inside the conversation are appended to ``systemInstruction`` in order;
+  thinking budgets are capped at 24576 (the most Gemini 2.5 Flash takes).
 - Tool schemas are cleaned to Gemini's OpenAPI subset (``schema.py``); ``parallel_tool_calls``
   has no Gemini control and is dropped; stop sequences beyond 5 are dropped.
 - Media by URL is refused with 400 unless it is a ``gs://`` or Gemini Files API URI
@@ -36,10 +42,12 @@ from typing import Any
 from translator import ir
 from translator.errors import BadRequest
 from translator.ir import Json, Media, Message, Role, Text, Thinking, ToolCall, ToolResult
+from translator.protocols import carry
 from translator.protocols.gemini import schema
 
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 MAX_STOP = 5
+MAX_BUDGET = 24576
 _BAD_NAME = re.compile(r"[^A-Za-z0-9_.:-]")
 _LEAD = re.compile(r"[A-Za-z_]")
 _FILES_API = "https://generativelanguage.googleapis.com/"
@@ -88,8 +96,14 @@ def _result_content(response: Any) -> tuple[list[Text | Media], bool]:
     return ([Text(text)] if text else []), is_error
 
 
-def _part(p: Json, where: str, ci: int, pi: int, pending: list[ToolCall]) -> ir.Part | None:
+def _part(p: Json, where: str, ci: int, pi: int, pending: list[ToolCall],
+          carried: list[Thinking]) -> ir.Part | None:
     sig = field(p, "thoughtSignature")
+    if (doc := carry.unseal(sig)) is not None:  # the gateway's seal, not a Gemini signature
+        carried += carry.thinking_parts(doc)
+        sig = None
+        if "text" in p and field(p, "thought"):
+            return None  # the sealed block holds this thought's text
     if "text" in p:
         if field(p, "thought"):
             return Thinking(str(p["text"]), gemini_signature=sig)
@@ -128,10 +142,11 @@ def decode_request(body: Json) -> ir.Request:
         role = Role.ASSISTANT if c.get("role") == "model" else Role.USER
         if role is Role.ASSISTANT:
             pending = []
+        carried: list[Thinking] = []
         parts = [p for pi, raw_p in enumerate(ir.as_list(c.get("parts"), f"contents[{ci}].parts"))
                  if (p := _part(ir.as_dict(raw_p, f"contents[{ci}].parts[{pi}]"),
-                                f"contents[{ci}].parts[{pi}]", ci, pi, pending)) is not None]
-        messages.append(Message(role, parts))
+                                f"contents[{ci}].parts[{pi}]", ci, pi, pending, carried)) is not None]
+        messages.append(Message(role, carry.restore_anthropic(parts, carried) if role is Role.ASSISTANT else parts))
     if not messages:
         raise BadRequest("contents must not be empty")
     if field(body, "cachedContent"):
@@ -273,9 +288,10 @@ def _contents(req: ir.Request) -> list[Json]:
 
 
 def encode_request(req: ir.Request, model: str, stream: bool) -> Json:
+    instructions = ir.hoist_system(req)
     body: Json = {"contents": _contents(req)}
-    if req.system:
-        body["systemInstruction"] = {"parts": [{"text": t.text} for t in req.system]}
+    if instructions:
+        body["systemInstruction"] = {"parts": [{"text": t.text} for t in instructions]}
     if req.tools:
         body["tools"] = [{"functionDeclarations": [_declaration(t) for t in req.tools]}]
     if req.tool_choice is not None:
@@ -326,7 +342,7 @@ def _config(req: ir.Request, model: str) -> Json:
         elif r.off:
             tc = {"thinkingBudget": 0}
         else:
-            tc = {"thinkingBudget": -1 if r.budget == -1 else r.as_budget()}
+            tc = {"thinkingBudget": -1 if r.budget == -1 else min(r.as_budget(), MAX_BUDGET)}
         if not r.off:
             tc["includeThoughts"] = r.include_thoughts is not False
         cfg["thinkingConfig"] = tc

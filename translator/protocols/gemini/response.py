@@ -5,6 +5,9 @@ Function calls without an id get ``call_`` + hash(responseId, ordinal) — the s
 ids in streamed and whole responses. A prompt blocked before any candidate
 (``promptFeedback.blockReason``) is the safety stop with no content. Calls sent to
 Gemini clients keep their id, so a client that echoes it pairs results exactly.
+Anthropic thinking blocks leave sealed (``carry.py``) in ``thoughtSignature``: each on its
+thought part (a redacted one on an empty thought part), and all of the answer's on its first
+function call that has no Gemini signature of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 from core.usage import Usage
 from translator import ir
 from translator.ir import Json, Stop, Text, Thinking, ToolCall
+from translator.protocols import carry
 from translator.protocols.gemini import usage as usage_object
 from translator.protocols.gemini.request import field, synth_id
 
@@ -91,6 +95,9 @@ def encode_part(p: ir.Part) -> Json | None:
             return None
         out = {"text": p.text}
     elif isinstance(p, Thinking):
+        blocks = carry.anthropic_blocks([p])
+        if blocks:
+            return {"text": p.text, "thought": True, "thoughtSignature": carry.seal({"a": blocks})}
         if not p.text:
             return None
         out = {"text": p.text, "thought": True}
@@ -118,6 +125,17 @@ def envelope(parts: list[Json], meta: ir.ClientMeta, rid: str, finish: str | Non
     return out
 
 
+def sealed_call(call: ir.ToolCall, blocks: list[list[str | None]]) -> ir.ToolCall:
+    """The answer's first function call, carrying the answer's Anthropic thinking blocks when it has
+    no Gemini signature of its own (the part a Gemini client keeps in its history)."""
+    if blocks and not call.gemini_signature:
+        return ToolCall(call.id, call.name, call.arguments, carry.seal({"a": blocks}))
+    return call
+
+
 def encode_response(resp: ir.Response, meta: ir.ClientMeta) -> Json:
-    parts = [o for p in resp.parts if (o := encode_part(p)) is not None]
+    blocks = carry.anthropic_blocks(resp.parts)
+    first = next((p for p in resp.parts if isinstance(p, ToolCall)), None)
+    parts = [o for p in resp.parts
+             if (o := encode_part(sealed_call(p, blocks) if p is first else p)) is not None]
     return envelope(parts, meta, resp.id, stop_out(resp.stop, resp.native_stop), resp.usage)

@@ -9,7 +9,9 @@ Encoder: ``data:`` framing (``alt=sse``) or the JSON-array framing; text and tho
 parts go out as they come; tool calls are buffered per index and sent as whole
 ``functionCall`` parts once complete (or at the finish); the last chunk holds
 ``finishReason`` and the complete ``usageMetadata``. Arguments that never became a
-JSON object (cut by a length stop) are dropped with their call.
+JSON object (cut by a length stop) are dropped with their call. An Anthropic upstream's
+thinking block leaves sealed (``carry.py``) on an empty thought part when its signature
+arrives, and all of them on the first function call (``response.sealed_call``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from core.usage import Usage
 from translator import ir
-from translator.protocols import stream_base
+from translator.protocols import carry, stream_base
 from translator.protocols.gemini import usage
 from translator.protocols.gemini.errors import decode_stream_error, error_body
 from translator.protocols.gemini.request import field
@@ -31,6 +33,7 @@ from translator.protocols.gemini.response import (
     decode_stop,
     encode_part,
     envelope,
+    sealed_call,
     stop_out,
 )
 from translator.protocols.stream_base import EncoderPhase, SSEStreamDecoder
@@ -108,9 +111,13 @@ class StreamEncoder(stream_base.StreamEncoder):
         self._calls: dict[int, _Call] = {}  # buffered, not yet sent
         self._finish: ir.Finished | None = None
         self._usage = Usage()
+        self._thought = ""  # an Anthropic thinking block's text so far, until its signature
+        self._blocks: list[list[str | None]] = []  # the answer's Anthropic thinking blocks, for sealing
+        self._called = False
 
     def __repr__(self) -> str:
-        return f"gemini.StreamEncoder(phase={self._phase.value}, buffered={sorted(self._calls)})"
+        return (f"gemini.StreamEncoder(phase={self._phase.value}, buffered={sorted(self._calls)}, "
+                f"blocks={len(self._blocks)})")
 
     def _on(self, e: ir.Event) -> bytes:
         if self._phase is EncoderPhase.CLOSED:
@@ -121,10 +128,18 @@ class StreamEncoder(stream_base.StreamEncoder):
             case ir.TextDelta(text=text, gemini_signature=sig) if text or sig:
                 return self._emit_parts([_signed({"text": text}, sig)])
             case ir.ThinkingDelta(text=text, gemini_signature=sig) if text or sig:
+                self._thought += text
                 return self._emit_parts([_signed({"text": text, "thought": True}, sig)])
+            case ir.SignatureDelta(signature=sig):
+                return self._emit_sealed([self._thought, sig])
+            case ir.RedactedThinking(data=data):
+                return self._emit_sealed([None, data])
             case ir.ToolStart(index=i, id=tid, name=name, gemini_signature=sig):
                 out = self._emit_parts(self._ready())
-                self._calls[i] = _Call(tid, name, sig)
+                call = ir.ToolCall(tid, name, {}, sig)
+                if not self._called:
+                    self._called, call = True, sealed_call(call, self._blocks)
+                self._calls[i] = _Call(tid, name, call.gemini_signature)
                 return out
             case ir.ToolArgs(index=i, fragment=frag) if i in self._calls:
                 self._calls[i].args += frag
@@ -168,6 +183,11 @@ class StreamEncoder(stream_base.StreamEncoder):
         out = self._frame(envelope(parts, self._meta, self._id))
         self._phase = EncoderPhase.OPEN
         return out
+
+    def _emit_sealed(self, block: list[str | None]) -> bytes:
+        self._blocks.append(block)
+        self._thought = ""
+        return self._emit_parts([{"text": "", "thought": True, "thoughtSignature": carry.seal({"a": [block]})}])
 
     def _emit_last(self) -> bytes:
         f = self._finish or ir.Finished(ir.Stop.END)

@@ -12,7 +12,10 @@ Rules (decode, OpenAI client):
   read (LiteLLM convention); only signed Anthropic blocks can be replayed upstream.
 
 Rules (encode, OpenAI upstream):
-- One system message (text parts when there were several).
+- One system message (text parts when there were several) first; a system message from
+  inside the conversation (``ir.SystemText``) stays a ``system`` message where it was.
+- ``user`` longer than OpenAI's 64 characters (Claude Code's ``metadata.user_id`` is a JSON
+  object of ~150) is sent as a stable ``tg-`` + hash of it.
 - Tool results become ``tool`` messages before the rest of their user turn; an
   error result is sent as ``{"error": <text>}`` (OpenAI has no error flag); images
   in a tool result follow in a user message (tool messages are text-only).
@@ -28,11 +31,12 @@ from typing import Any
 
 from translator import ir
 from translator.errors import BadRequest
-from translator.ir import Json, Media, Message, Role, Text, Thinking, ToolCall, ToolResult
+from translator.ir import Json, Media, Message, Role, SystemText, Text, Thinking, ToolCall, ToolResult
 
 _BAD_NAME = re.compile(r"[^A-Za-z0-9_-]")
 _BAD_ID = re.compile(r"[^\x21-\x7e]")
 MAX_STOP = 4
+MAX_USER = 64
 _AUDIO = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 
 
@@ -238,6 +242,8 @@ def _content(parts: list[Text | Media]) -> str | list[Json]:
 
 
 def _encode_user(m: Message) -> list[Json]:
+    """Tool messages first (OpenAI wants them right after the calls), then the turn's user content,
+    split where a system message sat in it."""
     out: list[Json] = []
     rest: list[Text | Media] = []
     for p in m.parts:
@@ -248,6 +254,12 @@ def _encode_user(m: Message) -> list[Json]:
                 body = ir.dumps({"error": ir.text_of(text)})
             out.append({"role": "tool", "tool_call_id": call_id(p.call_id), "content": body})
             rest += [c for c in p.content if isinstance(c, Media)]
+    for p in m.parts:
+        if isinstance(p, SystemText):
+            if rest:
+                out.append({"role": "user", "content": _content(rest)})
+                rest = []
+            out.append({"role": "system", "content": p.text})
         elif isinstance(p, Text | Media):
             rest.append(p)
     if rest:
@@ -289,9 +301,10 @@ def encode_request(req: ir.Request, model: str, stream: bool) -> Json:
             body["parallel_tool_calls"] = req.parallel_tool_calls
     if req.tool_choice is not None:
         body["tool_choice"] = _encode_choice(req.tool_choice)
+    user = req.user if req.user is None or len(req.user) <= MAX_USER else f"tg-{ir.short_hash(req.user, n=40)}"
     opts = {"max_completion_tokens": req.max_tokens, "temperature": req.temperature,
             "top_p": req.top_p, "seed": req.seed, "presence_penalty": req.presence_penalty,
-            "frequency_penalty": req.frequency_penalty, "user": req.user}
+            "frequency_penalty": req.frequency_penalty, "user": user}
     body.update({k: v for k, v in opts.items() if v is not None})
     if req.stop:
         body["stop"] = req.stop[:MAX_STOP]
