@@ -14,6 +14,7 @@ class Protocol(StrEnum):
     OPENAI = "openai"
     ANTHROPIC = "anthropic"
     GEMINI = "gemini"
+    OPENAI_RESPONSES = "openai-responses"  # OpenAI's Responses API (POST /v1/responses)
 
     @classmethod
     def parse(cls, value: object) -> Protocol | None:
@@ -28,4 +29,4 @@ class Protocol(StrEnum):
 
 _BY_VALUE = {p.value: p for p in Protocol}
 # Where the catalogue's provider name is not the protocol's own.
-_PRICE_PROVIDER = {"gemini": "google"}
+_PRICE_PROVIDER = {"gemini": "google", "openai-responses": "openai"}

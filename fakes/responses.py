@@ -15,6 +15,7 @@ Chat Completions' shape.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -91,10 +92,12 @@ class ResponsesCodec(Codec):
         )
 
     def complete(self, call: Call, answer: Answer) -> bytes:
+        call = _with_id(call)
         items = [item for item, _ in _items(call, answer)]
         return orjson.dumps(_response(call, answer, _final_status(answer), items, _usage(answer.usage)))
 
     def stream(self, call: Call, answer: Answer) -> list[bytes]:
+        call = _with_id(call)
         seq = _Sequence()
         pieces = [seq.event("response.created", response=_response(call, answer, "in_progress", [], None)),
                   seq.event("response.in_progress", response=_response(call, answer, "in_progress", [], None))]
@@ -128,6 +131,11 @@ class ResponsesCodec(Codec):
 
     def models(self, names: Sequence[str]) -> bytes:
         return self._openai.models(names)
+
+
+def _with_id(call: Call) -> Call:
+    """``call`` with its answer's id (one parsed from a request has it already)."""
+    return call if call.response_id else dataclasses.replace(call, response_id=random_id("resp_", 48))
 
 
 class _Sequence:

@@ -15,6 +15,7 @@ from fakes.anthropic import AnthropicCodec
 from fakes.codec import Answer, Call, Kind
 from fakes.gemini import GeminiCodec
 from fakes.openai import OpenAICodec
+from fakes.responses import ResponsesCodec
 from fakes.script import ToolCall, Usage
 from translator.errors import UserFacingError
 from translator.passthrough import Passthrough
@@ -26,7 +27,8 @@ from .protocols.sdk import translate_stream
 from .test_sse import decode
 
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-UPSTREAMS = {Protocol.OPENAI: OpenAICodec(), Protocol.ANTHROPIC: AnthropicCodec(), Protocol.GEMINI: GeminiCodec()}
+UPSTREAMS = {Protocol.OPENAI: OpenAICodec(), Protocol.ANTHROPIC: AnthropicCodec(), Protocol.GEMINI: GeminiCodec(),
+             Protocol.OPENAI_RESPONSES: ResponsesCodec()}
 PAIRS = [(c, u) for c in Protocol for u in Protocol if c is not u]
 
 
@@ -142,6 +144,24 @@ VALID: dict[Protocol, dict[str, Any]] = {
         "tools": [{"functionDeclarations": [{"name": "f", "parameters": {"type": "object"}}]}],
         "generationConfig": {"maxOutputTokens": 64, "thinkingConfig": {"thinkingBudget": 512}},
     },
+    Protocol.OPENAI_RESPONSES: {
+        "model": "m", "stream": True, "instructions": "be brief", "max_output_tokens": 64, "store": False,
+        "input": [{"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "terse"}]},
+                  {"type": "message", "role": "user", "content": [
+                      {"type": "input_text", "text": "hi"},
+                      {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo=", "detail": "auto"}]},
+                  {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "plan"}],
+                   "encrypted_content": "gAAAA"},
+                  {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{\"x\":1}"},
+                  {"type": "function_call_output", "call_id": "c1", "output": "42"},
+                  {"type": "custom_tool_call", "call_id": "c2", "name": "patch", "input": "*** Begin Patch"},
+                  {"type": "custom_tool_call_output", "call_id": "c2", "output": "done"}],
+        "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}, "strict": False},
+                  {"type": "custom", "name": "patch", "format": {"type": "grammar", "syntax": "lark",
+                                                                  "definition": "start: /.+/"}}],
+        "tool_choice": "auto", "reasoning": {"effort": "low", "summary": "auto"},
+        "text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}}},
+    },
 }
 
 
@@ -190,7 +210,8 @@ def test_mutated_bodies_convert_or_get_a_4xx(client: Protocol, data: st.DataObje
 @PROPS
 @given(st.sampled_from(list(Protocol)), st.dictionaries(st.sampled_from(
     ["model", "messages", "contents", "system", "tools", "max_tokens", "stream", "tool_choice", "systemInstruction",
-     "generationConfig", "thinking", "stop", "temperature"]), json_values, max_size=6))
+     "generationConfig", "thinking", "stop", "temperature", "input", "instructions", "text", "reasoning",
+     "max_output_tokens"]), json_values, max_size=6))
 def test_random_bodies_convert_or_get_a_4xx(client: Protocol, body: dict[str, Any]) -> None:
     """Random bodies made of the protocols' own field names never raise anything but a 4xx."""
     _convert_or_refuse(client, body)

@@ -56,8 +56,8 @@ def test_every_registered_protocol_has_a_folder_and_a_name_in_core() -> None:
     from core.protocols import Protocol
 
     assert [p.value for p in Protocol] == [c.name for c in REGISTRY]
-    for codec in REGISTRY:
-        assert f"translator.protocols.{codec.name}." in type(codec).__module__ + "."
+    for codec in REGISTRY:  # a folder is the protocol's name as a Python identifier (openai-responses/)
+        assert f"translator.protocols.{codec.name.replace('-', '_')}." in type(codec).__module__ + "."
 
 
 # --- a toy protocol ----------------------------------------------------------------------

@@ -69,7 +69,8 @@ def test_a_model_on_one_provider_gets_a_direct_route_without_the_upstream_filter
     vhost = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]
     names = [r["name"] for r in vhost["routes"]]
     direct = {r["name"]: r for r in vhost["routes"] if r["name"].startswith("direct/") and r["name"].endswith("/gpt-4o")}
-    assert ["direct/openai/gpt-4o", "direct/anthropic/gpt-4o", "direct/gemini/gpt-4o"] == list(direct)
+    assert ["direct/openai/gpt-4o", "direct/anthropic/gpt-4o", "direct/gemini/gpt-4o",
+            "direct/openai-responses/gpt-4o"] == list(direct)
     assert max(names.index(n) for n in direct) < names.index("model/gpt-4o")
     same, other = direct["direct/openai/gpt-4o"], direct["direct/anthropic/gpt-4o"]
     assert ("gpt-4o#openai", "direct/gpt-4o", ["x-tokengate-model"]) == (

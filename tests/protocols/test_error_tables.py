@@ -29,6 +29,11 @@ def in_band(protocol: str, name: str) -> bytes:
     if protocol == "anthropic":
         return b"event: error\ndata: " + orjson.dumps({"type": "error", "error": {"type": name, "message": "boom"}}) \
             + b"\n\n"
+    if protocol == "openai-responses":  # response.failed: its error's code, or its type when it has a known one
+        key = "type" if name.endswith(("_error", "insufficient_quota")) else "code"
+        doc = {"type": "response.failed", "sequence_number": 3, "response": {"id": "resp_1", "status": "failed",
+                                                                            "error": {key: name, "message": "boom"}}}
+        return b"event: response.failed\ndata: " + orjson.dumps(doc) + b"\n\n"
     key = "status" if protocol == "gemini" else "type"  # Gemini: no code, so the name is what is read
     return b"data: " + orjson.dumps({"error": {key: name, "message": "boom"}}) + b"\n\n"
 

@@ -18,7 +18,7 @@ from translator.protocols.convert import response_translator
 from translator.protocols.gemini import usage as gemini_usage
 from translator.protocols.openai import usage as openai_usage
 
-OAI, ANT, GEM = Protocol.OPENAI, Protocol.ANTHROPIC, Protocol.GEMINI
+OAI, ANT, GEM, RESP = Protocol.OPENAI, Protocol.ANTHROPIC, Protocol.GEMINI, Protocol.OPENAI_RESPONSES
 
 UPSTREAM: dict[Protocol, dict[str, Any]] = {
     OAI: {
@@ -95,6 +95,26 @@ UPSTREAM: dict[Protocol, dict[str, Any]] = {
             "candidatesTokenCount": 10,
             "thoughtsTokenCount": 2,
             "totalTokenCount": 42,
+        },
+    },
+    RESP: {
+        "id": "resp_1",
+        "object": "response",
+        "status": "completed",
+        "model": "gpt",
+        "output": [
+            {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "think"}]},
+            {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+             "content": [{"type": "output_text", "text": "Checking ✓", "annotations": []}]},
+            {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get",
+             "arguments": '{"c":"Oslo"}', "status": "completed"},
+        ],
+        "usage": {
+            "input_tokens": 30,
+            "input_tokens_details": {"cached_tokens": 10},
+            "output_tokens": 12,
+            "output_tokens_details": {"reasoning_tokens": 2},
+            "total_tokens": 42,
         },
     },
 }
@@ -220,6 +240,11 @@ STOPS: dict[Protocol, list[tuple[str, str, str, str]]] = {
             )
         ],
     ],
+    RESP: [
+        ("completed", "stop", "end_turn", "STOP"),
+        ("max_output_tokens", "length", "max_tokens", "MAX_TOKENS"),
+        ("content_filter", "content_filter", "refusal", "SAFETY"),
+    ],
 }
 STOP_CASES = [(up, row) for up, rows in STOPS.items() for row in rows]
 
@@ -232,6 +257,13 @@ def _with_stop(upstream: Protocol, native: str, tool: bool = False) -> dict[str,
                 {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
             ]
         return {"id": "1", "choices": [{"index": 0, "message": msg, "finish_reason": native}]}
+    if upstream is RESP:  # native: the status, or the reason an incomplete answer gives
+        output: list[Any] = [{"type": "message", "content": [{"type": "output_text", "text": "x"}]}]
+        if tool:
+            output.append({"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"})
+        if native == "completed":
+            return {"id": "1", "status": "completed", "output": output}
+        return {"id": "1", "status": "incomplete", "incomplete_details": {"reason": native}, "output": output}
     if upstream is ANT:
         content: list[Any] = [{"type": "text", "text": "x"}]
         if tool:

@@ -1,6 +1,6 @@
 """The registry: every protocol the gateway speaks, one codec each (docs/architecture.md).
 
-A protocol is a folder here (``openai/``, ``anthropic/``, ``gemini/``) whose ``CODEC``
+A protocol is a folder here (``openai/``, ``anthropic/``, ``gemini/``, ``openai_responses/``) whose ``CODEC``
 implements ``base.Codec``; adding one is a folder and a line in ``REGISTRY`` below
 (and, for providers to speak it, its name in ``core.protocols.Protocol``). Asked for a
 name it does not know, the registry raises; it never falls back silently — except for
@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from urllib.parse import parse_qs
 
 from translator.errors import GatewayError
-from translator.protocols import anthropic, gemini, openai
+from translator.protocols import anthropic, gemini, openai, openai_responses
 from translator.protocols.base import Codec, Endpoint, Json
 
 
@@ -92,5 +92,6 @@ REGISTRY = Registry(
     openai.CODEC,
     anthropic.CODEC,
     gemini.CODEC,
+    openai_responses.CODEC,
     fallback=openai.CODEC,  # no header of its own: the protocol of a caller nothing else identifies
 )

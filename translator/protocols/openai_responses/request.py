@@ -12,10 +12,13 @@ Rules (decode, Responses client; docs/protocols.md, "The Responses API"):
   ``custom_tool_call`` by name (``tool_names`` marks the custom tools, ``ir.CustomToolName``).
 - Refused (400): ``previous_response_id``, ``conversation``, ``prompt`` and ``background`` (they
   need state the gateway does not keep; an OpenAI Responses upstream gets them untouched, passed
-  through), ``item_reference`` items, hosted tools and items without a peer, files by id.
-- Dropped: ``store``, ``include``, ``metadata``, ``prompt_cache_key``, ``service_tier``,
-  ``truncation``, ``text.verbosity``, ``top_logprobs``, ``max_tool_calls``, ``stream_options``,
-  ``safety_identifier``, image ``detail``.
+  through), ``item_reference`` items, items without a peer, files by id, a ``tool_choice`` that
+  forces a hosted tool.
+- Dropped: hosted tools (``web_search``, ``file_search``, ``image_generation`` …) and ``namespace``
+  tools — Codex declares web search and its sub-agent namespace on every request; the model simply
+  cannot call them elsewhere — ``store``, ``include``, ``metadata``, ``prompt_cache_key``,
+  ``client_metadata``, ``service_tier``, ``truncation``, ``text.verbosity``, ``top_logprobs``,
+  ``max_tool_calls``, ``stream_options``, ``safety_identifier``, image ``detail``.
 
 Rules (encode, Responses upstream): the system prompt is a leading ``system`` message; function
 tools are sent with ``strict: false`` unless the client said otherwise (the Responses API would
@@ -229,8 +232,7 @@ def _decode_options(body: Json, req: ir.Request) -> None:
                                         t.get("strict") if isinstance(t.get("strict"), bool) else None))
         elif kind == "custom":
             req.tools.append(ir.ToolDef(str(t.get("name", "")), desc, custom_parameters(t.get("format"))))
-        else:
-            raise BadRequest(f"tools[{j}]: tool type {kind!r} cannot be converted", param="tools")
+        # Hosted tools (web_search, file_search …) and namespaces of tools: dropped (module docstring).
     req.tool_choice = _decode_choice(body.get("tool_choice"))
     if isinstance(body.get("parallel_tool_calls"), bool):
         req.parallel_tool_calls = body["parallel_tool_calls"]

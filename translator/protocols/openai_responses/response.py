@@ -28,6 +28,11 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
+def item_id(prefix: str, resp_id: str, index: int) -> str:
+    """An output item's id: stable for a response's id and the item's place in it."""
+    return f"{prefix}_{ir.short_hash(resp_id, index)}"
+
+
 def status_for(stop: Stop) -> tuple[str, Json | None]:
     """``status`` and ``incomplete_details`` of an answer that ended with ``stop``."""
     if stop in _LENGTH:
@@ -91,23 +96,23 @@ def custom_input(arguments: Json) -> str:
     return ir.dumps(arguments) if arguments else ""
 
 
-def output_items(parts: list[ir.Part], custom: frozenset[str]) -> list[Json]:
+def output_items(resp_id: str, parts: list[ir.Part], custom: frozenset[str]) -> list[Json]:
     out: list[Json] = []
     for p in parts:
         if isinstance(p, Text) and p.text:
             if out and out[-1]["type"] == "message":
                 out[-1]["content"][0]["text"] += p.text
             else:
-                out.append(message_item(new_id("msg"), p.text, "completed"))
+                out.append(message_item(item_id("msg", resp_id, len(out)), p.text, "completed"))
         elif isinstance(p, Thinking):
-            out.append(reasoning_item(new_id("rs"), p.text, reasoning.thinking_seal(p)))
+            out.append(reasoning_item(item_id("rs", resp_id, len(out)), p.text, reasoning.thinking_seal(p)))
         elif isinstance(p, ToolCall):
             if (sealed := reasoning.call_seal(p)) is not None:
-                out.append(reasoning_item(new_id("rs"), None, sealed))
+                out.append(reasoning_item(item_id("rs", resp_id, len(out)), None, sealed))
             is_custom = p.name in custom
             value = custom_input(p.arguments) if is_custom else ir.dumps(p.arguments)
-            out.append(call_item(new_id("ctc" if is_custom else "fc"), p.id, p.name, value, "completed",
-                                 custom=is_custom))
+            out.append(call_item(item_id("ctc" if is_custom else "fc", resp_id, len(out)), p.id, p.name, value,
+                                 "completed", custom=is_custom))
     return out
 
 
@@ -147,10 +152,14 @@ def decode_response(body: Json) -> ir.Response:
 
 
 def client_id(upstream_id: str | None) -> str:
-    return upstream_id if upstream_id and upstream_id.startswith("resp_") else new_id("resp")
+    """The response's id: the upstream's, with the ``resp_`` prefix when it has none."""
+    if not upstream_id:
+        return new_id("resp")
+    return upstream_id if upstream_id.startswith("resp_") else f"resp_{upstream_id}"
 
 
 def encode_response(resp: ir.Response, meta: ir.ClientMeta) -> Json:
     status, incomplete = status_for(resp.stop)
-    return envelope(client_id(resp.id), meta, status, output_items(resp.parts, meta.custom_tools),
-                    usage.write(resp.usage), incomplete=incomplete)
+    rid = client_id(resp.id)
+    return envelope(rid, meta, status, output_items(rid, resp.parts, meta.custom_tools), usage.write(resp.usage),
+                    incomplete=incomplete)

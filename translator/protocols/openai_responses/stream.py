@@ -35,6 +35,7 @@ from translator.protocols.openai_responses.response import (
     client_id,
     custom_input,
     envelope,
+    item_id,
     message_item,
     new_id,
     reasoning_item,
@@ -239,7 +240,7 @@ class StreamEncoder(stream_base.StreamEncoder):
         return out + self._emit("response.output_item.added", output_index=self._open.index, item=item)
 
     def _new_item(self, prefix: str, kind: str) -> _Item:
-        item = _Item(self._next, new_id(prefix), kind)
+        item = _Item(self._next, item_id(prefix, self._id, self._next), kind)
         self._next += 1
         return item
 

@@ -29,12 +29,9 @@ def read(raw: Any) -> Usage:
 
 def write(usage: Usage) -> dict[str, Any]:
     prompt, completion = usage.prompt_total, usage.completion_total
-    details: dict[str, int] = {"cached_tokens": usage.cache_read or 0}
-    if usage.cache_write is not None:
-        details["cache_write_tokens"] = usage.cache_write
     return {
         "input_tokens": prompt,
-        "input_tokens_details": details,
+        "input_tokens_details": {"cached_tokens": usage.cache_read or 0, "cache_write_tokens": usage.cache_write or 0},
         "output_tokens": completion,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning or 0},
         "total_tokens": prompt + completion,
