@@ -34,6 +34,7 @@ UPSTREAM_SECRETS = {
     "TG_TEST_OPENAI_KEY": "sk-upstream-openai-secret",
     "TG_TEST_ANTHROPIC_KEY": "sk-ant-upstream-secret",
     "TG_TEST_GEMINI_KEY": "upstream-gemini-secret",
+    "TG_TEST_RESPONSES_KEY": "sk-upstream-responses-secret",
 }
 MAX_REQUEST_BYTES = 256 * 1024
 # USD per million tokens
@@ -41,6 +42,7 @@ PRICES: dict[str, dict[str, float]] = {
     "gpt-test": {"input": 2.5, "output": 10, "cache_read": 1.25},
     "claude-test": {"input": 3, "output": 15, "cache_read": 0.3, "cache_write": 3.75},
     "gemini-test": {"input": 0.3, "output": 2.5, "cache_read": 0.075},
+    "gpt-resp-test": {"input": 1.25, "output": 10, "cache_read": 0.125},
 }
 
 
@@ -69,6 +71,8 @@ def gateway_config(fake_port: int, workdir: Path) -> dict[str, Any]:
              "api_key": {"env": "TG_TEST_ANTHROPIC_KEY"}},
             {"name": "fake-gemini", "protocol": "gemini", "base_url": fake,
              "api_key": {"env": "TG_TEST_GEMINI_KEY"}},
+            {"name": "fake-responses", "protocol": "openai-responses", "base_url": f"{fake}/v1",
+             "api_key": {"env": "TG_TEST_RESPONSES_KEY"}},
             {"name": "nobody-home", "protocol": "anthropic", "base_url": f"http://127.0.0.1:{free_port()}",
              "api_key": {"env": "TG_TEST_ANTHROPIC_KEY"}, "timeout_connect_s": 0.5},
         ],
@@ -77,6 +81,7 @@ def gateway_config(fake_port: int, workdir: Path) -> dict[str, Any]:
             {"name": "oai-renamed", "provider": "fake-openai", "model": "gpt-test-2025-01-01"},
             {"name": "ant", "provider": "fake-anthropic", "model": "claude-test"},
             {"name": "gem", "provider": "fake-gemini", "model": "gemini-test"},
+            {"name": "resp", "provider": "fake-responses", "model": "gpt-resp-test"},
             {"name": "down", "provider": "nobody-home", "model": "claude-down"},
         ],
         "models": [
@@ -85,6 +90,7 @@ def gateway_config(fake_port: int, workdir: Path) -> dict[str, Any]:
             {"name": "claude-test", "deployments": ["ant"], "price": PRICES["claude-test"]},
             {"name": "gemini-test", "deployments": ["gem"], "price": PRICES["gemini-test"]},
             {"name": "claude-down", "deployments": ["down"], "price": PRICES["claude-test"]},  # nobody listens
+            {"name": "gpt-resp-test", "deployments": ["resp"], "price": PRICES["gpt-resp-test"]},  # Responses API
         ],
     }
 

@@ -83,8 +83,8 @@ class Passthrough:
             events = self._sse.flush()
             kept = [ev.raw for ev in events if self._obs.event(ev)]
             tail = b"".join(kept) if self.strip else b""
-            if not self._obs.complete:
-                tail += self.codec.error_event(cut_short())
+            if not self._obs.complete and not self._obs.failed:
+                tail += self._error_event(cut_short())
             return tail or (b"" if self.strip else None)
         if not self._too_big and self._body and not self._obs.complete:
             self._read_body(bytes(self._body))
@@ -95,9 +95,12 @@ class Passthrough:
     def abort(self, err: UserFacingError) -> bytes:
         """``err`` in band, after what the client got: an event, or the JSON array's last element."""
         if self._sse is not None or not self.stream:
-            return self.codec.error_event(err)
+            return self._error_event(err)
         self._held = b""
         return array_error(self.codec.error_body(err), self._last)
+
+    def _error_event(self, err: UserFacingError) -> bytes:
+        return self._obs.error_event(err) or self.codec.error_event(err)
 
     def _feed_array(self, chunk: bytes) -> bytes | None:
         if self._held and not chunk.strip():

@@ -34,14 +34,16 @@ from google.genai import types
 from fakes import ErrorReply, RecordedRequest, Reply, ToolCall, Usage
 from fakes.codec import signature
 from tests.harness import UPSTREAM_SECRETS, GatewayUnderTest
+from translator.protocols.openai_responses import reasoning
 
-PROTOCOLS = ("openai", "anthropic", "gemini")
-MODEL = {"openai": "gpt-test", "anthropic": "claude-test", "gemini": "gemini-test"}
+PROTOCOLS = ("openai", "anthropic", "gemini", "openai-responses")
+MODEL = {"openai": "gpt-test", "anthropic": "claude-test", "gemini": "gemini-test", "openai-responses": "gpt-resp-test"}
 # The provider key each upstream must receive, in the header its protocol reads it from.
 CREDENTIAL = {
     "openai": ("authorization", f"Bearer {UPSTREAM_SECRETS['TG_TEST_OPENAI_KEY']}"),
     "anthropic": ("x-api-key", UPSTREAM_SECRETS["TG_TEST_ANTHROPIC_KEY"]),
     "gemini": ("x-goog-api-key", UPSTREAM_SECRETS["TG_TEST_GEMINI_KEY"]),
+    "openai-responses": ("authorization", f"Bearer {UPSTREAM_SECRETS['TG_TEST_RESPONSES_KEY']}"),
 }
 
 # A 1x1 PNG. Its standard base64 has a "+", so an URL-safe encoding (google-genai's) shows.
@@ -58,15 +60,17 @@ TIME = {"name": "get_time", "description": "Local time in a city",
 WEATHER_SEEN = ("get_weather", {"city": "string"}, ["city"])
 TIME_SEEN = ("get_time", {"city": "string", "clock": "string"}, ["city"])
 
-# The natural end and the tool stop, as each client protocol spells them (Gemini has no tool stop).
-END = {"openai": "stop", "anthropic": "end_turn", "gemini": "STOP"}
-TOOL_STOP = {"openai": "tool_calls", "anthropic": "tool_use", "gemini": "STOP"}
+# The natural end and the tool stop, as each client protocol spells them (Gemini has no tool stop; the
+# Responses API has a status, completed either way).
+END = {"openai": "stop", "anthropic": "end_turn", "gemini": "STOP", "openai-responses": "completed"}
+TOOL_STOP = {"openai": "tool_calls", "anthropic": "tool_use", "gemini": "STOP", "openai-responses": "completed"}
 
 BASIC = Usage(input=12, output=5)
 BASIC_SEEN = {
     "openai": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17},
     "anthropic": {"input_tokens": 12, "output_tokens": 5},
     "gemini": {"prompt_token_count": 12, "candidates_token_count": 5, "total_token_count": 17},
+    "openai-responses": {"input_tokens": 12, "output_tokens": 5, "total_tokens": 17},
 }
 
 # Usage with cache tokens, in disjoint buckets: 100 uncached input, 40 read from the cache,
@@ -74,6 +78,7 @@ BASIC_SEEN = {
 #   OpenAI    prompt_tokens includes cached and written (160); completion includes reasoning (40)
 #   Anthropic input_tokens excludes cache reads and writes (100); output_tokens includes thinking (40)
 #   Gemini    promptTokenCount includes cached (160); candidates exclude thoughts (30)
+#   Responses input_tokens includes cached and written (160); output_tokens includes reasoning (40)
 # A Gemini upstream has no cache-write bucket: its 160 prompt tokens are 40 cached + 120 not.
 CACHED = Usage(input=100, cache_read=40, cache_write=20, output=30, reasoning=10)
 _OAI_CACHED = {"prompt_tokens": 160, "cached_tokens": 40, "cache_write_tokens": 20,
@@ -82,6 +87,8 @@ _ANT_CACHED = {"input_tokens": 100, "cache_read_input_tokens": 40, "cache_creati
                "output_tokens": 40}
 _GEM_CACHED = {"prompt_token_count": 160, "cached_content_token_count": 40, "candidates_token_count": 30,
                "thoughts_token_count": 10, "total_token_count": 200}
+_RESP_CACHED = {"input_tokens": 160, "cached_tokens": 40, "cache_write_tokens": 20, "output_tokens": 40,
+                "reasoning_tokens": 10, "total_tokens": 200}
 CACHED_SEEN: dict[tuple[str, str], dict[str, int | None]] = {
     ("openai", "openai"): _OAI_CACHED,
     ("openai", "anthropic"): _OAI_CACHED,
@@ -92,12 +99,20 @@ CACHED_SEEN: dict[tuple[str, str], dict[str, int | None]] = {
     ("gemini", "openai"): _GEM_CACHED,
     ("gemini", "anthropic"): _GEM_CACHED,
     ("gemini", "gemini"): _GEM_CACHED,
+    ("openai", "openai-responses"): _OAI_CACHED,
+    ("anthropic", "openai-responses"): _ANT_CACHED,
+    ("gemini", "openai-responses"): _GEM_CACHED,
+    ("openai-responses", "openai"): _RESP_CACHED,
+    ("openai-responses", "anthropic"): _RESP_CACHED,
+    ("openai-responses", "gemini"): {**_RESP_CACHED, "cache_write_tokens": 0},
+    ("openai-responses", "openai-responses"): _RESP_CACHED,
 }
 # What the metering event records (the IR's disjoint buckets) for the same answer.
 CACHED_METERED = {
     "openai": {"input": 100, "cache_read": 40, "cache_write": 20, "output": 30, "reasoning": 10},
     "anthropic": {"input": 100, "cache_read": 40, "cache_write": 20, "output": 30, "reasoning": 10},
     "gemini": {"input": 120, "cache_read": 40, "output": 30, "reasoning": 10},
+    "openai-responses": {"input": 100, "cache_read": 40, "cache_write": 20, "output": 30, "reasoning": 10},
 }
 
 # An upstream 429 as the client's SDK sees it: (exception, status, error type in the client's spelling).
@@ -105,14 +120,17 @@ RATE_LIMITED: dict[str, tuple[type[Exception], int, str]] = {
     "openai": (openai.RateLimitError, 429, "rate_limit_error"),
     "anthropic": (anthropic.RateLimitError, 429, "rate_limit_error"),
     "gemini": (genai_errors.ClientError, 429, "RESOURCE_EXHAUSTED"),
+    "openai-responses": (openai.RateLimitError, 429, "rate_limit_error"),
 }
 INVALID: dict[str, tuple[type[Exception], int, str]] = {
     "openai": (openai.BadRequestError, 400, "invalid_request_error"),
     "anthropic": (anthropic.BadRequestError, 400, "invalid_request_error"),
     "gemini": (genai_errors.ClientError, 400, "INVALID_ARGUMENT"),
+    "openai-responses": (openai.BadRequestError, 400, "invalid_request_error"),
 }
 # An upstream error after the stream started (upstream status 529, "overloaded"), as the client
-# reads it in band: the error type (OpenAI, Anthropic) or status (Gemini) per (client, upstream).
+# reads it in band: the error type (OpenAI, Anthropic), status (Gemini) or code (Responses: response.failed's
+# error.code) per (client, upstream).
 MID_STREAM: dict[tuple[str, str], str] = {
     ("openai", "openai"): "server_error",
     ("openai", "anthropic"): "server_error",
@@ -123,9 +141,28 @@ MID_STREAM: dict[tuple[str, str], str] = {
     ("gemini", "openai"): "INTERNAL",
     ("gemini", "anthropic"): "UNAVAILABLE",
     ("gemini", "gemini"): "INTERNAL",  # passed through as the upstream sent it
+    ("openai", "openai-responses"): "server_error",
+    ("anthropic", "openai-responses"): "overloaded_error",
+    ("gemini", "openai-responses"): "UNAVAILABLE",
+    ("openai-responses", "openai"): "server_error",
+    ("openai-responses", "anthropic"): "server_is_overloaded",
+    ("openai-responses", "gemini"): "server_is_overloaded",
+    ("openai-responses", "openai-responses"): "server_is_overloaded",  # passed through
 }
+
+
+class StreamFailed(Exception):
+    """A Responses stream that ended in ``response.failed`` or an ``error`` event (the SDK yields those
+    events rather than raising): its error's code and message."""
+
+    def __init__(self, code: str | None, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 MID_STREAM_EXC: dict[str, type[Exception]] = {
     "openai": openai.APIError, "anthropic": anthropic.APIStatusError, "gemini": genai_errors.ServerError,
+    "openai-responses": StreamFailed,
 }
 # "Overloaded" is 529 at Anthropic and 503 elsewhere: an upstream's overloaded status, as a client whose
 # protocol spells it differently sees it (exception, status, error type; docs/protocols.md "Errors").
@@ -133,6 +170,7 @@ OVERLOADED: dict[tuple[str, str, int], tuple[type[Exception], int, str]] = {
     ("openai", "anthropic", 529): (openai.InternalServerError, 503, "server_error"),
     ("anthropic", "openai", 503): (anthropic.OverloadedError, 529, "overloaded_error"),
     ("gemini", "anthropic", 529): (genai_errors.ServerError, 503, "UNAVAILABLE"),
+    ("openai-responses", "anthropic", 529): (openai.InternalServerError, 503, "server_error"),
 }
 
 
@@ -156,8 +194,9 @@ class Got:
     ids: list[str]
     stop: str | None
     usage: dict[str, int | None] = field(default_factory=dict)
-    reasoning: str = ""  # OpenAI reasoning_content, Anthropic thinking blocks, Gemini thought parts
-    signatures: list[str] = field(default_factory=list)  # Anthropic signatures (OpenAI: thinking_blocks)
+    reasoning: str = ""  # OpenAI reasoning_content, Anthropic thinking blocks, Gemini thought parts, Responses summaries
+    # Anthropic signatures (OpenAI: thinking_blocks; Responses: sealed in a reasoning item's encrypted_content)
+    signatures: list[str] = field(default_factory=list)
 
 
 class Caller:
@@ -176,7 +215,7 @@ class Caller:
         self.gem.close()
 
     def ask(self, model: str, ask: Ask) -> Got:
-        fn: Callable[[str, Ask], Got] = getattr(self, f"_{self.protocol}")
+        fn: Callable[[str, Ask], Got] = getattr(self, f"_{self.protocol.replace('-', '_')}")
         return fn(model, ask)
 
     def count(self, model: str, text: str) -> tuple[int | None, dict[str, str]]:
@@ -213,6 +252,30 @@ class Caller:
                        getattr(msg, "reasoning_content", None) or "", [b["signature"] for b in blocks])
         chunks = list(self.oai.chat.completions.create(**kw, stream=True, stream_options={"include_usage": True}))
         return _openai_stream(chunks)
+
+    # Responses: the first system line as ``instructions``, the next as a developer message.
+    def _openai_responses(self, model: str, ask: Ask) -> Got:
+        items: list[dict[str, Any]] = [{"role": "developer", "content": s} for s in ask.system[1:]]
+        content: list[dict[str, Any]] = [{"type": "input_text", "text": ask.text}]
+        if ask.image:
+            content.append({"type": "input_image", "image_url": f"data:image/png;base64,{PNG_B64}", "detail": "auto"})
+        items.append({"type": "message", "role": "user", "content": content})
+        kw: dict[str, Any] = {"model": model, "input": items, "store": False}
+        if ask.system:
+            kw["instructions"] = ask.system[0]
+        if ask.tools:
+            kw["tools"] = [{"type": "function", "strict": False, **t} for t in ask.tools]
+        if ask.think:
+            kw.update(reasoning={"effort": "low", "summary": "auto"}, include=["reasoning.encrypted_content"])
+        if not ask.stream:
+            return _responses_got(self.oai.responses.create(**kw))
+        with self.oai.responses.stream(**kw) as stream:
+            events = list(stream)
+            _check_responses_events(events)
+            if events[-1].type in ("response.failed", "error"):
+                err = events[-1].response.error if events[-1].type == "response.failed" else events[-1]
+                raise StreamFailed(err.code if err else None, err.message if err else "")
+            return _responses_got(stream.get_final_response())
 
     def _anthropic(self, model: str, ask: Ask) -> Got:
         content: Any = ask.text
@@ -311,6 +374,37 @@ def _openai_stream(chunks: list[Any]) -> Got:
                finishes[0], _openai_usage(usage_chunks[0].usage), reasoning)
 
 
+def _responses_got(r: Any) -> Got:
+    calls = [o for o in r.output if o.type == "function_call"]
+    thoughts = [o for o in r.output if o.type == "reasoning"]
+    u = r.usage
+    usage = {"input_tokens": u.input_tokens, "cached_tokens": u.input_tokens_details.cached_tokens,
+             "cache_write_tokens": getattr(u.input_tokens_details, "cache_write_tokens", None),
+             "output_tokens": u.output_tokens, "reasoning_tokens": u.output_tokens_details.reasoning_tokens,
+             "total_tokens": u.total_tokens}
+    return Got(r.output_text, [(c.name, json.loads(c.arguments)) for c in calls], [c.call_id for c in calls],
+               r.status, usage, "\n\n".join(s.text for o in thoughts for s in o.summary),
+               [reasoning.unseal(o.encrypted_content).get("s", "") for o in thoughts])
+
+
+def _check_responses_events(events: list[Any]) -> None:
+    """created first, sequence numbers 0, 1, 2 …, each output item added once before its events and done
+    once, one lifecycle event last."""
+    assert "response.created" == events[0].type
+    assert list(range(len(events))) == [e.sequence_number for e in events], [e.type for e in events]
+    added: set[int] = set()
+    done: set[int] = set()
+    for e in events:
+        index = getattr(e, "output_index", None)
+        if e.type == "response.output_item.added":
+            assert index not in added, e
+            added.add(index)
+        elif index is not None:
+            assert index in added and index not in done, e
+            done |= {index} if e.type == "response.output_item.done" else set()
+    assert events[-1].type in ("response.completed", "response.incomplete", "response.failed", "error"), events[-1]
+
+
 _ANT_RAW = {"message_start", "content_block_start", "content_block_delta", "content_block_stop",
             "message_delta", "message_stop"}
 
@@ -335,7 +429,15 @@ def _g(d: dict[str, Any], camel: str) -> Any:
     return d.get(camel, d.get(re.sub(r"([A-Z])", r"_\1", camel).lower()))
 
 
+def _responses_texts(item: dict[str, Any]) -> list[str]:
+    content = item.get("content")
+    return [content] if isinstance(content, str) else [p["text"] for p in content if "text" in p]
+
+
 def upstream_system(protocol: str, body: dict[str, Any]) -> list[str]:
+    if protocol == "openai-responses":
+        head = [body["instructions"]] if body.get("instructions") else []
+        return head + [t for i in body["input"] if i.get("role") in ("system", "developer") for t in _responses_texts(i)]
     if protocol == "openai":
         return [text for m in body["messages"] if m["role"] in ("system", "developer")
                 for text in ([m["content"]] if isinstance(m["content"], str) else [p["text"] for p in m["content"]])]
@@ -346,6 +448,9 @@ def upstream_system(protocol: str, body: dict[str, Any]) -> list[str]:
 
 
 def upstream_turn_texts(protocol: str, body: dict[str, Any]) -> list[str]:
+    if protocol == "openai-responses":
+        items = [{"role": "user", "content": body["input"]}] if isinstance(body["input"], str) else body["input"]
+        return [t for i in items if i.get("role") in ("user", "assistant") for t in _responses_texts(i)]
     if protocol == "gemini":
         return [p["text"] for c in body["contents"] for p in c["parts"] if "text" in p]
     out = []
@@ -361,6 +466,8 @@ def upstream_tools(protocol: str, body: dict[str, Any]) -> list[tuple[str, dict[
     """(name, {property: lower-case type}, required) of every tool definition."""
     if protocol == "openai":
         defs = [(t["function"]["name"], t["function"]["parameters"]) for t in body["tools"]]
+    elif protocol == "openai-responses":
+        defs = [(t["name"], t["parameters"]) for t in body["tools"] if t["type"] == "function"]
     elif protocol == "anthropic":
         defs = [(t["name"], t["input_schema"]) for t in body["tools"]]
     else:
@@ -373,6 +480,13 @@ def upstream_tools(protocol: str, body: dict[str, Any]) -> list[tuple[str, dict[
 def upstream_images(protocol: str, body: dict[str, Any]) -> list[tuple[str, str]]:
     """(media type, base64 data) of every image, in the upstream's own form."""
     out = []
+    if protocol == "openai-responses":
+        for i in body["input"]:
+            for p in i.get("content") if isinstance(i.get("content"), list) else []:
+                if p["type"] == "input_image":
+                    mime, _, data = p["image_url"].removeprefix("data:").partition(";base64,")
+                    out.append((mime, data))
+        return out
     if protocol == "gemini":
         for c in body["contents"]:
             for p in c["parts"]:
@@ -401,6 +515,9 @@ def check_native_request(protocol: str, sent: RecordedRequest, stream: bool) -> 
         assert body.get("stream", False) is stream
         if stream:
             assert {"include_usage": True} == body["stream_options"], "usage is always asked of OpenAI"
+    elif protocol == "openai-responses":
+        assert "/v1/responses" == sent.path
+        assert body.get("stream", False) is stream
     elif protocol == "anthropic":
         assert "/v1/messages" == sent.path
         assert isinstance(body["max_tokens"], int) and sent.headers.get("anthropic-version")
@@ -464,6 +581,8 @@ def check_ids(client: str, ids: list[str]) -> None:
     a Gemini upstream passed through to a Gemini client sends none)."""
     if client == "openai":
         assert all(re.fullmatch(r"[\x21-\x7e]{1,40}", i) for i in ids), ids
+    elif client == "openai-responses":
+        assert all(re.fullmatch(r"[\x21-\x7e]{1,64}", i) for i in ids), ids
     elif client == "anthropic":
         assert all(re.fullmatch(r"[A-Za-z0-9_-]+", i) for i in ids), ids
     elif not any(ids):
@@ -555,7 +674,7 @@ def check_error(client: str, exc: Any, status: int, kind: str, message: str) -> 
     assert message in str(exc)
     if client == "gemini":
         assert kind == exc.status
-    elif client == "openai":
+    elif client in ("openai", "openai-responses"):
         assert kind == exc.body["type"]
     else:
         assert kind == exc.body["error"]["type"]
@@ -575,6 +694,8 @@ def case_midstream_error(env: Env) -> None:
         assert kind == exc.status
     elif env.client == "anthropic":
         assert kind == exc.body["error"]["type"]
+    elif env.client == "openai-responses":
+        assert kind == exc.code
     else:
         assert kind == (exc.body or {}).get("type")
     [event] = env.gw.wait_metering(since)
@@ -695,6 +816,13 @@ THINK_ASKED: dict[tuple[str, str], tuple[str, Any]] = {
     ("gemini", "openai"): ("reasoning_effort", "high"),
     ("gemini", "anthropic"): ("thinking", {"type": "enabled", "budget_tokens": 4096}),
     ("gemini", "gemini"): ("thinkingConfig", {"thinkingBudget": 4096, "includeThoughts": True}),
+    ("openai-responses", "openai"): ("reasoning_effort", "low"),
+    ("openai-responses", "anthropic"): ("thinking", {"type": "enabled", "budget_tokens": 1024}),
+    ("openai-responses", "gemini"): ("thinkingConfig", {"thinkingBudget": 1024, "includeThoughts": True}),
+    ("openai-responses", "openai-responses"): ("reasoning", {"effort": "low", "summary": "auto"}),
+    ("openai", "openai-responses"): ("reasoning", {"effort": "low", "summary": "auto"}),
+    ("anthropic", "openai-responses"): ("reasoning", {"effort": "medium", "summary": "auto"}),
+    ("gemini", "openai-responses"): ("reasoning", {"effort": "high", "summary": "auto"}),
 }
 PAIRS = [(c, u) for c in PROTOCOLS for u in PROTOCOLS]
 PAIR_IDS = [f"{c}->{u}" for c, u in PAIRS]
@@ -704,7 +832,7 @@ def _thinking_asked(protocol: str, body: dict[str, Any]) -> tuple[str, Any]:
     if protocol == "gemini":  # google-genai itself sends snake_case
         config = _g(_g(body, "generationConfig"), "thinkingConfig")
         return "thinkingConfig", {re.sub(r"_(\w)", lambda m: m[1].upper(), k): v for k, v in config.items()}
-    key = "reasoning_effort" if protocol == "openai" else "thinking"
+    key = {"openai": "reasoning_effort", "openai-responses": "reasoning"}.get(protocol, "thinking")
     return key, body.get(key)
 
 
@@ -713,16 +841,18 @@ def _thinking_asked(protocol: str, body: dict[str, Any]) -> tuple[str, Any]:
 def test_reasoning_is_asked_and_shown_apart_from_the_answer(gateway: GatewayUnderTest, callers: dict[str, Caller],
                                                            client: str, upstream: str, stream: bool) -> None:
     """Reasoning settings map to the upstream's (THINK_ASKED); its reasoning reaches the client as reasoning
-    (OpenAI reasoning_content, Anthropic thinking, Gemini thought parts), never inside the answer text, and
-    an Anthropic signature only ever comes from Anthropic (other upstreams: an empty signature)."""
+    (OpenAI reasoning_content, Anthropic thinking, Gemini thought parts, Responses reasoning summaries), never
+    inside the answer text, and an Anthropic signature only ever comes from Anthropic (other upstreams: an
+    empty signature; a Responses client gets it sealed in the reasoning item's encrypted_content)."""
     gateway.fake.push(Reply(text="The answer.", reasoning="Let me think.", usage=Usage(input=5, output=3, reasoning=6)))
     got = callers[client].ask(MODEL[upstream], Ask("Think first", stream=stream, think=True))
     assert ("The answer.", "Let me think.", END[client]) == (got.text, got.reasoning, got.stop)
     seen = {"openai": {"completion_tokens": 9, "reasoning_tokens": 6}, "anthropic": {"output_tokens": 9},
-            "gemini": {"candidates_token_count": 3, "thoughts_token_count": 6}}[client]
+            "gemini": {"candidates_token_count": 3, "thoughts_token_count": 6},
+            "openai-responses": {"output_tokens": 9, "reasoning_tokens": 6}}[client]
     assert seen == {k: got.usage[k] for k in seen}
     signed = [signature("Let me think.")] if upstream == "anthropic" else [""]
-    if client == "anthropic":
+    if client in ("anthropic", "openai-responses"):
         assert signed == got.signatures
     elif client == "openai" and not stream:
         assert [s for s in signed if s] == got.signatures, "thinking_blocks only carry real signatures"
@@ -784,7 +914,19 @@ UNFINISHED: dict[str, list[dict[str, Any]]] = {
                   {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "partial"}}],
     "gemini": [{"candidates": [{"content": {"role": "model", "parts": [{"text": "partial"}]}, "index": 0}],
                 "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 1, "totalTokenCount": 4}}],
+    "openai-responses": [
+        {"type": "response.created", "sequence_number": 0, "response": {
+            "id": "resp_1", "object": "response", "created_at": 1, "status": "in_progress", "model": "gpt-resp-test",
+            "output": [], "usage": None}},
+        {"type": "response.output_item.added", "sequence_number": 1, "output_index": 0, "item": {
+            "id": "msg_1", "type": "message", "status": "in_progress", "role": "assistant", "content": []}},
+        {"type": "response.content_part.added", "sequence_number": 2, "item_id": "msg_1", "output_index": 0,
+         "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}},
+        {"type": "response.output_text.delta", "sequence_number": 3, "item_id": "msg_1", "output_index": 0,
+         "content_index": 0, "delta": "partial", "logprobs": []}],
 }
+
+
 @pytest.mark.parametrize(("client", "upstream"), PAIRS, ids=PAIR_IDS)
 def test_stream_ended_early_by_the_upstream_is_an_error_not_a_success(
         gateway: GatewayUnderTest, callers: dict[str, Caller], client: str, upstream: str) -> None:
@@ -799,7 +941,8 @@ def test_stream_ended_early_by_the_upstream_is_an_error_not_a_success(
     assert event["complete"] is False
 
 
-CUT_PAIRS = [("openai", "anthropic"), ("anthropic", "gemini"), ("gemini", "openai"), ("anthropic", "anthropic")]
+CUT_PAIRS = [("openai", "anthropic"), ("anthropic", "gemini"), ("gemini", "openai"), ("anthropic", "anthropic"),
+             ("openai-responses", "anthropic"), ("openai", "openai-responses")]
 
 
 @pytest.mark.parametrize(("client", "upstream"), CUT_PAIRS, ids=[f"{c}->{u}" for c, u in CUT_PAIRS])

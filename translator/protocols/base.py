@@ -94,6 +94,9 @@ class Observer:
         self.usage = Usage()
         self.finish: str | None = None  # the protocol's own spelling
         self.complete = False
+        # The stream ended with the protocol's own error event, which ends it for good (the Responses
+        # API's response.failed): unfinished, but nothing is to be appended after it.
+        self.failed = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(finish={self.finish!r}, complete={self.complete})"
@@ -105,6 +108,11 @@ class Observer:
     def event(self, ev: SSEEvent) -> bool:
         """One event of a stream; whether it goes on to the client."""
         raise NotImplementedError
+
+    def error_event(self, err: UserFacingError) -> bytes | None:
+        """``err`` in band after what passed, when framing it needs to know what passed (the Responses
+        API numbers its events); None: the codec's ``error_event``."""
+        return None
 
 
 class Codec(ABC):
