@@ -110,7 +110,9 @@ def test_concurrent_requests_cannot_overdraw(gateway: GatewayUnderTest) -> None:
     hold = estimate_hold(load(gateway.stack.config_path).prices()["gpt-test"], len(raw), 1000)
     key = gateway.new_key("race", fund_usd=0)
     gateway.credit("race", hold * 5 + hold // 2)
-    gateway.fake.push(Reply(text="slow", usage=Usage(input=10, output=10), delay_first_byte=6.0, times=None))
+    # The admitted five answer only after every other request had its 429, even on a loaded machine: one
+    # that finished (and released its hold) earlier would let a sixth in, without any overdraw.
+    gateway.fake.push(Reply(text="slow", usage=Usage(input=10, output=10), delay_first_byte=15.0, times=None))
 
     def call(_: int) -> int:
         return httpx.post(f"{gateway.http}/v1/chat/completions", content=raw, timeout=30,
