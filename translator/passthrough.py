@@ -1,9 +1,13 @@
 """Same-protocol responses: pass the upstream's bytes through, read usage on the side.
 
 Nothing is re-serialised. What the answer means (usage, finish, its last event) is
-read by the protocol's ``Observer`` (``Codec.observer``); the only change ever made
-is dropping an event the observer strips (OpenAI's usage chunk that tokengate asked
-for on a client's behalf, ``stream_options.include_usage``, when the client did not).
+read by the protocol's ``Observer`` (``Codec.observer``); the only changes ever made
+are dropping an event the observer strips (OpenAI's usage chunk that tokengate asked
+for on a client's behalf, ``stream_options.include_usage``, when the client did not)
+and, for a codec that asks (``Codec.renames_model``: Anthropic), the model name in the
+stream's first event: the client's, not the deployment's (Claude Code drops the thinking
+of an answer whose model is not the one it asked for, and Anthropic then refuses the
+tool-use turn). Only the first event is held for that; later chunks pass untouched.
 
 ``feed`` returns ``None`` when the chunk goes to the client unchanged (no body
 mutation at all, the cheapest answer to Envoy) and bytes when it was rewritten.
@@ -23,6 +27,7 @@ from core.usage import Usage
 from translator.errors import UserFacingError, cut_short
 from translator.protocols.base import Codec
 from translator.protocols.convert import CodecRef, codec
+from translator.sse import SSEEvent
 
 MAX_OBSERVED_BODY = 16 * 1024 * 1024  # a non-stream body larger than this is not parsed for usage
 
@@ -31,7 +36,8 @@ class Passthrough:
     """Observe (and maybe trim) one same-protocol response."""
 
     def __init__(self, protocol: CodecRef, *, stream: bool, sse: bool = True,
-                 strip_usage_chunk: bool = False) -> None:
+                 strip_usage_chunk: bool = False, model: str | None = None) -> None:
+        """``model``: the name the client asked for, when the deployment's differs."""
         self.codec: Codec = codec(protocol)
         self.stream = stream
         self._obs = self.codec.observer(strip_usage_chunk=strip_usage_chunk and stream)
@@ -43,6 +49,10 @@ class Passthrough:
         self._too_big = False
         self._last = b""  # a JSON-array stream: the last non-blank byte the client got ("" before any)
         self._held = b""  # a JSON-array stream: its closing "]", held while the answer is unfinished
+        self._model = model
+        # the stream's bytes until its first event is whole, while its model name is to be the client's
+        renaming = model is not None and self._sse is not None and self.codec.renames_model and not self.strip
+        self._head: bytearray | None = bytearray() if renaming else None
 
     def __repr__(self) -> str:
         return f"Passthrough({self.codec.name}, stream={self.stream}, {self._obs!r})"
@@ -68,6 +78,8 @@ class Passthrough:
             return self._feed_array(chunk)
         events = self._sse.feed(chunk)
         observe = self._obs.event
+        if self._head is not None:
+            return self._rename(chunk, events)
         if not self.strip:
             for ev in events:
                 observe(ev)
@@ -80,9 +92,10 @@ class Passthrough:
         ended without its protocol's terminal event gets an in-band error, never passes for
         a finished answer."""
         if self._sse is not None:
+            held, self._head = bytes(self._head or b""), None
             events = self._sse.flush()
             kept = [ev.raw for ev in events if self._obs.event(ev)]
-            tail = b"".join(kept) if self.strip else b""
+            tail = held + (b"".join(kept) if self.strip else b"")
             if not self._obs.complete and not self._obs.failed:
                 tail += self._error_event(cut_short())
             return tail or (b"" if self.strip else None)
@@ -98,6 +111,19 @@ class Passthrough:
             return self._error_event(err)
         self._held = b""
         return array_error(self.codec.error_body(err), self._last)
+
+    def _rename(self, chunk: bytes, events: list[SSEEvent]) -> bytes:
+        """Hold the stream until its first event is whole; send it with the client's model name."""
+        assert self._head is not None and self._model is not None
+        self._head += chunk
+        for ev in events:
+            self._obs.event(ev)
+        if not events:
+            return b""
+        head, self._head = bytes(self._head), None
+        first = events[0]
+        renamed = self.codec.rename_model(first, self._model) if head.startswith(first.raw) else None
+        return head if renamed is None else renamed + head[len(first.raw):]
 
     def _error_event(self, err: UserFacingError) -> bytes:
         return self._obs.error_event(err) or self.codec.error_event(err)

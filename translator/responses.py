@@ -122,17 +122,23 @@ def handler_for(
     model: str,
     tool_names: tuple[str, ...],
     count: bool = False,
+    upstream_model: str | None = None,
 ) -> ResponseHandler:
+    """``model``: the name the client asked for; ``upstream_model``: the deployment's, when known."""
     down = codec(client)
     return Guarded(_handler(down, codec(upstream) if upstream is not None else down, status, stream=stream,
-                            sse=sse, include_usage=include_usage, model=model, tool_names=tool_names, count=count))
+                            sse=sse, include_usage=include_usage, model=model, tool_names=tool_names, count=count,
+                            upstream_model=upstream_model))
 
 
 def _handler(client: Codec, upstream: Codec, status: int, *, stream: bool, sse: bool,
-             include_usage: bool, model: str, tool_names: tuple[str, ...], count: bool) -> ResponseHandler:
+             include_usage: bool, model: str, tool_names: tuple[str, ...], count: bool,
+             upstream_model: str | None) -> ResponseHandler:
     streaming = stream and status == 200
     if upstream is client:
-        return Passthrough(client, stream=streaming, sse=sse, strip_usage_chunk=streaming and not include_usage)
+        renamed = model if upstream_model is not None and upstream_model != model else None
+        return Passthrough(client, stream=streaming, sse=sse, strip_usage_chunk=streaming and not include_usage,
+                           model=renamed)
     if status >= 400:
         return WholeBodyTranslation(lambda b: translate_error(client, upstream, status, b)[1], f"{status} error",
                                     client.error_event)

@@ -90,7 +90,7 @@ CASES = {
     "gemini-stream-to-anthropic-is-read-as-sse": Case(
         "gemini|chat|s|failover-test", "ant", "anthropic",
         {":path": "/v1/messages", **ANTHROPIC_KEY, "anthropic-version": "2023-06-01",
-         "content-type": "application/json"}, TRANSLATE),
+         "content-type": "application/json", "x-tokengate-response-type": "application/json"}, TRANSLATE),
     "anthropic-count-tokens-to-gemini": Case(
         "anthropic|count_tokens|e|failover-test", "gem", "gemini",
         {":path": "/v1beta/models/gemini-test:countTokens", **GEMINI_KEY, "content-type": "application/json"},

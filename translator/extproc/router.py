@@ -311,7 +311,7 @@ class RouterProcessor:
         self.handler = handler_for(
             ep.codec, t.codec if t else None, self.status, stream=self.stream, sse=ep.sse,
             include_usage=self.include_usage, model=self.asked, tool_names=self.tool_names,
-            count=ep.kind is Kind.COUNT_TOKENS)
+            count=ep.kind is Kind.COUNT_TOKENS, upstream_model=t.model if t else None)
 
     # --- end --------------------------------------------------------------------
 

@@ -130,6 +130,7 @@ class Codec(ABC):
     model_in_body: bool = True  # False: the upstream path names the model, the body never does
     counts_tokens: bool = False  # the protocol has a count-tokens endpoint
     array_streams: bool = False  # a caller may read a stream as one JSON array (Gemini without alt=sse)
+    renames_model: bool = False  # a passed-through stream names the client's model (``rename_model``)
 
     def __repr__(self) -> str:
         return f"<codec {self.name}>"
@@ -244,6 +245,11 @@ class Codec(ABC):
         """The framing of this protocol's streams, to read one as it passes: SSE. (A binary framing,
         such as AWS event streams, gives each frame as an ``SSEEvent`` too: type, payload, raw bytes.)"""
         return SSEDecoder()
+
+    def rename_model(self, ev: SSEEvent, model: str) -> bytes | None:
+        """A passed-through stream's first event naming ``model`` (only asked when ``renames_model``);
+        None: it names no model."""
+        return None
 
     @abstractmethod
     def observer(self, *, strip_usage_chunk: bool) -> Observer:

@@ -21,6 +21,7 @@ from translator.protocols.base import (
     query_value,
     v1_listing,
 )
+from translator.sse import SSEEvent, encode_event
 
 VERSION = "2023-06-01"  # the anthropic-version an upstream gets when the caller did not send one
 # Sent by Anthropic callers; forwarded only to Anthropic upstreams.
@@ -81,6 +82,17 @@ class AnthropicCodec(Codec):
     decode_error = staticmethod(errs.decode_error)
     read_usage = staticmethod(usage.read)
     write_usage = staticmethod(usage.write)
+
+    renames_model = True
+
+    def rename_model(self, ev: SSEEvent, model: str) -> bytes | None:
+        """``message_start`` names the model the client asked for (Claude Code keeps an answer's thinking
+        only when it does)."""
+        doc = ir.parse_json(ev.data) if ev.event == "message_start" else None
+        if not isinstance(doc, dict) or not isinstance(doc.get("message"), dict):
+            return None
+        doc["message"]["model"] = model
+        return encode_event(ir.dumps(doc), event="message_start")
 
     def observer(self, *, strip_usage_chunk: bool) -> Observer:
         return observe.AnthropicObserver()
