@@ -43,8 +43,7 @@ from fakes.script import ErrorReply, Usage
 
 _INCOMPLETE = frozenset({"max_output_tokens", "content_filter"})
 # status -> the code response.failed carries when the script names none
-_FAILED_CODES = {400: "invalid_prompt", 429: "rate_limit_exceeded", 503: "server_is_overloaded",
-                 529: "server_is_overloaded"}
+_FAILED_CODES = {400: "invalid_prompt", 429: "rate_limit_exceeded"}
 
 
 class ResponsesCodec(Codec):
@@ -233,8 +232,7 @@ def _in_progress(item: dict[str, Any]) -> dict[str, Any]:
 def _usage(usage: Usage) -> dict[str, Any]:
     return {
         "input_tokens": usage.prompt_total,
-        "input_tokens_details": {"cached_tokens": usage.cache_read, **(
-            {"cache_write_tokens": usage.cache_write} if usage.cache_write else {})},
+        "input_tokens_details": {"cached_tokens": usage.cache_read, "cache_write_tokens": usage.cache_write},
         "output_tokens": usage.output_total,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning},
         "total_tokens": usage.prompt_total + usage.output_total,

@@ -142,12 +142,12 @@ MID_STREAM: dict[tuple[str, str], str] = {
     ("gemini", "anthropic"): "UNAVAILABLE",
     ("gemini", "gemini"): "INTERNAL",  # passed through as the upstream sent it
     ("openai", "openai-responses"): "server_error",
-    ("anthropic", "openai-responses"): "overloaded_error",
-    ("gemini", "openai-responses"): "UNAVAILABLE",
-    ("openai-responses", "openai"): "server_error",
-    ("openai-responses", "anthropic"): "server_is_overloaded",
-    ("openai-responses", "gemini"): "server_is_overloaded",
-    ("openai-responses", "openai-responses"): "server_is_overloaded",  # passed through
+    ("anthropic", "openai-responses"): "api_error",  # response.failed's code server_error: a server error
+    ("gemini", "openai-responses"): "INTERNAL",
+    ("openai-responses", "openai"): "server_error",  # the codes the SDK lists: overloaded is a server_error
+    ("openai-responses", "anthropic"): "server_error",
+    ("openai-responses", "gemini"): "server_error",
+    ("openai-responses", "openai-responses"): "server_error",  # passed through
 }
 
 

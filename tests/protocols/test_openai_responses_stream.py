@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from openai.types.responses import ResponseStreamEvent
+from pydantic import TypeAdapter
 
 from core.protocols import Protocol
 from core.usage import Usage
@@ -17,17 +19,20 @@ from . import sdk
 from .test_stream_golden import CASES, case_meta, expected
 
 RESP = Protocol.OPENAI_RESPONSES
+EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 # A Responses answer's status (and why it is incomplete) for each OpenAI finish reason of the cases.
 STATUS = {"stop": ("completed", None), "tool_calls": ("completed", None),
           "length": ("incomplete", "max_output_tokens"), "content_filter": ("incomplete", "content_filter")}
 
 
 def _events(body: bytes) -> list[dict[str, Any]]:
-    """The SSE events, each checked to carry its type as its ``event:`` name."""
+    """The SSE events, each checked to carry its type as its ``event:`` name and to be valid as the SDK's
+    type of that event (strict validation: every field the SDK requires, of its type)."""
     out = []
     for ev in SSEDecoder().feed(body):
         doc = json.loads(ev.data)
         assert ev.event == doc["type"], ev.raw
+        EVENTS.validate_python(doc)
         out.append(doc)
     return out
 

@@ -3,9 +3,10 @@ shape); in band ``response.failed`` (``response.error {code, message}``) or an `
 
 The table writes HTTP errors as OpenAI does, and reads an upstream's in-band error by its
 ``type`` when it has a known one, else by its ``code`` (the read-only rows: the codes
-``response.failed`` carries). In band, a kind is written as the code clients act on (Codex
-stops on ``insufficient_quota``, backs off on ``rate_limit_exceeded`` and
-``server_is_overloaded``).
+``response.failed`` carries). In band, a kind is written with a code the SDK's ``ResponseError``
+lists (``rate_limit_exceeded``, ``invalid_prompt``, else ``server_error``) — or OpenAI's own
+``insufficient_quota``, on which Codex stops instead of retrying — and the error's type beside it;
+an upstream error that came with a code keeps it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ ERRORS = ErrorTable(
 _NAMES = frozenset(r.name for r in ERRORS)
 # The in-band code of a kind (response.failed's error.code); any other kind: server_error.
 _CODE = {"rate_limit": "rate_limit_exceeded", "insufficient_quota": "insufficient_quota",
-         "overloaded": "server_is_overloaded", "invalid_request": "invalid_prompt"}
+         "invalid_request": "invalid_prompt"}
 
 
 def error_body(err: UserFacingError) -> dict[str, Any]:
