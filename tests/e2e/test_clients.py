@@ -50,8 +50,6 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUnderTest]:
                                                    {"deployment": "oai", "priority": 1}],
              "price": PRICES["claude-test"]},
         ]
-        for m in cfg["models"]:  # Claude Code asks for 32000 output tokens
-            m["max_output_tokens"] = 64000
 
     with own_stack(tmp_path_factory.mktemp("clients"), tweak) as g:
         g.key = g.new_key("clients", name="clients")
