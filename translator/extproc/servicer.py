@@ -7,11 +7,11 @@ each message to it, and holds the one ``try`` where exceptions become answers
 
 It ends each router-filter RPC itself, with status OK, as soon as Envoy will
 send nothing more for the request (an immediate response, the response's last
-body chunk), and Envoy takes the stream as done. Left to Envoy, the stream is
-reset after the response while the handler still waits for a message, and the
-handler's status then goes out on a cancelled call: the path on which grpc.aio
-leaks native memory (grpc/grpc#43360). The upstream filter's RPCs are left to
-Envoy: ending those early made Envoy answer 500 on 1.40.
+body chunk), and Envoy takes the stream as done. The upstream filter's RPCs end
+when Envoy half-closes them (ending those early made Envoy answer 500 on 1.40).
+Envoy half-closes rather than resets (``ext_proc_graceful_grpc_close`` in the
+template), so no status goes out on a reset call: the path on which grpc.aio
+leaks native memory (grpc/grpc#43360; docs/performance.md, "Soak").
 """
 
 from __future__ import annotations
