@@ -107,10 +107,11 @@ USDPerMTok = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6)]
 
 
 class PriceSpec(_Strict):
-    """USD per million tokens; cache and reasoning default to the input and output prices."""
+    """USD per million tokens; cache and reasoning default to the input and output prices. A chat model
+    needs ``input`` and ``output``; an embedding model is billed for its input alone (``input`` only)."""
 
     input: USDPerMTok
-    output: USDPerMTok
+    output: USDPerMTok | None = None
     cache_read: USDPerMTok | None = None
     cache_write: USDPerMTok | None = None
     reasoning: USDPerMTok | None = None
@@ -140,8 +141,15 @@ class Target(_Strict):
     priority: int = Field(default=0, ge=0, le=10)  # 0 first; higher only when lower ones fail
 
 
+ModelKind = Literal["chat", "embedding"]
+_PRICED_BEYOND_INPUT = ("output", "cache_read", "cache_write", "reasoning")
+
+
 class Model(_Strict):
     name: str = Field(min_length=1, max_length=256)
+    # chat: generation and token counts; embedding: the embeddings endpoints only (OpenAI /v1/embeddings,
+    # Gemini :embedContent / :batchEmbedContents), billed for input tokens (docs/billing.md)
+    kind: ModelKind = "chat"
     aliases: list[str] = Field(default_factory=list)
     deployments: list[Target] = Field(min_length=1)
     routing: Routing | None = None  # default: the top-level routing section
@@ -268,11 +276,33 @@ class GatewayConfig(_Strict):
         for i, m in enumerate(self.models):
             if m.free and m.price is not None:
                 raise _FieldError(f"models[{i}]", "give a price or free: true, not both")
+            self._check_kind(i, m)
             if self._price(m) is None:
                 raise _FieldError(f"models[{i}]", (
                     f"no price is known for {m.name!r}: set price: {{input: …, output: …}} in USD per "
                     "million tokens, or free: true to serve it at no cost"))
         return self
+
+    def _check_kind(self, i: int, m: Model) -> None:
+        """A chat model's price has an output rate; an embedding model's has only an input rate, and
+        its providers speak a protocol with an embeddings endpoint."""
+        if m.kind == "chat":
+            if m.price is not None and m.price.output is None:
+                raise _FieldError(f"models[{i}].price.output", (
+                    "required for a chat model (only a model with kind: embedding is priced by input alone)"))
+            return
+        extra = [k for k in _PRICED_BEYOND_INPUT if m.price is not None and getattr(m.price, k) is not None]
+        if extra:
+            raise _FieldError(f"models[{i}].price", (
+                f"an embedding model is billed for its input tokens only: give price: {{input: …}} "
+                f"without {', '.join(extra)}"))
+        for j, dep in enumerate(m.deployment_names):
+            p = self.provider(self.deployment(dep).provider)
+            if not p.protocol.embeds:
+                raise _FieldError(f"models[{i}].deployments[{j}]", (
+                    f"provider {p.name!r} speaks {p.protocol.value}, which has no embeddings endpoint "
+                    f"(an embedding model needs a provider speaking "
+                    f"{' or '.join(q.value for q in Protocol if q.embeds)})"))
 
     def _price(self, m: Model) -> Price | None:
         if m.free:
@@ -283,7 +313,7 @@ class GatewayConfig(_Strict):
             d = self.deployment(dep)
             protocol = self.provider(d.provider).protocol
             for name in (m.name, d.model):
-                if (p := pricing.catalogue(name, protocol)) is not None:
+                if (p := pricing.catalogue(name, protocol, input_only=m.kind == "embedding")) is not None:
                     return p
         return None
 

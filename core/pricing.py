@@ -75,14 +75,15 @@ FREE = Price(Rates(0, 0, 0, 0, 0), source="free")
 
 
 def from_usd_per_mtok(spec: dict[str, Any], source: str = "config") -> Price:
-    """``{input, output, cache_read?, cache_write?, reasoning?}`` in USD per million tokens."""
-    inp, out = pico_per_token(spec["input"]), pico_per_token(spec["output"])
+    """``{input, output?, cache_read?, cache_write?, reasoning?}`` in USD per million tokens (no output:
+    an embedding model's, which produces no output tokens)."""
+    inp, out = pico_per_token(spec["input"]), pico_per_token(spec.get("output", 0))
     return Price(Rates(
         input=inp,
         output=out,
         cache_read=pico_per_token(spec.get("cache_read", spec["input"])),
         cache_write=pico_per_token(spec.get("cache_write", spec["input"])),
-        reasoning=pico_per_token(spec.get("reasoning", spec["output"])),
+        reasoning=pico_per_token(spec.get("reasoning", spec.get("output", 0))),
     ), source=source)
 
 
@@ -94,8 +95,10 @@ def _tiered(value: Any) -> tuple[Decimal | None, list[tuple[int, Decimal]]]:
     return value.base, [(int(t.start), t.price) for t in value.tiers]
 
 
-def catalogue(model: str, protocol: Protocol, when: dt.datetime | None = None) -> Price | None:
-    """The genai-prices price of ``model`` at ``protocol``'s provider, or None if unknown."""
+def catalogue(model: str, protocol: Protocol, when: dt.datetime | None = None, *,
+              input_only: bool = False) -> Price | None:
+    """The genai-prices price of ``model`` at ``protocol``'s provider, or None if unknown.
+    ``input_only``: an embedding model, which the catalogue prices by input alone."""
     from genai_prices import data_snapshot
 
     try:
@@ -114,7 +117,7 @@ def catalogue(model: str, protocol: Protocol, when: dt.datetime | None = None) -
             base[name] = b
             tiered[name] = tiers
             starts.update(s for s, _ in tiers)
-    if "input" not in base or "output" not in base:
+    if "input" not in base or ("output" not in base and not input_only):
         return None
     source = f"genai-prices:{protocol.price_provider}/{info.id}"
 

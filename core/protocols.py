@@ -22,11 +22,17 @@ class Protocol(StrEnum):
         return _BY_VALUE.get(value) if isinstance(value, str) else None
 
     @property
+    def embeds(self) -> bool:
+        """Whether its providers serve embeddings (its codec has an ``embedder``; a test checks they agree)."""
+        return self.value in _EMBEDS
+
+    @property
     def price_provider(self) -> str:
         """The provider the genai-prices catalogue files this protocol's models under."""
         return _PRICE_PROVIDER.get(self.value, self.value)
 
 
 _BY_VALUE = {p.value: p for p in Protocol}
+_EMBEDS = frozenset({"openai", "gemini"})
 # Where the catalogue's provider name is not the protocol's own.
 _PRICE_PROVIDER = {"gemini": "google", "openai-responses": "openai"}

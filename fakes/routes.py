@@ -2,6 +2,7 @@
 
     POST /v1/chat/completions                          OpenAI generate
     POST /v1/responses                                 OpenAI Responses generate
+    POST /v1/embeddings                                OpenAI embeddings (fakes.embeddings)
     GET  /v1/models                                    OpenAI models (Anthropic's shape
                                                        with anthropic-version, Gemini's
                                                        with x-goog-api-key)
@@ -10,6 +11,8 @@
     POST /{v1beta,v1alpha,v1}/models/{m}:generateContent        Gemini generate
                                         :streamGenerateContent  Gemini stream
                                         :countTokens            Gemini count
+                                        :embedContent           Gemini embeddings (fakes.embeddings)
+                                        :batchEmbedContents     Gemini embeddings
     GET  /{v1beta,v1alpha}/models                      Gemini models
 
 Anything else is a 404 in the shape of the protocol the caller seems to speak.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from fakes import embeddings
 from fakes.anthropic import AnthropicCodec
 from fakes.codec import Codec, Kind, Route
 from fakes.gemini import GeminiCodec
@@ -34,6 +38,7 @@ RESPONSES = ResponsesCodec()
 _TABLE: dict[tuple[str, str], Route] = {
     ("POST", "/v1/chat/completions"): Route(OPENAI, Kind.GENERATE),
     ("POST", "/v1/responses"): Route(RESPONSES, Kind.GENERATE),
+    ("POST", "/v1/embeddings"): Route(embeddings.OPENAI, Kind.GENERATE),
     ("GET", "/v1/models"): Route(OPENAI, Kind.MODELS),
     ("POST", "/v1/messages"): Route(ANTHROPIC, Kind.GENERATE),
     ("POST", "/v1/messages/count_tokens"): Route(ANTHROPIC, Kind.COUNT),
@@ -49,6 +54,7 @@ _GEMINI_METHODS: dict[str, tuple[Kind, bool]] = {
     "streamGenerateContent": (Kind.GENERATE, True),
     "countTokens": (Kind.COUNT, False),
 }
+_GEMINI_EMBED = frozenset({"embedContent", "batchEmbedContents"})
 
 
 def route(method: str, path: str, headers: Mapping[str, str]) -> Route | None:
@@ -64,6 +70,8 @@ def route(method: str, path: str, headers: Mapping[str, str]) -> Route | None:
     if match is not None and match[2] in _GEMINI_METHODS:
         kind, stream = _GEMINI_METHODS[match[2]]
         return Route(GEMINI, kind, model=match[1], stream=stream)
+    if match is not None and match[2] in _GEMINI_EMBED:
+        return Route(embeddings.GEMINI, Kind.GENERATE, model=match[1])
     return None
 
 

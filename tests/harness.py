@@ -43,6 +43,9 @@ PRICES: dict[str, dict[str, float]] = {
     "claude-test": {"input": 3, "output": 15, "cache_read": 0.3, "cache_write": 3.75},
     "gemini-test": {"input": 0.3, "output": 2.5, "cache_read": 0.075},
     "gpt-resp-test": {"input": 1.25, "output": 10, "cache_read": 0.125},
+    # embedding models: input only
+    "embed-oai-test": {"input": 20},
+    "embed-gem-test": {"input": 15},
 }
 
 
@@ -82,6 +85,8 @@ def gateway_config(fake_port: int, workdir: Path) -> dict[str, Any]:
             {"name": "ant", "provider": "fake-anthropic", "model": "claude-test"},
             {"name": "gem", "provider": "fake-gemini", "model": "gemini-test"},
             {"name": "resp", "provider": "fake-responses", "model": "gpt-resp-test"},
+            {"name": "oai-embed", "provider": "fake-openai", "model": "embed-oai-test"},
+            {"name": "gem-embed", "provider": "fake-gemini", "model": "embed-gem-test"},
             {"name": "down", "provider": "nobody-home", "model": "claude-down"},
         ],
         "models": [
@@ -91,6 +96,13 @@ def gateway_config(fake_port: int, workdir: Path) -> dict[str, Any]:
             {"name": "gemini-test", "deployments": ["gem"], "price": PRICES["gemini-test"]},
             {"name": "claude-down", "deployments": ["down"], "price": PRICES["claude-test"]},  # nobody listens
             {"name": "gpt-resp-test", "deployments": ["resp"], "price": PRICES["gpt-resp-test"]},  # Responses API
+            # embedding models (tests/e2e/test_embeddings.py); embed-gem-renamed's upstream name differs
+            {"name": "embed-oai-test", "kind": "embedding", "deployments": ["oai-embed"],
+             "price": PRICES["embed-oai-test"]},
+            {"name": "embed-gem-test", "kind": "embedding", "deployments": ["gem-embed"],
+             "price": PRICES["embed-gem-test"]},
+            {"name": "embed-gem-renamed", "kind": "embedding", "deployments": ["gem-embed"],
+             "price": PRICES["embed-gem-test"]},
         ],
     }
 

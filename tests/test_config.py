@@ -54,9 +54,19 @@ def _with(path: str, value: object) -> dict[str, object]:
         (_with("server", {"http_port": 70000}), "server.http_port: Input should be less than or equal to 65535"),
         (_with("server", {"portal_upstream": "8091"}), "server.portal_upstream: must be host:port"),
         ([1, 2], "the top level must be a mapping"),
+        (_with("models.0.price", {"input": 1}), "models[0].price.output: required for a chat model"),
+        (_with("models.0.kind", "vision"), "models[0].kind: Input should be 'chat' or 'embedding'"),
+        (_with("models.0", {"name": "e", "kind": "embedding", "deployments": ["d"], "price": {"input": 1, "output": 2}}),
+         "models[0].price: an embedding model is billed for its input tokens only: give price: {input: …} without "
+         "output"),
+        (_with("providers.0.protocol", "anthropic") | {"models": [{"name": "e", "kind": "embedding",
+                                                                  "deployments": ["d"], "price": {"input": 1}}]},
+         "models[0].deployments[0]: provider 'p' speaks anthropic, which has no embeddings endpoint (an embedding "
+         "model needs a provider speaking openai or gemini)"),
     ],
     ids=["protocol", "base-url", "credential", "unknown-field", "provider-ref", "deployment-ref",
-         "duplicate-name", "model-name", "no-price", "price-and-free", "negative-price", "no-models", "no-providers", "port", "portal-upstream", "not-a-mapping"],
+         "duplicate-name", "model-name", "no-price", "price-and-free", "negative-price", "no-models", "no-providers", "port", "portal-upstream", "not-a-mapping",
+         "chat-price-without-output", "unknown-kind", "embedding-price-with-output", "embedding-on-anthropic"],
 )
 def test_bad_config_names_file_field_and_reason(tmp_path: Path, doc: object, expected: str) -> None:
     """Each mistake is reported as '<file>: <field>: <what is wrong>'."""
@@ -75,6 +85,17 @@ def test_good_config_loads_with_aliases(tmp_path: Path) -> None:
     assert ["m", "m-latest"] == list(cfg.model_table())
     assert ("api.example.com", 443, True, "/v1") == (
         cfg.providers[0].host, cfg.providers[0].port, cfg.providers[0].tls, cfg.providers[0].base_path)
+
+
+def test_an_embedding_model_is_priced_by_input_alone(tmp_path: Path) -> None:
+    """kind: embedding with price: {input} loads; its output rate is 0; chat models stay kind chat."""
+    doc = _with("models.0.aliases", [])
+    doc["models"].append({"name": "e", "kind": "embedding", "deployments": ["d"], "price": {"input": 0.02}})
+    path = tmp_path / "gw.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    cfg = load(path)
+    assert (["chat", "embedding"], 20_000, 0) == (
+        [m.kind for m in cfg.models], cfg.prices()["e"].rates.input, cfg.prices()["e"].rates.output)
 
 
 @pytest.mark.parametrize(

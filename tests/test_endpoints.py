@@ -26,13 +26,17 @@ OAI, A, G = REGISTRY.get("openai"), REGISTRY.get("anthropic"), REGISTRY.get("gem
         ("GET", "/v1/models", {"x-goog-api-key": "k"}, Endpoint(G, Kind.LIST_MODELS)),
         ("GET", "/v1/models/gpt-4o", {}, Endpoint(OAI, Kind.GET_MODEL, "gpt-4o")),
         ("GET", "/v1beta/models", {}, Endpoint(G, Kind.LIST_MODELS)),
-        ("POST", "/v1/embeddings", {}, None),
+        ("POST", "/v1/embeddings", {}, Endpoint(OAI, Kind.EMBED_BATCH)),
+        ("POST", "/v1beta/models/g:embedContent", {}, Endpoint(G, Kind.EMBED, "g", False)),
+        ("POST", "/v1beta/models/g:batchEmbedContents?key=k1", {}, Endpoint(G, Kind.EMBED_BATCH, "g", False, query_key="k1")),
+        ("POST", "/v1/completions", {}, None),
         ("GET", "/v1/chat/completions", {}, None),
         ("POST", "/v1beta/models/a/b:generateContent", {}, None),
     ],
     ids=["openai-chat", "anthropic-beta", "anthropic-count", "gemini-generate", "gemini-sse-key",
          "gemini-array", "gemini-count", "models-openai", "models-anthropic", "models-gemini-v1", "model-get",
-         "models-gemini", "unknown", "wrong-method", "gemini-bad-model"],
+         "models-gemini", "openai-embeddings", "gemini-embed", "gemini-batch-embed", "unknown", "wrong-method",
+         "gemini-bad-model"],
 )
 def test_classify(method: str, path: str, headers: dict[str, str], expected: Endpoint | None) -> None:
     """Each served path maps to one protocol and kind; anything else is None."""

@@ -78,6 +78,14 @@ WHOLE = 4
     ("cross protocol (direct route)", lambda gw: _post(
         gw, "/v1/chat/completions", {"model": "claude-test", "messages": CHAT}, authorization=f"Bearer {gw.key}"),
      200, Cost(1, WHOLE, 0, 0)),
+    ("embeddings, same protocol (direct route)", lambda gw: _post(
+        gw, "/v1/embeddings", {"model": "embed-oai-test", "input": ["hi", "there"]}, authorization=f"Bearer {gw.key}"),
+     200, Cost(1, WHOLE, 0, 0)),
+    ("embeddings, other protocol (direct route)", lambda gw: _post(
+        gw, "/v1beta/models/embed-oai-test:batchEmbedContents",
+        {"requests": [{"model": "models/embed-oai-test", "content": {"parts": [{"text": "hi"}]}}]},
+        **{"x-goog-api-key": gw.key}),
+     200, Cost(1, WHOLE, 0, 0)),
     ("listing (answered at the request headers)", lambda gw: lambda: httpx.get(
         gw.http + "/v1/models", headers={"authorization": f"Bearer {gw.key}"}),
      200, Cost(1, 1, 0, 0)),

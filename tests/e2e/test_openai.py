@@ -208,8 +208,8 @@ def test_upstream_errors_pass_through_with_their_status(gateway: GatewayUnderTes
 def test_models_list_shows_configured_models(gateway: GatewayUnderTest) -> None:
     """GET /v1/models lists every configured model in OpenAI's shape."""
     ids = [m.id for m in client(gateway).models.list()]
-    assert ["gpt-test", "gpt-alias", "gpt-latest", "claude-test", "gemini-test", "claude-down", "gpt-resp-test"] \
-        == ids  # aliases too
+    assert ["gpt-test", "gpt-alias", "gpt-latest", "claude-test", "gemini-test", "claude-down", "gpt-resp-test",
+            "embed-oai-test", "embed-gem-test", "embed-gem-renamed"] == ids  # aliases and embedding models too
     assert "claude-test" == client(gateway).models.retrieve("claude-test").id
 
 

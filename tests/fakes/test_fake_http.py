@@ -227,11 +227,11 @@ ROUTING_ERROR_CASES = [
     ),
     (
         "POST",
-        "/v1beta/models/g:embedContent",
+        "/v1beta/models/g:predict",
         {},
         b"{}",
         404,
-        {"error": {"code": 404, "message": "Invalid URL (POST /v1beta/models/g:embedContent)",
+        {"error": {"code": 404, "message": "Invalid URL (POST /v1beta/models/g:predict)",
                    "status": "NOT_FOUND"}},
     ),
     (

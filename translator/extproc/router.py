@@ -34,7 +34,7 @@ from core.event import MeteringEvent, as_json, set_usage
 from core.protocols import Protocol
 from core.store import KeyInfo
 from core.usage import Usage
-from translator import listing, metrics
+from translator import embeddings, listing, metrics
 from translator.admission import estimate_hold
 from translator.auth import NO_KEY, authenticate
 from translator.endpoints import Endpoint, Kind, classify, client_key
@@ -51,6 +51,8 @@ from translator.extproc.upstream import Ctx, attempt_body, attempt_headers, need
 from translator.passthrough import array_error
 from translator.protocols import REGISTRY
 from translator.protocols.base import Codec, estimate_tokens
+from translator.protocols.embeddings import EmbedMeta
+from translator.protocols.embeddings import meta as embed_meta
 from translator.responses import ResponseHandler, handler_for
 from translator.state import Gateway, Target
 from translator.upstream_http import (
@@ -116,6 +118,7 @@ class RouterProcessor:
         self.tool_names: tuple[str, ...] = ()
         self.header_names: tuple[str, ...] = ()  # what the caller sent (only some go on to a provider)
         self.direct: Target | None = None  # the one deployment of a direct route
+        self.embed: EmbedMeta | None = None  # an embeddings request: what its answer needs
         self.ended = False  # the response's last chunk was answered: meter() does not call it cut short
         self._ev: MeteringEvent | None = None  # the metering event, built once (see _event)
 
@@ -170,7 +173,7 @@ class RouterProcessor:
             raise NotFound("Unknown request URL.")
         if req.request_headers.headers.ByteSize() > MAX_HEADER_BYTES:
             raise HeadersTooLarge(f"The request's headers are larger than {MAX_HEADER_BYTES // 1024} KiB.")
-        if ep.kind in (Kind.CHAT, Kind.COUNT_TOKENS):
+        if ep.kind.has_body:
             self.header_names = tuple(headers)
             self.api_key = client_key(ep, headers)
             if not self.api_key:
@@ -196,6 +199,8 @@ class RouterProcessor:
         try:
             body = self._parse(raw)
             asked = self._model(ep, body)
+            if ep.kind.embeds:  # what the answer needs (and a 400 for a body that is no embeddings request)
+                self.embed = embed_meta(ep.codec, ep.kind, body, asked)
         except UserFacingError:
             await authenticate(self.gw.redis, self.api_key)  # a bad key is a 401 before a bad body is a 400
             raise
@@ -213,6 +218,8 @@ class RouterProcessor:
             cap = codec.output_cap(body)
             limit = self.gw.max_output[model]
             hold = estimate_hold(self.gw.prices[model], len(raw), min(cap, limit) if cap is not None else limit)
+        elif ep.kind.embeds:  # input tokens only
+            hold = estimate_hold(self.gw.prices[model], len(raw), 0)
         self.hold, self.model = hold, model
         unfinished = self._unfinished_charge()
         admitted = await self.gw.admitter.admit(self.api_key, model, hold=hold, hold_id=self.event_id,
@@ -235,7 +242,7 @@ class RouterProcessor:
             self.direct = direct
             headers, remove = attempt_headers(codec, ep.kind, self.stream, ep.sse, direct, self.header_names)
             headers[ROUTE_HEADER] = direct_route(model, codec.name)
-            if needs_body(codec, asked, direct):
+            if needs_body(codec, asked, direct, ep.kind):
                 body = attempt_body(codec, ep.kind, self.stream, direct, body)
                 changed = True
         else:
@@ -254,6 +261,7 @@ class RouterProcessor:
         if model not in self.gw.models:
             raise ModelNotFound(f"The model '{model}' does not exist or you do not have access to it.",
                                 param="model")
+        embeddings.check_kind(ep.kind, self.gw.models[model], model)
         return model
 
     @staticmethod
@@ -308,6 +316,9 @@ class RouterProcessor:
         self.upstream_protocol = t.protocol if t else None
         ep = self.endpoint
         assert ep is not None
+        if self.embed is not None:
+            self.handler = embeddings.handler(ep.codec, t.codec if t else None, self.status, self.embed)
+            return
         self.handler = handler_for(
             ep.codec, t.codec if t else None, self.status, stream=self.stream, sse=ep.sse,
             include_usage=self.include_usage, model=self.asked, tool_names=self.tool_names,
@@ -388,8 +399,9 @@ class RouterProcessor:
         return ev
 
     def _estimated_prompt(self) -> Usage:
-        """The prompt as estimated from the body's size, for a request whose upstream never reported it."""
-        return Usage(input=estimate_tokens(self.body_len))
+        """The prompt as estimated from the body's size (an embeddings request: from its inputs), for a
+        request whose upstream never reported it."""
+        return Usage(input=self.embed.prompt_estimate if self.embed else estimate_tokens(self.body_len))
 
     def _unfinished_charge(self) -> tuple[Usage, int]:
         """What this request is charged should it never report (its process died, or its hold was

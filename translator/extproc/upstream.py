@@ -29,7 +29,7 @@ from core.protocols import Protocol
 from translator.endpoints import Kind
 from translator.errors import GatewayError, UpstreamError, UserFacingError
 from translator.extproc import messages as m
-from translator.protocols import REGISTRY
+from translator.protocols import REGISTRY, embeddings
 from translator.protocols.base import Codec
 from translator.protocols.convert import translate_count_request, translate_request
 from translator.state import Gateway, Target
@@ -124,13 +124,16 @@ def attempt_headers(caller: Codec, kind: Kind, stream: bool, sse: bool, t: Targe
     return headers, remove
 
 
-def needs_body(caller: Codec, model: str, t: Target) -> bool:
-    """Whether an attempt to ``t`` must rewrite the body (another protocol, or another model name)."""
-    return caller is not t.codec or (t.codec.model_in_body and model != t.model)
+def needs_body(caller: Codec, model: str, t: Target, kind: Kind) -> bool:
+    """Whether an attempt to ``t`` must rewrite the body (another protocol, or another model name; a
+    Gemini batch of embeddings names the model in each request)."""
+    return caller is not t.codec or ((t.codec.model_in_body or kind.embeds) and model != t.model)
 
 
 def attempt_body(caller: Codec, kind: Kind, stream: bool, t: Target, body: dict[str, Any]) -> dict[str, Any]:
     """The caller's parsed body as ``t`` needs it."""
+    if kind.embeds:
+        return embeddings.translate_request(caller, t.codec, body, kind, upstream_model=t.model)
     if caller is t.codec:
         return t.codec.with_model(body, t.model)
     if kind is Kind.COUNT_TOKENS:
@@ -187,7 +190,7 @@ class UpstreamAttempt:
         resp = m.request_headers(m.common(set_headers=headers, remove_headers=remove))
         if caller is not t.codec:
             resp.mode_override.CopyFrom(_TRANSLATE)
-        elif not needs_body(caller, ctx.model, t):
+        elif not needs_body(caller, ctx.model, t, ctx.kind):
             resp.mode_override.CopyFrom(SKIP_BODY)  # nothing in the body changes
         return resp
 

@@ -20,6 +20,7 @@ it never tests which protocol it holds.
     count tokens   count requests and answers                       counts_tokens, count_request(), decode_count(),
                                                                      encode_count_request(), encode_count()
     listing        ``GET /v1/models`` in the caller's shape         model_entry(), model_list()
+    embeddings     its embeddings endpoints, if it has any          embedder (``protocols/embeddings.py``)
 
 Methods with a body here are the common case; a protocol overrides what differs.
 Everything is sans-I/O: a codec reads and writes bytes and dicts, nothing else.
@@ -32,7 +33,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from typing import Protocol as TypingProtocol
 
 import orjson
@@ -41,6 +42,9 @@ from core.usage import Usage
 from translator import ir
 from translator.errors import ErrorTable, GatewayError, UserFacingError
 from translator.sse import SSEDecoder, SSEEvent
+
+if TYPE_CHECKING:
+    from translator.protocols.embeddings import Embedder
 
 Json = dict[str, Any]
 Query = Mapping[str, list[str]]  # the parsed query string (urllib.parse.parse_qs)
@@ -57,8 +61,18 @@ def estimate_tokens(size: int) -> int:
 class Kind(Enum):
     CHAT = "chat"  # a generation: chat/completions, messages, generateContent
     COUNT_TOKENS = "count_tokens"
+    EMBED = "embed"  # embeddings of one input (Gemini's embedContent)
+    EMBED_BATCH = "embed_batch"  # embeddings of any number of inputs (/v1/embeddings, Gemini's batchEmbedContents)
     LIST_MODELS = "list_models"
     GET_MODEL = "get_model"
+
+    @property
+    def embeds(self) -> bool:
+        return self is Kind.EMBED or self is Kind.EMBED_BATCH
+
+    @property
+    def has_body(self) -> bool:
+        return self is not Kind.LIST_MODELS and self is not Kind.GET_MODEL
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +144,8 @@ class Codec(ABC):
     model_in_body: bool = True  # False: the upstream path names the model, the body never does
     counts_tokens: bool = False  # the protocol has a count-tokens endpoint
     array_streams: bool = False  # a caller may read a stream as one JSON array (Gemini without alt=sse)
+    # The protocol's embeddings endpoints (protocols/embeddings.py); None: it has none.
+    embedder: Embedder | None = None
     renames_model: bool = False  # a passed-through stream names the client's model (``rename_model``)
 
     def __repr__(self) -> str:

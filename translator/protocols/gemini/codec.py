@@ -20,12 +20,15 @@ from translator.protocols.base import (
     query_value,
     v1_listing,
 )
+from translator.protocols.gemini import embeddings, observe, request, response, stream, usage
 from translator.protocols.gemini import errors as errs
-from translator.protocols.gemini import observe, request, response, stream, usage
 
 _METHOD = re.compile(
     r"^/v1(?:beta|alpha)?/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent|countTokens)$"
 )
+# A route of its own: one regex for both would pass RE2's program size limit in Envoy (100).
+_EMBED = re.compile(r"^/v1(?:beta|alpha)?/models/(?P<model>[^/:]+):(?P<method>embedContent|batchEmbedContents)$")
+_EMBED_KINDS = {"embedContent": Kind.EMBED, "batchEmbedContents": Kind.EMBED_BATCH}
 _LIST = re.compile(r"^/v1(?:beta|alpha)/models$")
 _MODEL = re.compile(r"^/v1(?:beta|alpha)/models/(?P<model>[^/:]+)$")
 _GET = [{"name": ":method", "string_match": {"exact": "GET"}}]
@@ -35,7 +38,8 @@ _METHODS = ["generateContent", "streamGenerateContent", "countTokens"]
 class GeminiCodec(Codec):
     name = "gemini"
     errors = errs.ERRORS
-    body_routes = {"/v1beta/models": {"safe_regex": {"regex": _METHOD.pattern}}}
+    body_routes = {"/v1beta/models": {"safe_regex": {"regex": _METHOD.pattern}},
+                   "/v1beta/models:embed": {"safe_regex": {"regex": _EMBED.pattern}}}
     listing_routes = {
         **V1_LISTING_ROUTES,
         "/v1beta/models": {"safe_regex": {"regex": _LIST.pattern}, "headers": _GET},
@@ -55,6 +59,8 @@ class GeminiCodec(Codec):
                 return Endpoint(self, Kind.COUNT_TOKENS if name == "countTokens" else Kind.CHAT, model=m["model"],
                                 stream=name == "streamGenerateContent", sse=query_value(query, "alt") == "sse",
                                 query_key=key)
+            if m := _EMBED.match(path):
+                return Endpoint(self, _EMBED_KINDS[m["method"]], model=m["model"], stream=False, query_key=key)
             return None
         if method != "GET":
             return None
@@ -70,6 +76,8 @@ class GeminiCodec(Codec):
     def upstream_path(self, base_path: str, kind: Kind, model: str, *, stream: bool, sse: bool) -> str:
         if kind is Kind.COUNT_TOKENS:
             method = "countTokens"
+        elif kind.embeds:
+            method = embeddings.METHODS[kind]
         elif stream:
             method = "streamGenerateContent" + ("?alt=sse" if sse else "")
         else:
@@ -86,6 +94,7 @@ class GeminiCodec(Codec):
     stream_decoder = staticmethod(stream.StreamDecoder)
     stream_encoder = staticmethod(stream.StreamEncoder)
     tool_name = staticmethod(request.tool_name)
+    embedder = embeddings.EMBEDDER
 
     def tool_names(self, body: Json) -> tuple[str, ...]:
         decls = [d for t in dicts(body.get("tools"))

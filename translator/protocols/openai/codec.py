@@ -18,28 +18,31 @@ from translator.protocols.base import (
     query_value,
     v1_listing,
 )
+from translator.protocols.openai import embeddings, observe, request, response, stream, usage
 from translator.protocols.openai import errors as errs
-from translator.protocols.openai import observe, request, response, stream, usage
 
 _CHAT = "/v1/chat/completions"
+_EMBEDDINGS = "/v1/embeddings"
 
 
 class OpenAICodec(Codec):
     name = "openai"
     errors = errs.ERRORS
-    body_routes = {_CHAT: {"path": _CHAT}}
+    body_routes = {_CHAT: {"path": _CHAT}, _EMBEDDINGS: {"path": _EMBEDDINGS}}
     listing_routes = V1_LISTING_ROUTES
     # No header of its own: OpenAI is the registry's fallback, whom Envoy shapes whatever is left.
 
     def endpoint(self, method: str, path: str, query: Query, headers: Mapping[str, str]) -> Endpoint | None:
         if method == "POST":
-            return Endpoint(self, Kind.CHAT) if path == _CHAT else None
+            if path == _CHAT:
+                return Endpoint(self, Kind.CHAT)
+            return Endpoint(self, Kind.EMBED_BATCH) if path == _EMBEDDINGS else None
         if method == "GET":
             return v1_listing(self, path, query_value(query, "key"))
         return None
 
     def upstream_path(self, base_path: str, kind: Kind, model: str, *, stream: bool, sse: bool) -> str:
-        return f"{base_path}/chat/completions"
+        return f"{base_path}/embeddings" if kind.embeds else f"{base_path}/chat/completions"
 
     def credential(self, key: str | None) -> dict[str, str]:
         return {"authorization": f"Bearer {key}"} if key else {}
@@ -51,6 +54,7 @@ class OpenAICodec(Codec):
     stream_decoder = staticmethod(stream.StreamDecoder)
     stream_encoder = staticmethod(stream.StreamEncoder)
     tool_name = staticmethod(request.tool_name)
+    embedder = embeddings.EMBEDDER
 
     def tool_names(self, body: Json) -> tuple[str, ...]:
         return tuple(str(f.get("name")) for t in dicts(body.get("tools")) if isinstance(f := t.get("function"), dict))
