@@ -39,11 +39,14 @@ def routing_config(primary: int, secondary: int, workdir: Path) -> dict[str, Any
          "api_key": {"env": "TG_TEST_OPENAI_KEY"}},
         {"name": "b-anthropic", "protocol": "anthropic", "base_url": f"http://127.0.0.1:{secondary}",
          "api_key": {"env": "TG_TEST_ANTHROPIC_KEY"}},
+        {"name": "b-responses", "protocol": "openai-responses", "base_url": f"http://127.0.0.1:{secondary}/v1",
+         "api_key": {"env": "TG_TEST_RESPONSES_KEY"}},
         {"name": "dead", "protocol": "openai", "base_url": f"http://127.0.0.1:{refused}/v1"},
     ]
     cfg["deployments"] += [
         {"name": "b-oai", "provider": "b-openai", "model": "backup-gpt"},
         {"name": "b-ant", "provider": "b-anthropic", "model": "backup-claude"},
+        {"name": "b-resp", "provider": "b-responses", "model": "backup-resp"},
         {"name": "dead-oai", "provider": "dead", "model": "never"},
         {"name": "oai-heavy", "provider": "fake-openai", "model": "heavy"},
         {"name": "oai-light", "provider": "fake-openai", "model": "light"},
@@ -57,11 +60,14 @@ def routing_config(primary: int, secondary: int, workdir: Path) -> dict[str, Any
         {"name": "fo-dead", "price": PRICE, "deployments": [{"deployment": "dead-oai"}, {"deployment": "b-ant", "priority": 1}]},
         {"name": "split", "price": PRICE, "deployments": [{"deployment": "oai-heavy", "weight": 3},
                                                            {"deployment": "oai-light", "weight": 1}]},
+        # primary Anthropic, failover to a Responses API deployment
+        {"name": "fo-resp", "price": PRICE, "deployments": [{"deployment": "ant"}, {"deployment": "b-resp", "priority": 1}]},
     ]
     cfg["routing"] = {"per_try_timeout_s": PER_TRY_S, "retries": 2, "backoff_base_ms": 10, "backoff_max_ms": 50,
                       "retry_after_max_s": 2, "eject_after_failures": 3, "ejection_s": EJECTION_S}
     # The failover cases break fo-claude's primary over and over: keep it from being ejected there.
     cfg["models"][0]["routing"] = {**cfg["routing"], "eject_after_failures": 1000}
+    cfg["models"][-1]["routing"] = {**cfg["routing"], "eject_after_failures": 1000}
     return cfg
 
 
@@ -93,6 +99,10 @@ def ask(gw: GatewayUnderTest, client: str, model: str) -> tuple[str, httpx.Heade
         with openai.OpenAI(base_url=f"{gw.http}/v1", api_key=gw.key, max_retries=0) as c:
             raw = c.chat.completions.with_raw_response.create(model=model, messages=[{"role": "user", "content": "hi"}])
             return raw.parse().choices[0].message.content or "", raw.headers
+    if client == "openai-responses":
+        with openai.OpenAI(base_url=f"{gw.http}/v1", api_key=gw.key, max_retries=0) as c:
+            raw3 = c.responses.with_raw_response.create(model=model, input="hi")
+            return raw3.parse().output_text, raw3.headers
     if client == "anthropic":
         with anthropic.Anthropic(base_url=gw.http, api_key=gw.key, max_retries=0) as a:
             raw2 = a.messages.with_raw_response.create(model=model, max_tokens=20, messages=[{"role": "user", "content": "hi"}])
@@ -112,7 +122,7 @@ FAILURES = {
 }
 
 
-@pytest.mark.parametrize("client", ["openai", "anthropic", "gemini"])
+@pytest.mark.parametrize("client", ["openai", "anthropic", "gemini", "openai-responses"])
 @pytest.mark.parametrize("failure", list(FAILURES))
 def test_a_failing_primary_fails_over_to_a_deployment_of_another_protocol(pair: Pair, client: str, failure: str) -> None:
     """The Anthropic primary fails; the OpenAI secondary answers, translated, in the caller's protocol."""
@@ -137,6 +147,21 @@ def test_a_failing_primary_fails_over_to_a_deployment_of_another_protocol(pair: 
     [event] = events
     assert ("b-oai", 200) == (event["deployment"], event["status"])
     assert event["attempts"] >= 2
+
+
+@pytest.mark.parametrize("client", ["openai", "anthropic", "gemini", "openai-responses"])
+def test_a_failing_primary_fails_over_to_a_responses_deployment(pair: Pair, client: str) -> None:
+    """An Anthropic primary overloaded, the Responses API deployment answers every client: the attempt goes to
+    /v1/responses with its model name (a Responses client's body only renamed, passed through)."""
+    pair.primary.push(Reply(error=ErrorReply(529, "Overloaded"), times=None))
+    pair.secondary.push(Reply(text="from the Responses backup"))
+    text, headers = ask(pair.gw, client, "fo-resp")
+    assert ("from the Responses backup", "b-resp") == (text, headers["x-tokengate-deployment"])
+    [sent] = pair.secondary.requests
+    assert ("/v1/responses", "backup-resp") == (sent.path, sent.json()["model"])
+    assert f"Bearer {UPSTREAM_SECRETS['TG_TEST_RESPONSES_KEY']}" == sent.headers.get("authorization")
+    if client == "openai-responses":
+        assert {"model": "backup-resp", "input": "hi"} == sent.json()
 
 
 def test_connection_refused_fails_over(pair: Pair) -> None:
