@@ -384,7 +384,7 @@ def _responses_got(r: Any) -> Got:
              "total_tokens": u.total_tokens}
     return Got(r.output_text, [(c.name, json.loads(c.arguments)) for c in calls], [c.call_id for c in calls],
                r.status, usage, "\n\n".join(s.text for o in thoughts for s in o.summary),
-               [reasoning.unseal(o.encrypted_content).get("s", "") for o in thoughts])
+               [next((sig for _, sig in reasoning.unseal(o.encrypted_content).get("a", [])), "") for o in thoughts])
 
 
 def _check_responses_events(events: list[Any]) -> None:

@@ -144,7 +144,7 @@ def test_anthropic_thinking_survives_a_responses_client(gateway: GatewayUnderTes
         first = oai.responses.create(input="Weather in Paris?", **kw)
     [rs] = [o for o in first.output if o.type == "reasoning"]
     [call] = [o for o in first.output if o.type == "function_call"]
-    assert {"t": thought, "s": signature(thought)} == reasoning.unseal(rs.encrypted_content)
+    assert {"a": [[thought, signature(thought)]]} == reasoning.unseal(rs.encrypted_content)
     gateway.fake.push(Reply(text="18C in Paris."))
     second = oai.responses.create(input=[
         {"role": "user", "content": "Weather in Paris?"}, rs.model_dump(exclude_none=True),

@@ -11,6 +11,7 @@ import pytest
 
 from core.protocols import Protocol
 from translator.errors import BadRequest
+from translator.protocols import carry
 from translator.protocols.convert import client_tool_names, response_translator, translate_request
 from translator.protocols.openai_responses import reasoning
 
@@ -177,7 +178,7 @@ def test_options_map_to_openai_and_gemini() -> None:
 def test_sealed_anthropic_thinking_is_replayed_byte_exact_before_its_tool_use() -> None:
     """A reasoning item the gateway sealed for an Anthropic answer comes back as the thinking block, signature
     and text unchanged, in front of the call (Anthropic refuses a tool-use turn without it)."""
-    sealed = reasoning.seal({"t": "Plan: call the tool.\n", "s": "EqQBCkYIBxgCKkB=="})
+    sealed = carry.seal({"a": [["Plan: call the tool.\n", "EqQBCkYIBxgCKkB=="]]})
     body = {"tools": [WEATHER], "input": [
         {"role": "user", "content": "Weather?"},
         {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "Plan: call the tool."}],
@@ -197,7 +198,7 @@ def test_a_sealed_gemini_call_signature_goes_back_on_its_call() -> None:
     """A reasoning item sealing a Gemini call's thoughtSignature puts it back on the function call after it."""
     body = {"tools": [WEATHER], "input": [
         {"role": "user", "content": "Weather?"},
-        {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": reasoning.seal({"c": "c2ln"})},
+        {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": carry.seal({"n": "c2ln"})},
         {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": '{"city":"Paris"}'},
         {"type": "function_call_output", "call_id": "c1", "output": "18C"}]}
     [part] = to(GEM, body)["contents"][1]["parts"]
@@ -261,8 +262,8 @@ def test_an_anthropic_answer_is_a_responses_object_the_sdk_validates() -> None:
     assert ["reasoning", "message", "custom_tool_call"] == [o.type for o in r.output]
     rs, _, call = r.output
     assert rs.type == "reasoning" and call.type == "custom_tool_call"
-    assert ("Write it.", {"t": "Write it.", "s": "sig=="}) == (rs.summary[0].text,
-                                                               reasoning.unseal(rs.encrypted_content))
+    assert ("Write it.", {"a": [["Write it.", "sig=="]]}) == (rs.summary[0].text,
+                                                             reasoning.unseal(rs.encrypted_content))
     assert ("toolu_1", "apply_patch", PATCH) == (call.call_id, call.name, call.input)
     assert ("completed", "Adding the file.", "resp_msg_1") == (r.status, r.output_text, r.id)
     assert r.usage is not None and (15, 5, 7, 22) == (

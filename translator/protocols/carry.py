@@ -13,6 +13,9 @@ between requests, so when the client speaks another protocol the signature trave
     Anthropic   a thinking block's ``signature``  a Gemini upstream's signatures: the thought's own,
                                                   and each function call's by its place in the answer
     OpenAI      none (Chat Completions)           nothing: docs/protocols.md says what is replayed
+    Responses   a reasoning item's                an Anthropic block, a Gemini thought's or a Gemini
+                ``encrypted_content``             call's signature, one item each (its own doc keys:
+                                                  ``openai_responses/reasoning.py``)
 
 A seal is standard base64 of ``MAGIC`` + a small JSON object, so it is valid wherever the slot
 wants base64 bytes (Gemini's ``thoughtSignature`` is ``bytes``: google-genai decodes and re-encodes

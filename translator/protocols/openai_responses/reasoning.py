@@ -2,17 +2,17 @@
 
 OpenAI fills it with its own encrypted reasoning (a same-protocol answer passes through, so that
 never concerns this codec). For an answer from another protocol, the gateway seals the reasoning's
-provider signature in it, so that the client's next turn carries it back and the upstream that
-signed it accepts the conversation (Anthropic refuses a tool-use turn whose thinking block lost its
-signature; Gemini 3 wants its ``thoughtSignature`` on the function call it answered). The seal is
-``tg1.`` + unpadded base64url of a small JSON object, and is not secret (the signatures are the
-providers', opaque to the client anyway):
+provider signature in it (``translator/protocols/carry.py``, the seal every client protocol uses),
+so that the client's next turn carries it back and the upstream that signed it accepts the
+conversation: Anthropic refuses a tool-use turn whose thinking block lost its signature; Gemini 3
+wants its ``thoughtSignature`` on the function call it answered. One reasoning item per thinking
+block:
 
-    {"t": thinking text, "s": Anthropic signature}   a signed Anthropic thinking block (text byte-exact)
-    {"r": data}                                      an Anthropic redacted_thinking block
-    {"g": signature}                                 a Gemini thought's thoughtSignature
-    {"c": signature}                                 a Gemini functionCall's thoughtSignature: the item
-                                                     carrying it comes right before that call
+    {"a": [[text, signature]]} or {"a": [[null, data]]}   an Anthropic thinking (redacted_thinking) block,
+                                                          its text byte-exact
+    {"g": signature}                                      a Gemini thought's thoughtSignature
+    {"n": signature}                                      a Gemini functionCall's thoughtSignature, in an
+                                                          item of its own right before that call
 
 Anything else in ``encrypted_content`` (OpenAI's own) has no meaning for another protocol and is
 dropped toward it.
@@ -20,56 +20,40 @@ dropped toward it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
-import orjson
-
 from translator import ir
-
-PREFIX = "tg1."
-
-
-def seal(doc: dict[str, str]) -> str:
-    return PREFIX + base64.urlsafe_b64encode(orjson.dumps(doc)).rstrip(b"=").decode()
+from translator.protocols import carry
 
 
-def unseal(value: Any) -> dict[str, str]:
+def unseal(value: Any) -> dict[str, Any]:
     """The sealed object in ``encrypted_content`` (``{}`` for anything else: OpenAI's, or damaged)."""
-    if not isinstance(value, str) or not value.startswith(PREFIX):
-        return {}
-    raw = value[len(PREFIX):]
-    try:
-        doc = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (binascii.Error, ValueError):
-        return {}
-    if not isinstance(doc, dict):
-        return {}
-    return {k: v for k, v in doc.items() if isinstance(v, str)}
+    return carry.unseal(value) or {}
 
 
 def thinking_seal(p: ir.Thinking) -> str | None:
     """The seal of a thinking part, when it carries a signature."""
-    if p.redacted is not None:
-        return seal({"r": p.redacted})
-    if p.signature:
-        return seal({"t": p.text, "s": p.signature})
+    if p.redacted is not None or p.signature:
+        return carry.seal({"a": carry.anthropic_blocks([p])})
     if p.gemini_signature:
-        return seal({"g": p.gemini_signature})
+        return carry.seal({"g": p.gemini_signature})
     return None
 
 
-def call_seal(p: ir.ToolCall) -> str | None:
-    return seal({"c": p.gemini_signature}) if p.gemini_signature else None
+def redacted_seal(data: str) -> str:
+    return carry.seal({"a": [[None, data]]})
 
 
-def thinking_from(text: str, doc: dict[str, str]) -> ir.Thinking | None:
-    """The thinking part a client's reasoning item stands for (None: it only carries a call's signature)."""
-    if "r" in doc:
-        return ir.Thinking("", redacted=doc["r"])
-    if "s" in doc:
-        return ir.Thinking(doc.get("t", text), signature=doc["s"])
-    if "c" in doc and not text:
-        return None
-    return ir.Thinking(text, gemini_signature=doc.get("g"))
+def call_seal(signature: str) -> str:
+    """The seal of a Gemini function call's signature (its item goes right before the call)."""
+    return carry.seal({"n": signature})
+
+
+def thinking_from(text: str, doc: dict[str, Any]) -> list[ir.Thinking]:
+    """The thinking a client's reasoning item stands for (none when it only carries a call's signature)."""
+    if "a" in doc:
+        return carry.thinking_parts(doc)
+    if "n" in doc and not text:
+        return []
+    sig = doc.get("g")
+    return [ir.Thinking(text, gemini_signature=sig if isinstance(sig, str) else None)]

@@ -169,11 +169,11 @@ class _Decoder:
             self.add(Role.USER, ToolResult(cid, self.names.get(cid), _parts(item.get("output"), f"{where}.output")))
         elif kind == "reasoning":
             doc = reasoning.unseal(item.get("encrypted_content"))
-            self.call_signature = doc.get("c", self.call_signature)
+            if isinstance(doc.get("n"), str):
+                self.call_signature = doc["n"]
             text = _summary(item)
             if text or doc:
-                thought = reasoning.thinking_from(text, doc)
-                if thought is not None:
+                for thought in reasoning.thinking_from(text, doc):
                     self.add(Role.ASSISTANT, thought)
         elif kind == "item_reference":
             raise BadRequest(f"{where}: item_reference needs conversation state tokengate does not keep; "

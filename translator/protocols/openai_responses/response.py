@@ -107,7 +107,8 @@ def output_items(resp_id: str, parts: list[ir.Part], custom: frozenset[str]) -> 
         elif isinstance(p, Thinking):
             out.append(reasoning_item(item_id("rs", resp_id, len(out)), p.text, reasoning.thinking_seal(p)))
         elif isinstance(p, ToolCall):
-            if (sealed := reasoning.call_seal(p)) is not None:
+            if p.gemini_signature:
+                sealed = reasoning.call_seal(p.gemini_signature)
                 out.append(reasoning_item(item_id("rs", resp_id, len(out)), None, sealed))
             is_custom = p.name in custom
             value = custom_input(p.arguments) if is_custom else ir.dumps(p.arguments)

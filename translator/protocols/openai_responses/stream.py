@@ -209,7 +209,7 @@ class StreamEncoder(stream_base.StreamEncoder):
                 return out
             case ir.RedactedThinking(data=data):
                 return self._emit_start() + self._close_open() + self._emit_whole_reasoning(
-                    reasoning.seal({"r": data}))
+                    reasoning.redacted_seal(data))
             case ir.ToolStart(index=i, id=tid, name=name, gemini_signature=sig):
                 return self._emit_start() + self._on_tool_start(i, tid, name, sig)
             case ir.ToolArgs(index=i, fragment=frag) if i in self._calls:
@@ -251,7 +251,7 @@ class StreamEncoder(stream_base.StreamEncoder):
             if ir.args_complete(call.text):
                 out += self._emit_call_done(self._calls.pop(ordinal))
         if sig:
-            out += self._emit_whole_reasoning(reasoning.seal({"c": sig}))
+            out += self._emit_whole_reasoning(reasoning.call_seal(sig))
         custom = name in self._meta.custom_tools
         call = self._calls[i] = self._new_item("ctc" if custom else "fc",
                                                "custom_tool_call" if custom else "function_call")
