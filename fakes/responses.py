@@ -120,8 +120,7 @@ class ResponsesCodec(Codec):
         error = {"code": code, "message": err.message}
         if err.type is not None:
             error["type"] = err.type
-        resp = {"id": call.response_id, "object": "response", "created_at": int(time.time()), "status": "failed",
-                "error": error, "incomplete_details": None, "model": call.model, "output": [], "usage": None}
+        resp = {**_response(call, None, "failed", [], None), "error": error}
         doc = {"type": "response.failed", "sequence_number": after, "response": resp}
         return sse(orjson.dumps(doc), "response.failed")
 
@@ -153,9 +152,9 @@ def _final_status(answer: Answer) -> str:
     return "incomplete" if answer.finish_reason in _INCOMPLETE else "completed"
 
 
-def _response(call: Call, answer: Answer, status: str, output: list[dict[str, Any]],
+def _response(call: Call, answer: Answer | None, status: str, output: list[dict[str, Any]],
               usage: dict[str, Any] | None) -> dict[str, Any]:
-    incomplete = {"reason": answer.finish_reason} if status == "incomplete" else None
+    incomplete = {"reason": answer.finish_reason} if answer is not None and status == "incomplete" else None
     return {
         "id": call.response_id, "object": "response", "created_at": int(time.time()), "status": status,
         "background": False, "error": None, "incomplete_details": incomplete, "instructions": None,
