@@ -261,7 +261,9 @@ class RouterProcessor:
         if model not in self.gw.models:
             raise ModelNotFound(f"The model '{model}' does not exist or you do not have access to it.",
                                 param="model")
-        embeddings.check_kind(ep.kind, self.gw.models[model], model)
+        m = self.gw.models[model]
+        if m.kind != "chat" or ep.kind is not Kind.CHAT:  # a chat request to a chat model checks nothing more
+            embeddings.check_kind(ep.kind, m, model)
         return model
 
     @staticmethod
