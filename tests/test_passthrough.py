@@ -118,6 +118,16 @@ def test_a_stream_ending_without_its_terminal_event_gets_an_in_band_error(
     assert not p.complete
 
 
+def test_an_anthropic_stream_the_upstream_ended_with_its_own_error_gets_no_second_one() -> None:
+    """An upstream ``event: error`` (e.g. overloaded mid-stream) passes as it came and ends the stream:
+    unfinished, but the gateway appends no cut-short error of its own after it."""
+    err = b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
+    data = ANT_STREAM[: ANT_STREAM.index(b"event: message_stop")] + err
+    p = Passthrough(Protocol.ANTHROPIC, stream=True)
+    assert data == run(p, data, 5)
+    assert not p.complete
+
+
 def test_a_chunk_that_comes_out_unchanged_is_not_a_mutation() -> None:
     """Even while stripping the usage chunk, whole events that all pass go on as they came (None)."""
     p = Passthrough(Protocol.OPENAI, stream=True, strip_usage_chunk=True)

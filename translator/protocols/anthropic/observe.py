@@ -1,5 +1,6 @@
 """Reading a same-protocol Anthropic answer as it passes: usage and ``stop_reason`` from
-``message_start`` and ``message_delta``, the end from ``message_stop``."""
+``message_start`` and ``message_delta``, the end from ``message_stop``; an ``error`` event
+ends it unfinished, with nothing appended after it (the upstream already said why)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ class AnthropicObserver(Observer):
     def event(self, ev: SSEEvent) -> bool:
         if ev.event == "message_stop":
             self.complete = True
+        elif ev.event == "error":
+            self.failed = True
         elif ev.event == "message_start":
             doc = parse_json(ev.data)
             if isinstance(doc, dict) and isinstance(doc.get("message"), dict):
