@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core import pricing
+from core import presets, pricing
 from core.pricing import Price
 from core.protocols import Protocol
 
@@ -68,6 +68,13 @@ class Provider(_Strict):
     base_url: str
     api_key: Credential | None = None
     timeout_connect_s: float = Field(default=5.0, gt=0)
+    preset: str | None = None  # fills protocol, base_url, api_key the entry leaves out (core/presets.py)
+    params: dict[str, str] = Field(default_factory=dict)  # the preset's URL placeholders
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        return presets.expand(data)
 
     @field_validator("base_url")
     @classmethod

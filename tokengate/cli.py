@@ -4,6 +4,7 @@
     tokengate translators -c FILE     N translator processes (the container's entry point)
     tokengate render -c FILE          print the Envoy config for a gateway config
     tokengate check -c FILE           validate a gateway config
+    tokengate providers               the provider presets and what each needs (docs/providers.md)
     tokengate settle                  the settlement worker (metering events -> balances)
     tokengate portal -c FILE …        the web portal (``python -m portal --help`` for its flags)
     tokengate keys create|list|revoke API keys
@@ -23,7 +24,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from core import keys
+from core import keys, presets
 from core.billing.ops import Billing
 from core.config import ConfigError, load
 from tokengate import accounts_cli
@@ -255,6 +256,7 @@ def parser() -> argparse.ArgumentParser:
                     help="where the workers share Prometheus samples (wiped at start)")
     chk = sub.add_parser("check", help="validate a gateway config")
     chk.add_argument("-c", "--config", required=True)
+    sub.add_parser("providers", help="list the provider presets and what each needs (docs/providers.md)")
     accounts_cli.add_parsers(sub)
     st = sub.add_parser("settle", help="run the settlement worker (applies metering events to balances)")
     st.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
@@ -286,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
             return _render(args)
         if args.cmd == "translators":
             return _translators(args)
+        if args.cmd == "providers":
+            print(presets.listing())
+            return 0
         if args.cmd == "check":
             cfg = load(args.config)
             print(f"{args.config}: OK ({len(cfg.providers)} providers, {len(cfg.deployments)} "
