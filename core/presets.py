@@ -109,6 +109,8 @@ PRESETS: tuple[Preset, ...] = (
        notes="the optional HTTP-Referer / X-Title attribution headers are not sent",
        reference="https://openrouter.ai/docs/api-reference/overview"),
     _p("perplexity", "Perplexity (Sonar)", "openai", "https://api.perplexity.ai", "PERPLEXITY_API_KEY",
+       notes="POST /chat/completions is an alias of /v1/sonar; if Perplexity retires it, use protocol "
+             "openai-responses with base_url https://api.perplexity.ai/v1",
        reference="https://docs.perplexity.ai/api-reference/chat-completions-post"),
     _p("cerebras", "Cerebras", "openai", "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY",
        reference="https://inference-docs.cerebras.ai/resources/openai"),
@@ -132,7 +134,8 @@ PRESETS: tuple[Preset, ...] = (
     _p("moonshot-cn", "Moonshot AI (Kimi), China", "openai", "https://api.moonshot.cn/v1", "MOONSHOT_API_KEY",
        reference="https://platform.moonshot.cn/docs/api/chat"),
     _p("moonshot-anthropic", "Moonshot AI (Kimi), Anthropic API", "anthropic", "https://api.moonshot.ai/anthropic",
-       "MOONSHOT_API_KEY", notes="China: base_url https://api.moonshot.cn/anthropic",
+       "MOONSHOT_API_KEY", notes="China: base_url https://api.moonshot.cn/anthropic; Moonshot's guide sends the "
+       "key as Bearer (ANTHROPIC_AUTH_TOKEN), x-api-key not confirmed",
        reference="https://platform.moonshot.ai/docs/guide/agent-support"),
     _p("dashscope", "Alibaba Model Studio (Qwen), international", "openai",
        "https://dashscope-intl.aliyuncs.com/compatible-mode/v1", "DASHSCOPE_API_KEY",
@@ -228,7 +231,10 @@ VERIFIED = frozenset({
     "hunyuan", "meta-llama", "cohere", "github-models", "volcengine-ark", "dashscope", "dashscope-cn",
     "dashscope-anthropic", "vercel-ai-gateway", "vercel-ai-gateway-anthropic", "hyperbolic", "huggingface",
     "siliconflow", "siliconflow-cn", "ollama", "ollama-anthropic", "llama-cpp-anthropic",
+    "mistral", "groq", "fireworks", "deepinfra", "cerebras", "perplexity",
 })
+# The three protocols' own providers: the URLs examples/providers.yaml has always used.
+SHIPPED = frozenset({"openai", "openai-responses", "anthropic", "google-ai-studio"})
 
 
 def placeholders(url: str) -> list[str]:
@@ -243,7 +249,7 @@ def check_table() -> None:
         assert sorted(placeholders(p.base_url)) == sorted(p.params), p.name
         assert set(p.quirks) <= QUIRKS, p.name
         assert p.status == "planned" or p.reference, f"{p.name}: no reference"
-    assert VERIFIED <= set(BY_NAME), VERIFIED - set(BY_NAME)
+    assert VERIFIED | SHIPPED <= set(BY_NAME), (VERIFIED | SHIPPED) - set(BY_NAME)
 
 
 def expand(data: Any) -> Any:
@@ -307,3 +313,28 @@ def listing() -> str:
     lines.append("The key is sent as " + "; ".join(f"{v} ({k.value})" for k, v in CREDENTIAL_HEADER.items())
                  + ". Any field can be set in the config as well and wins; docs/providers.md has the details.")
     return "\n".join(lines)
+
+
+def markdown_table() -> str:
+    """The table in docs/providers.md (a test keeps the two the same; paste this output there)."""
+    out = ["| Preset | Provider | Protocol | Base URL | Key sent in | You set | Notes |",
+           "|---|---|---|---|---|---|---|"]
+    for p in PRESETS:
+        ready = p.status == "ready"
+        auth = CREDENTIAL_HEADER[p.protocol].split(":")[0] if ready else "—"
+        if ready and p.key_env is None:
+            auth += " (if you set api_key)"
+        needs = ", ".join(f"`{n}`" for n in p.needs) or ("nothing" if ready else "—")
+        notes = [p.notes] if p.notes else []
+        if not ready:
+            notes = ["**planned**: " + p.notes]
+        if p.quirks:
+            notes.append("quirks: " + ", ".join(f"`{q}`" for q in p.quirks))
+        if ready and p.name in SHIPPED:
+            notes.append("URL as in examples/providers.yaml")
+        elif ready and p.name not in VERIFIED:
+            notes.append("URL from the provider's reference, not re-confirmed when added")
+        name = f"[`{p.name}`]({p.reference})" if p.reference else f"`{p.name}`"
+        cells = [name, p.title, p.protocol.value, f"`{p.base_url}`", auth, needs, "; ".join(notes)]
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(out)

@@ -240,3 +240,9 @@ def test_tokengate_providers_lists_every_preset_with_what_it_needs() -> None:
     assert "$CLOUDFLARE_API_TOKEN," in lines["cloudflare-workers-ai"]
     assert "nothing" in lines["ollama"]
     assert "x-api-key: <key> (anthropic)" in proc.stdout
+
+
+def test_docs_table_is_the_catalogue() -> None:
+    """docs/providers.md carries the table core/presets.py renders (regenerate it when a preset changes)."""
+    docs = (Path(__file__).parent.parent / "docs" / "providers.md").read_text()
+    assert presets.markdown_table() in docs
