@@ -62,6 +62,24 @@ class Credential(_Strict):
             return None
 
 
+class Azure(_Strict):
+    """Azure OpenAI (docs/providers.md): the ``api-key`` header, and one of its two URL styles.
+
+    ``api: deployments`` calls ``<base_url>/openai/deployments/<deployment's model>/chat/completions
+    ?api-version=<api_version>`` (the deployment name in the path); ``api: v1`` calls
+    ``<base_url>/openai/v1/chat/completions`` or ``…/responses`` with the model in the body.
+    """
+
+    api: Literal["deployments", "v1"] = "v1"
+    api_version: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+
+    @model_validator(mode="after")
+    def _version(self) -> Azure:
+        if (self.api == "deployments") != (self.api_version is not None):
+            raise ValueError("'api_version' is needed with api: deployments, and only there")
+        return self
+
+
 class Provider(_Strict):
     name: Name
     protocol: Protocol
@@ -70,11 +88,20 @@ class Provider(_Strict):
     timeout_connect_s: float = Field(default=5.0, gt=0)
     preset: str | None = None  # fills protocol, base_url, api_key the entry leaves out (core/presets.py)
     params: dict[str, str] = Field(default_factory=dict)  # the preset's URL placeholders
+    azure: Azure | None = None  # an Azure OpenAI resource: base_url is its endpoint, https://<resource>.openai.azure.com
 
     @model_validator(mode="before")
     @classmethod
     def _preset(cls, data: Any) -> Any:
         return presets.expand(data)
+
+    @model_validator(mode="after")
+    def _azure_protocol(self) -> Provider:
+        if self.azure is not None and self.protocol not in (Protocol.OPENAI, Protocol.OPENAI_RESPONSES):
+            raise ValueError("'azure' needs protocol openai or openai-responses")
+        if self.azure is not None and self.azure.api == "deployments" and self.protocol is not Protocol.OPENAI:
+            raise ValueError("'azure: {api: deployments}' serves protocol openai only (the Responses API: api: v1)")
+        return self
 
     @field_validator("base_url")
     @classmethod

@@ -16,6 +16,8 @@ control API, never recorded:
     POST /_fake/push      a Reply in its JSON form, or a list of them
     GET  /_fake/requests  the recorded requests, oldest first
     POST /_fake/reset     forget queued replies and recorded requests
+
+Azure OpenAI's paths (``/openai/…``) are checked and routed by ``fakes.azure``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from typing import Any
 
 import orjson
 
-from fakes.codec import BadRequest, Kind
+from fakes import azure
+from fakes.codec import BadRequest, Kind, Route
 from fakes.http import Response, serve_connection
 from fakes.recording import RecordedRequest, Recorder
 from fakes.respond import ECHO, error_response, respond
@@ -44,8 +47,10 @@ _JSON = ((b"content-type", b"application/json"),)
 
 
 class FakeProvider:
-    def __init__(self, *, models: Sequence[str] = DEFAULT_MODELS, record_limit: int = 10_000) -> None:
+    def __init__(self, *, models: Sequence[str] = DEFAULT_MODELS, record_limit: int = 10_000,
+                 azure_key: str = azure.AZURE_KEY) -> None:
         self.models = tuple(models)
+        self.azure_key = azure_key  # the api-key Azure OpenAI's paths (/openai/…) accept
         self._script = ScriptQueue()
         self._recorder = Recorder(record_limit)
         self._server: asyncio.Server | None = None
@@ -164,7 +169,13 @@ class FakeProvider:
             return self._control(request)
         self._recorder.add(request)
         _log.info("%s %s", request.method, request.target)
-        found = route(request.method, request.path, request.headers)
+        if request.path.startswith("/openai/"):  # Azure OpenAI's paths (fakes.azure)
+            checked = azure.route(request, self.azure_key)
+            if isinstance(checked, Response):
+                return checked
+            found: Route | None = checked
+        else:
+            found = route(request.method, request.path, request.headers)
         if found is None:
             codec = guess_codec(request.path, request.headers)
             message = f"Invalid URL ({request.method} {request.path})"

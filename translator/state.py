@@ -11,7 +11,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from core.billing.ops import Billing
-from core.config import GatewayConfig, Model
+from core.config import Azure, GatewayConfig, Model
 from core.pricing import Price
 from core.protocols import Protocol
 from translator.admission import Admitter
@@ -31,6 +31,7 @@ class Target:
     model: str  # the upstream's model name
     base_path: str
     credential: str | None
+    azure: Azure | None = None  # an Azure OpenAI provider: its own path and api-key header (translator/azure.py)
 
 
 class Gateway:
@@ -62,7 +63,8 @@ def targets(cfg: GatewayConfig, base: Path) -> dict[str, Target]:
     for d in cfg.deployments:
         p = cfg.provider(d.provider)
         out[d.name] = Target(name=d.name, protocol=p.protocol, codec=REGISTRY.get(p.protocol), model=d.model,
-                             base_path=p.base_path, credential=p.api_key.resolve(base) if p.api_key else None)
+                             base_path=p.base_path, credential=p.api_key.resolve(base) if p.api_key else None,
+                             azure=p.azure)
     return out
 
 

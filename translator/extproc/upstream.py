@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError
 
 from core._gen.tokengate.routing.v1 import context_pb2
 from core.protocols import Protocol
+from translator import azure
 from translator.endpoints import Kind
 from translator.errors import GatewayError, UpstreamError, UserFacingError
 from translator.extproc import messages as m
@@ -108,10 +109,14 @@ def attempt_headers(caller: Codec, kind: Kind, stream: bool, sse: bool, t: Targe
     up = t.codec
     same = caller is up
     # Translated streams are read as SSE; only a caller of the upstream's own protocol may ask for another framing.
-    headers = {
-        ":path": up.upstream_path(t.base_path, kind, t.model, stream=stream, sse=sse if same else True),
-        **up.credential(t.credential),
-    }
+    if t.azure is None:
+        headers = {
+            ":path": up.upstream_path(t.base_path, kind, t.model, stream=stream, sse=sse if same else True),
+            **up.credential(t.credential),
+        }
+    else:
+        headers = {":path": azure.upstream_path(t.azure, t.base_path, up.name, kind, t.model),
+                   **azure.credential(t.credential)}
     extra, also_kept = up.upstream_headers(client_headers, same=same)
     headers.update(extra)
     keep = FORWARDED | also_kept if also_kept else FORWARDED

@@ -1,5 +1,8 @@
 """OpenAI errors: ``{"error": {message, type, param, code}}``, in a stream ``data: {"error": …}``.
 
+Azure OpenAI's are the same plus ``innererror`` and ``status``; its filtered prompt (400, ``code:
+content_filter``) keeps its code and gets a message naming the filter and the categories it tripped.
+
 The table reads an upstream's in-band ``type`` and writes every kind for OpenAI clients
 (docs/protocols.md, "Errors"). Several kinds share ``invalid_request_error`` and
 ``server_error``; reading one gives the first row's kind.
@@ -49,6 +52,8 @@ def decode_error(status: int, body: bytes) -> UserFacingError:
     if code == "insufficient_quota" or err.get("type") == "insufficient_quota":
         kind = "insufficient_quota"
     message = message or body.decode("utf-8", "replace")[:500] or f"upstream status {status}"
+    if code == "content_filter":  # Azure OpenAI refused the prompt
+        message = filtered_prompt(message, err)
     return UpstreamError(message, status=status, kind=kind, code=code, param=err.get("param"))
 
 
@@ -59,3 +64,14 @@ def decode_stream_error(data: dict[str, Any]) -> UserFacingError:
     kind, status = ERRORS.read(err.get("type"))
     code = err.get("code") if isinstance(err.get("code"), str) else None
     return UpstreamError(str(err.get("message") or "upstream stream error"), status=status, kind=kind, code=code)
+
+
+def filtered_prompt(message: str, err: dict[str, Any]) -> str:
+    """A prompt Azure OpenAI's content filter refused, said plainly with the categories that tripped
+    (``innererror.content_filter_result``: ``{"hate": {"filtered": true, "severity": "high"}, …}``)."""
+    inner = err.get("innererror")
+    results = inner.get("content_filter_result") if isinstance(inner, dict) else None
+    tripped = sorted(k for k, v in results.items() if isinstance(v, dict) and v.get("filtered") is True
+                     ) if isinstance(results, dict) else []
+    why = f" ({', '.join(tripped)})" if tripped else ""
+    return f"The prompt was blocked by the provider's content filter{why}: {message}"

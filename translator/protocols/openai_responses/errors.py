@@ -17,6 +17,7 @@ import orjson
 
 from translator import ir
 from translator.errors import ErrorTable, Spelling, UpstreamError, UserFacingError, kind_for_status
+from translator.protocols.openai.errors import filtered_prompt
 
 ERRORS = ErrorTable(
     #        kind                   type / in-band code       status  code
@@ -73,6 +74,8 @@ def decode_error(status: int, body: bytes) -> UserFacingError:
     if code == "insufficient_quota" or err.get("type") == "insufficient_quota":
         kind = "insufficient_quota"
     message = message or body.decode("utf-8", "replace")[:500] or f"upstream status {status}"
+    if code == "content_filter":  # Azure OpenAI refused the prompt
+        message = filtered_prompt(message, err)
     return UpstreamError(message, status=status, kind=kind, code=code, param=err.get("param"))
 
 
