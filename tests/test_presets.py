@@ -39,7 +39,7 @@ EXPECTED = [
     ("xai", "openai",
      "https://api.x.ai/v1/chat/completions", "XAI_API_KEY", "authorization"),
     ("together", "openai",
-     "https://api.together.xyz/v1/chat/completions", "TOGETHER_API_KEY", "authorization"),
+     "https://api.together.ai/v1/chat/completions", "TOGETHER_API_KEY", "authorization"),
     ("fireworks", "openai",
      "https://api.fireworks.ai/inference/v1/chat/completions", "FIREWORKS_API_KEY", "authorization"),
     ("openrouter", "openai",
