@@ -97,10 +97,10 @@ class Provider(_Strict):
 
     @model_validator(mode="after")
     def _azure_protocol(self) -> Provider:
-        if self.azure is not None and self.protocol not in (Protocol.OPENAI, Protocol.OPENAI_RESPONSES):
-            raise ValueError("'azure' needs protocol openai or openai-responses")
-        if self.azure is not None and self.azure.api == "deployments" and self.protocol is not Protocol.OPENAI:
-            raise ValueError("'azure: {api: deployments}' serves protocol openai only (the Responses API: api: v1)")
+        if self.azure is not None and self.azure.api not in self.protocol.azure_apis:
+            served = sorted(p.value for p in Protocol if self.azure.api in p.azure_apis)
+            raise ValueError(f"Azure OpenAI's {self.azure.api} API serves protocol {' or '.join(served)}, "
+                             f"not {self.protocol}")
         return self
 
     @field_validator("base_url")

@@ -27,6 +27,11 @@ class Protocol(StrEnum):
         return self.value in _EMBEDS
 
     @property
+    def azure_apis(self) -> frozenset[str]:
+        """The Azure OpenAI URL styles that serve it (``core.config.Azure.api``); none when Azure does not speak it."""
+        return _AZURE.get(self.value, frozenset())
+
+    @property
     def price_provider(self) -> str:
         """The provider the genai-prices catalogue files this protocol's models under."""
         return _PRICE_PROVIDER.get(self.value, self.value)
@@ -34,5 +39,7 @@ class Protocol(StrEnum):
 
 _BY_VALUE = {p.value: p for p in Protocol}
 _EMBEDS = frozenset({"openai", "gemini"})
+# Azure OpenAI: Chat Completions on deployment paths and the v1 API, the Responses API on the v1 API.
+_AZURE = {"openai": frozenset({"deployments", "v1"}), "openai-responses": frozenset({"v1"})}
 # Where the catalogue's provider name is not the protocol's own.
 _PRICE_PROVIDER = {"gemini": "google", "openai-responses": "openai"}

@@ -77,9 +77,9 @@ BASE = {"name": "az", "base_url": "https://res.openai.azure.com", "api_key": {"e
     ({"protocol": "openai", "azure": {"api": "v1", "api_version": "2024-10-21"}}, "'api_version' is needed"),
     ({"protocol": "openai", "azure": {"api": "deployments", "api_version": "latest"}}, "should match pattern"),
     ({"protocol": "openai", "azure": {"api": "classic"}}, "'deployments' or 'v1'"),
-    ({"protocol": "anthropic", "azure": {"api": "v1"}}, "needs protocol openai or openai-responses"),
+    ({"protocol": "anthropic", "azure": {"api": "v1"}}, "v1 API serves protocol openai or openai-responses, not anthropic"),
     ({"protocol": "openai-responses", "azure": {"api": "deployments", "api_version": "2024-10-21"}},
-     "serves protocol openai only"),
+     "deployments API serves protocol openai, not openai-responses"),
     ({"protocol": "openai", "azure": {"api": "v1", "auth": "entra"}}, "Extra inputs are not permitted"),
 ], ids=["deployments-without-version", "v1-with-version", "bad-version", "unknown-api", "not-openai",
         "responses-on-deployments", "unknown-field"])

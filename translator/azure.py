@@ -18,17 +18,17 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from core.config import Azure
-from translator.protocols.base import Kind
-
-_CHAT = {"openai": "chat/completions", "openai-responses": "responses"}
+from translator.protocols.base import Codec, Kind
 
 
-def upstream_path(azure: Azure, base_path: str, protocol: str, kind: Kind, model: str) -> str:
-    """The request path and query under the resource endpoint's path."""
-    op = "embeddings" if kind.embeds else _CHAT[protocol]
+def upstream_path(azure: Azure, codec: Codec, base_path: str, kind: Kind, model: str, *, stream: bool,
+                  sse: bool) -> str:
+    """The request path and query under the resource endpoint's path: the protocol's own path (OpenAI's
+    ``/chat/completions``, ``/embeddings``, the Responses API's ``/responses``) under Azure's prefix."""
     if azure.api == "deployments":
-        return f"{base_path}/openai/deployments/{quote(model, safe='')}/{op}?api-version={azure.api_version}"
-    return f"{base_path}/openai/v1/{op}"
+        prefix = f"{base_path}/openai/deployments/{quote(model, safe='')}"
+        return codec.upstream_path(prefix, kind, model, stream=stream, sse=sse) + f"?api-version={azure.api_version}"
+    return codec.upstream_path(f"{base_path}/openai/v1", kind, model, stream=stream, sse=sse)
 
 
 def credential(key: str | None) -> dict[str, str]:

@@ -115,7 +115,8 @@ def attempt_headers(caller: Codec, kind: Kind, stream: bool, sse: bool, t: Targe
             **up.credential(t.credential),
         }
     else:
-        headers = {":path": azure.upstream_path(t.azure, t.base_path, up.name, kind, t.model),
+        headers = {":path": azure.upstream_path(t.azure, up, t.base_path, kind, t.model, stream=stream,
+                                                sse=sse if same else True),
                    **azure.credential(t.credential)}
     extra, also_kept = up.upstream_headers(client_headers, same=same)
     headers.update(extra)
