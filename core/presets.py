@@ -61,10 +61,16 @@ class Preset:
     base_url: str  # may hold {param} placeholders, filled from the provider's params
     key_env: str | None  # the default credential source; None: a local server that needs no key
     params: Mapping[str, str] = field(default_factory=dict)  # placeholder -> what the user gives
+    fields: Mapping[str, Any] = field(default_factory=dict)  # more provider fields it sets (a wire flavour's)
     status: Status = "ready"
     quirks: tuple[str, ...] = ()
     notes: str = ""
     reference: str = ""  # the provider's API reference page for the URL and the auth
+
+    @property
+    def key_header(self) -> str:
+        """Where the gateway puts the key: Azure's ``api-key`` for an ``azure`` provider, else its codec's."""
+        return "api-key: <key>" if "azure" in self.fields else CREDENTIAL_HEADER[self.protocol]
 
     @property
     def needs(self) -> list[str]:
@@ -207,12 +213,15 @@ PRESETS: tuple[Preset, ...] = (
     _p("llama-cpp-anthropic", "llama.cpp server, Anthropic API", "anthropic", "http://localhost:8080", None,
        notes=_LOCAL, reference="https://huggingface.co/blog/ggml-org/anthropic-messages-api-in-llamacpp"),
     # --- planned: a wire flavour the gateway cannot call yet ---
-    _p("azure-openai", "Azure OpenAI", "openai", "https://{resource}.openai.azure.com/openai/v1",
-       "AZURE_OPENAI_API_KEY", params={"resource": "your Azure OpenAI resource name"}, status="planned",
-       notes="needs the api-key header and deployment URLs with api-version (issue #15 item 3)"),
-    _p("azure-ai-foundry", "Azure AI Foundry", "openai", "https://{resource}.services.ai.azure.com/openai/v1",
-       "AZURE_AI_API_KEY", params={"resource": "your Azure AI Foundry resource name"}, status="planned",
-       notes="needs the api-key header (issue #15 item 3)"),
+    _p("azure-openai", "Azure OpenAI", "openai", "https://{resource}.openai.azure.com", "AZURE_OPENAI_API_KEY",
+       params={"resource": "your Azure OpenAI resource name"}, fields={"azure": {"api": "v1"}},
+       notes="the v1 API; deployment URLs with api-version: azure: {api: deployments, api_version: …}",
+       reference="https://learn.microsoft.com/azure/foundry/openai/api-version-lifecycle"),
+    _p("azure-ai-foundry", "Azure AI Foundry (Azure OpenAI v1 API)", "openai", "https://{resource}.services.ai.azure.com",
+       "AZURE_AI_API_KEY", params={"resource": "your Foundry resource name"}, fields={"azure": {"api": "v1"}},
+       status="planned", notes="the Foundry v1 endpoint is not confirmed yet; meanwhile use azure-openai with "
+       "base_url set to the resource's endpoint (issue #15 item 3)",
+       reference="https://learn.microsoft.com/azure/foundry/openai/api-version-lifecycle"),
     _p("aws-bedrock", "AWS Bedrock", "anthropic", "https://bedrock-runtime.{region}.amazonaws.com", None,
        params={"region": "an AWS region, e.g. us-east-1"}, status="planned",
        notes="needs the Converse API and SigV4 signing (issue #15 item 4)"),
@@ -234,7 +243,7 @@ VERIFIED = frozenset({
     "dashscope-anthropic", "vercel-ai-gateway", "vercel-ai-gateway-anthropic", "hyperbolic", "huggingface",
     "siliconflow", "siliconflow-cn", "ollama", "ollama-anthropic", "llama-cpp-anthropic",
     "mistral", "groq", "fireworks", "deepinfra", "cerebras", "perplexity", "xai", "together", "openrouter",
-    "sambanova", "nvidia-nim", "minimax",
+    "sambanova", "nvidia-nim", "minimax", "azure-openai",
 })
 # The three protocols' own providers: the URLs examples/providers.yaml has always used.
 SHIPPED = frozenset({"openai", "openai-responses", "anthropic", "google-ai-studio"})
@@ -284,6 +293,8 @@ def expand(data: Any) -> Any:
         raise ValueError("params fill the preset's base_url; give params or base_url, not both")
     if "api_key" not in out and preset.key_env is not None:
         out["api_key"] = {"env": preset.key_env}
+    for k, v in preset.fields.items():
+        out.setdefault(k, v)
     return out
 
 
@@ -314,7 +325,8 @@ def listing() -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows]
     lines.append("")
     lines.append("The key is sent as " + "; ".join(f"{v} ({k.value})" for k, v in CREDENTIAL_HEADER.items())
-                 + ". Any field can be set in the config as well and wins; docs/providers.md has the details.")
+                 + "; api-key: <key> (azure-*). Any field can be set in the config as well and wins; "
+                 "docs/providers.md has the details.")
     return "\n".join(lines)
 
 
@@ -324,7 +336,7 @@ def markdown_table() -> str:
            "|---|---|---|---|---|---|---|"]
     for p in PRESETS:
         ready = p.status == "ready"
-        auth = CREDENTIAL_HEADER[p.protocol].split(":")[0] if ready else "—"
+        auth = p.key_header.split(":")[0] if ready else "—"
         if ready and p.key_env is None:
             auth += " (if you set api_key)"
         needs = ", ".join(f"`{n}`" for n in p.needs) or ("nothing" if ready else "—")

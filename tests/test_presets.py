@@ -14,10 +14,12 @@ import yaml
 from core import presets
 from core.config import ConfigError, Provider, load, parse
 from core.protocols import Protocol
+from translator import azure
 from translator.protocols import REGISTRY
 from translator.protocols.base import Kind
 
-# preset, protocol, the URL a chat request goes to (model "m"; params filled with "acct123"),
+# preset, protocol, the URL a chat request goes to (model "m"; params filled with "acct123"; for Azure the
+# endpoint and its URL style),
 # the variable the key is read from by default, the header the gateway puts the key in.
 EXPECTED = [
     ("openai", "openai",
@@ -120,6 +122,8 @@ EXPECTED = [
      "http://localhost:8080/v1/chat/completions", None, "authorization"),
     ("llama-cpp-anthropic", "anthropic",
      "http://localhost:8080/v1/messages", None, "x-api-key"),
+    ("azure-openai", "openai",
+     "https://acct123.openai.azure.com (azure v1)", "AZURE_OPENAI_API_KEY", "api-key"),
 ]
 
 
@@ -130,10 +134,15 @@ def _provider(entry: dict[str, Any]) -> Provider:
 
 
 def _chat_url(p: Provider) -> str:
-    codec = REGISTRY.get(p.protocol.value)
     port = "" if p.port in (80, 443) else f":{p.port}"
-    return f"{'https' if p.tls else 'http'}://{p.host}{port}" + codec.upstream_path(
-        p.base_path, Kind.CHAT, "m", stream=False, sse=False)
+    if p.azure is not None:  # the path is translator/azure.py's (tests/inprocess/test_presets.py checks it)
+        return f"{p.base_url} (azure {p.azure.api})"
+    path = REGISTRY.get(p.protocol.value).upstream_path(p.base_path, Kind.CHAT, "m", stream=False, sse=False)
+    return f"{'https' if p.tls else 'http'}://{p.host}{port}{path}"
+
+
+def _credential(p: Provider, key: str) -> dict[str, str]:
+    return azure.credential(key) if p.azure is not None else REGISTRY.get(p.protocol.value).credential(key)
 
 
 @pytest.mark.parametrize(("name", "protocol", "url", "key_env", "header"), EXPECTED, ids=[r[0] for r in EXPECTED])
@@ -144,9 +153,9 @@ def test_preset_expands_to_its_provider(name: str, protocol: str, url: str, key_
     p = _provider({"preset": name, **({"params": {k: "acct123" for k in preset.params}} if preset.params else {})})
     assert (protocol, url) == (p.protocol.value, _chat_url(p))
     assert key_env == (p.api_key.env if p.api_key else None)
-    sent = REGISTRY.get(p.protocol.value).credential("sk-test")
+    sent = _credential(p, "sk-test")
     assert [header] == list(sent)
-    assert presets.CREDENTIAL_HEADER[p.protocol].split(":")[0] == header
+    assert preset.key_header.split(":")[0] == header
     assert "sk-test" in sent[header]
 
 
@@ -201,12 +210,13 @@ GOOD_DOC = {"deployments": [{"name": "d", "provider": "p", "model": "m"}],
       "preset 'cloudflare-workers-ai' has no parameter 'region' \\(its parameters: account_id\\)"),
      ({"preset": "deepseek", "params": {"x": "y"}}, "preset 'deepseek' has no parameter 'x' \\(its parameters: none\\)"),
      ({"protocol": "openai", "base_url": "https://x.example/v1", "params": {"a": "b"}}, "give a preset as well"),
-     ({"preset": "azure-openai", "params": {"resource": "r"}}, "preset 'azure-openai' .* is planned, not available yet"),
+     ({"preset": "azure-ai-foundry", "params": {"resource": "r"}},
+      "preset 'azure-ai-foundry' .* is planned, not available yet"),
      ({"preset": "aws-bedrock"}, "preset 'aws-bedrock' .* planned.*issue #15 item 4"),
      ({"preset": "vertex-ai"}, "planned.*issue #15 item 5"),
      ({"preset": 3}, "unknown preset 3")],
     ids=["typo", "unknown", "missing-param", "bad-param", "unknown-param", "param-without-placeholder",
-         "params-without-preset", "planned-azure", "planned-bedrock", "planned-vertex", "not-a-string"],
+         "params-without-preset", "planned-foundry", "planned-bedrock", "planned-vertex", "not-a-string"],
 )
 def test_a_bad_preset_is_a_clear_config_error(entry: dict[str, Any], expected: str) -> None:
     """Unknown, planned or under-specified presets are refused at load, naming the provider and what to do."""

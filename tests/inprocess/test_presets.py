@@ -24,6 +24,8 @@ PRESET_PROVIDERS = {
             "api_key": {"env": "TG_TEST_OPENAI_KEY"}},
            "/client/v4/accounts/acct123/ai/v1/chat/completions", "authorization",
            "Bearer " + UPSTREAM_SECRETS["TG_TEST_OPENAI_KEY"]),
+    "az": ({"preset": "azure-openai", "params": {"resource": "acct123"}, "api_key": {"env": "TG_TEST_OPENAI_KEY"}},
+           "/openai/v1/chat/completions", "api-key", UPSTREAM_SECRETS["TG_TEST_OPENAI_KEY"]),
     "qwen": ({"preset": "dashscope", "api_key": {"env": "TG_TEST_OPENAI_KEY"}},
              "/compatible-mode/v1/chat/completions", "authorization",
              "Bearer " + UPSTREAM_SECRETS["TG_TEST_OPENAI_KEY"]),
