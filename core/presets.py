@@ -219,8 +219,7 @@ PRESETS: tuple[Preset, ...] = (
        reference="https://learn.microsoft.com/azure/foundry/openai/api-version-lifecycle"),
     _p("azure-ai-foundry", "Azure AI Foundry (Azure OpenAI v1 API)", "openai", "https://{resource}.services.ai.azure.com",
        "AZURE_AI_API_KEY", params={"resource": "your Foundry resource name"}, fields={"azure": {"api": "v1"}},
-       status="planned", notes="the Foundry v1 endpoint is not confirmed yet; meanwhile use azure-openai with "
-       "base_url set to the resource's endpoint (issue #15 item 3)",
+       notes="a Foundry resource's endpoint with Azure OpenAI's v1 API (docs/providers.md, Azure OpenAI)",
        reference="https://learn.microsoft.com/azure/foundry/openai/api-version-lifecycle"),
     _p("aws-bedrock", "AWS Bedrock", "anthropic", "https://bedrock-runtime.{region}.amazonaws.com", None,
        params={"region": "an AWS region, e.g. us-east-1"}, status="planned",
@@ -243,7 +242,7 @@ VERIFIED = frozenset({
     "dashscope-anthropic", "vercel-ai-gateway", "vercel-ai-gateway-anthropic", "hyperbolic", "huggingface",
     "siliconflow", "siliconflow-cn", "ollama", "ollama-anthropic", "llama-cpp-anthropic",
     "mistral", "groq", "fireworks", "deepinfra", "cerebras", "perplexity", "xai", "together", "openrouter",
-    "sambanova", "nvidia-nim", "minimax", "azure-openai",
+    "sambanova", "nvidia-nim", "minimax", "azure-openai", "azure-ai-foundry",
 })
 # The three protocols' own providers: the URLs examples/providers.yaml has always used.
 SHIPPED = frozenset({"openai", "openai-responses", "anthropic", "google-ai-studio"})

@@ -124,6 +124,8 @@ EXPECTED = [
      "http://localhost:8080/v1/messages", None, "x-api-key"),
     ("azure-openai", "openai",
      "https://acct123.openai.azure.com (azure v1)", "AZURE_OPENAI_API_KEY", "api-key"),
+    ("azure-ai-foundry", "openai",
+     "https://acct123.services.ai.azure.com (azure v1)", "AZURE_AI_API_KEY", "api-key"),
 ]
 
 
@@ -210,13 +212,12 @@ GOOD_DOC = {"deployments": [{"name": "d", "provider": "p", "model": "m"}],
       "preset 'cloudflare-workers-ai' has no parameter 'region' \\(its parameters: account_id\\)"),
      ({"preset": "deepseek", "params": {"x": "y"}}, "preset 'deepseek' has no parameter 'x' \\(its parameters: none\\)"),
      ({"protocol": "openai", "base_url": "https://x.example/v1", "params": {"a": "b"}}, "give a preset as well"),
-     ({"preset": "azure-ai-foundry", "params": {"resource": "r"}},
-      "preset 'azure-ai-foundry' .* is planned, not available yet"),
+     ({"preset": "vertex-ai-anthropic"}, "preset 'vertex-ai-anthropic' .* is planned, not available yet"),
      ({"preset": "aws-bedrock"}, "preset 'aws-bedrock' .* planned.*issue #15 item 4"),
      ({"preset": "vertex-ai"}, "planned.*issue #15 item 5"),
      ({"preset": 3}, "unknown preset 3")],
     ids=["typo", "unknown", "missing-param", "bad-param", "unknown-param", "param-without-placeholder",
-         "params-without-preset", "planned-foundry", "planned-bedrock", "planned-vertex", "not-a-string"],
+         "params-without-preset", "planned-vertex-claude", "planned-bedrock", "planned-vertex", "not-a-string"],
 )
 def test_a_bad_preset_is_a_clear_config_error(entry: dict[str, Any], expected: str) -> None:
     """Unknown, planned or under-specified presets are refused at load, naming the provider and what to do."""
