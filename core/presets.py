@@ -11,7 +11,8 @@ config gives no ``api_key``, and notes. ``expand`` turns a provider entry that n
 into a plain one before the provider model validates it; any field the entry sets wins.
 
 The credential header is not a preset setting: each protocol's codec puts the key where that
-protocol wants it (``CREDENTIAL_HEADER`` below; a test checks it against the codecs). A provider
+protocol wants it (``Protocol.key_header`` says where; a test checks it against the codecs), and
+Azure's ``api-key`` comes with the ``azure`` field a preset may set. A provider
 that needs anything else (Azure's ``api-key``, SigV4, OAuth) is ``planned``: listed, but refused
 at load with a message naming the issue, never faked.
 
@@ -31,14 +32,6 @@ from typing import Any, Literal
 from core.protocols import Protocol
 
 Status = Literal["ready", "planned"]
-
-# Where each protocol's codec puts the provider's key (translator/protocols/*/codec.py ``credential``).
-CREDENTIAL_HEADER: Mapping[Protocol, str] = {
-    Protocol.OPENAI: "authorization: Bearer <key>",
-    Protocol.OPENAI_RESPONSES: "authorization: Bearer <key>",
-    Protocol.ANTHROPIC: "x-api-key: <key>",
-    Protocol.GEMINI: "x-goog-api-key: <key>",
-}
 
 # Known quirk names (issue #15 item 2): recorded, not yet acted on.
 QUIRKS = frozenset({
@@ -70,7 +63,7 @@ class Preset:
     @property
     def key_header(self) -> str:
         """Where the gateway puts the key: Azure's ``api-key`` for an ``azure`` provider, else its codec's."""
-        return "api-key: <key>" if "azure" in self.fields else CREDENTIAL_HEADER[self.protocol]
+        return "api-key: <key>" if "azure" in self.fields else self.protocol.key_header
 
     @property
     def needs(self) -> list[str]:
@@ -323,7 +316,7 @@ def listing() -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows]
     lines.append("")
-    lines.append("The key is sent as " + "; ".join(f"{v} ({k.value})" for k, v in CREDENTIAL_HEADER.items())
+    lines.append("The key is sent as " + "; ".join(f"{p.key_header} ({p.value})" for p in Protocol)
                  + "; api-key: <key> (azure-*). Any field can be set in the config as well and wins; "
                  "docs/providers.md has the details.")
     return "\n".join(lines)

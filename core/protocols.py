@@ -32,6 +32,11 @@ class Protocol(StrEnum):
         return _AZURE.get(self.value, frozenset())
 
     @property
+    def key_header(self) -> str:
+        """Where its codec puts a provider's key, for people (docs, ``tokengate providers``); a test checks it."""
+        return _KEY_HEADER[self.value]
+
+    @property
     def price_provider(self) -> str:
         """The provider the genai-prices catalogue files this protocol's models under."""
         return _PRICE_PROVIDER.get(self.value, self.value)
@@ -41,5 +46,8 @@ _BY_VALUE = {p.value: p for p in Protocol}
 _EMBEDS = frozenset({"openai", "gemini"})
 # Azure OpenAI: Chat Completions on deployment paths and the v1 API, the Responses API on the v1 API.
 _AZURE = {"openai": frozenset({"deployments", "v1"}), "openai-responses": frozenset({"v1"})}
+# The header each codec's ``credential`` sets (translator/protocols/*/codec.py).
+_KEY_HEADER = {"openai": "authorization: Bearer <key>", "openai-responses": "authorization: Bearer <key>",
+               "anthropic": "x-api-key: <key>", "gemini": "x-goog-api-key: <key>"}
 # Where the catalogue's provider name is not the protocol's own.
 _PRICE_PROVIDER = {"gemini": "google", "openai-responses": "openai"}

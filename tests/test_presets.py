@@ -169,10 +169,10 @@ def test_every_ready_preset_has_a_row_and_the_catalogue_is_big_enough() -> None:
     presets.check_table()
 
 
-def test_credential_header_table_matches_every_codec() -> None:
-    """CREDENTIAL_HEADER (what docs and the CLI say) names the header each protocol's codec really sets."""
+def test_key_header_matches_every_codec() -> None:
+    """Protocol.key_header (what docs and the CLI say) names the header each protocol's codec really sets."""
     for protocol in Protocol:
-        assert [presets.CREDENTIAL_HEADER[protocol].split(":")[0]] == list(REGISTRY.get(protocol.value).credential("k"))
+        assert [protocol.key_header.split(":")[0]] == list(REGISTRY.get(protocol.value).credential("k"))
 
 
 @pytest.mark.parametrize(
