@@ -17,21 +17,12 @@ import orjson
 
 from translator import ir
 from translator.errors import ErrorTable, Spelling, UpstreamError, UserFacingError, kind_for_status
+from translator.protocols.openai import errors as openai_errors
 from translator.protocols.openai.errors import filtered_prompt
 
 ERRORS = ErrorTable(
-    #        kind                   type / in-band code       status  code
-    Spelling("invalid_request",     "invalid_request_error"),
-    Spelling("authentication",      "invalid_request_error", code="invalid_api_key"),
-    Spelling("permission",          "permission_error"),
-    Spelling("not_found",           "invalid_request_error", code="model_not_found"),
-    Spelling("request_too_large",   "invalid_request_error"),
-    Spelling("rate_limit",          "rate_limit_error"),
-    Spelling("insufficient_quota",  "insufficient_quota"),
-    Spelling("api_error",           "server_error"),
-    Spelling("overloaded",          "server_error",          503),
-    Spelling("unavailable",         "server_error"),
-    Spelling("timeout",             "server_error"),
+    *openai_errors.ERRORS,  # Chat Completions' spellings over HTTP, then the in-band codes of response.failed:
+    #        kind                   in-band code             status  code
     Spelling("rate_limit",          "rate_limit_exceeded",   read_only=True),
     Spelling("overloaded",          "server_is_overloaded",  read_only=True),
     Spelling("overloaded",          "slow_down",             read_only=True),
