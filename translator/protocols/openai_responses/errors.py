@@ -15,10 +15,8 @@ from typing import Any
 
 import orjson
 
-from translator import ir
-from translator.errors import ErrorTable, Spelling, UpstreamError, UserFacingError, kind_for_status
+from translator.errors import ErrorTable, Spelling, UpstreamError, UserFacingError
 from translator.protocols.openai import errors as openai_errors
-from translator.protocols.openai.errors import filtered_prompt
 
 ERRORS = ErrorTable(
     *openai_errors.ERRORS,  # Chat Completions' spellings over HTTP, then the in-band codes of response.failed:
@@ -55,19 +53,8 @@ def error_event(err: UserFacingError, sequence_number: int = 0) -> bytes:
     return b"event: error\ndata: " + orjson.dumps(doc) + b"\n\n"
 
 
-def decode_error(status: int, body: bytes) -> UserFacingError:
-    data = ir.parse_json(body)
-    err = data.get("error") if isinstance(data, dict) else None
-    err = err if isinstance(err, dict) else {}
-    message = err.get("message") if isinstance(err.get("message"), str) else None
-    code = err.get("code") if isinstance(err.get("code"), str) else None
-    kind = kind_for_status(status)
-    if code == "insufficient_quota" or err.get("type") == "insufficient_quota":
-        kind = "insufficient_quota"
-    message = message or body.decode("utf-8", "replace")[:500] or f"upstream status {status}"
-    if code == "content_filter":  # Azure OpenAI refused the prompt
-        message = filtered_prompt(message, err)
-    return UpstreamError(message, status=status, kind=kind, code=code, param=err.get("param"))
+# Over HTTP a Responses upstream's error body is Chat Completions' (Azure's filtered prompt included).
+decode_error = openai_errors.decode_error
 
 
 def decode_stream_error(err: Any) -> UserFacingError:
