@@ -1,4 +1,4 @@
-"""The request the gateway builds for an Azure OpenAI provider (``translator/azure.py``), its config
+"""The request the gateway builds for an Azure OpenAI provider (``translator/flavours/azure.py``), its config
 checks, and Azure's errors as the OpenAI codecs read them."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from core.config import Azure, Provider
 from core.protocols import Protocol
 from translator.endpoints import Kind
 from translator.extproc.upstream import attempt_headers
+from translator.flavours.azure import AzureFlavour
 from translator.protocols import REGISTRY
 from translator.protocols.openai import errors as openai_errors
 from translator.protocols.openai import response as openai_response
@@ -27,7 +28,7 @@ CLIENT = ("content-type", "api-key", "authorization", "x-request-id")
 
 def target(protocol: str, azure: Azure, base_path: str = "", key: str | None = "k3y") -> Target:
     p = Protocol(protocol)
-    return Target("az", p, REGISTRY.get(p), "gpt4o-prod", base_path, key, azure)
+    return Target("az", p, REGISTRY.get(p), "gpt4o-prod", base_path, key, AzureFlavour(azure))
 
 
 @pytest.mark.parametrize(("protocol", "azure", "kind", "base_path", "path"), [
@@ -64,7 +65,7 @@ def test_no_key_no_header() -> None:
 
 
 def test_a_deployment_name_is_escaped_in_the_path() -> None:
-    t = Target("az", Protocol.OPENAI, REGISTRY.get(Protocol.OPENAI), "my dep/1", "", None, DEPLOYMENTS)
+    t = Target("az", Protocol.OPENAI, REGISTRY.get(Protocol.OPENAI), "my dep/1", "", None, AzureFlavour(DEPLOYMENTS))
     headers, _ = attempt_headers(REGISTRY.get(Protocol.OPENAI), Kind.CHAT, False, True, t, ())
     assert "/openai/deployments/my%20dep%2F1/chat/completions?api-version=2024-10-21" == headers[":path"]
 

@@ -14,7 +14,7 @@ import yaml
 from core import presets
 from core.config import ConfigError, Provider, load, parse
 from core.protocols import Protocol
-from translator import azure
+from translator.flavours import for_provider
 from translator.protocols import REGISTRY
 from translator.protocols.base import Kind
 
@@ -137,14 +137,14 @@ def _provider(entry: dict[str, Any]) -> Provider:
 
 def _chat_url(p: Provider) -> str:
     port = "" if p.port in (80, 443) else f":{p.port}"
-    if p.azure is not None:  # the path is translator/azure.py's (tests/inprocess/test_presets.py checks it)
+    if p.azure is not None:  # the path is translator/flavours/azure.py's (tests/inprocess/test_presets.py checks it)
         return f"{p.base_url} (azure {p.azure.api})"
     path = REGISTRY.get(p.protocol.value).upstream_path(p.base_path, Kind.CHAT, "m", stream=False, sse=False)
     return f"{'https' if p.tls else 'http'}://{p.host}{port}{path}"
 
 
 def _credential(p: Provider, key: str) -> dict[str, str]:
-    return azure.credential(key) if p.azure is not None else REGISTRY.get(p.protocol.value).credential(key)
+    return for_provider(p).credential(REGISTRY.get(p.protocol.value), key)
 
 
 @pytest.mark.parametrize(("name", "protocol", "url", "key_env", "header"), EXPECTED, ids=[r[0] for r in EXPECTED])

@@ -11,10 +11,11 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from core.billing.ops import Billing
-from core.config import Azure, GatewayConfig, Model
+from core.config import GatewayConfig, Model
 from core.pricing import Price
 from core.protocols import Protocol
 from translator.admission import Admitter
+from translator.flavours import PLAIN, Flavour, for_provider
 from translator.inflight import Inflight
 from translator.metering import Meter
 from translator.protocols import REGISTRY
@@ -31,7 +32,7 @@ class Target:
     model: str  # the upstream's model name
     base_path: str
     credential: str | None
-    azure: Azure | None = None  # an Azure OpenAI provider: its own path and api-key header (translator/azure.py)
+    flavour: Flavour = PLAIN  # the provider's wire flavour: its path, credential, body changes (translator/flavours)
 
 
 class Gateway:
@@ -60,11 +61,12 @@ class Gateway:
 def targets(cfg: GatewayConfig, base: Path) -> dict[str, Target]:
     """Deployment name -> what an attempt to it needs (credentials resolved now)."""
     out = {}
+    flavours = {p.name: for_provider(p) for p in cfg.providers}  # one per provider (a token cache is shared)
     for d in cfg.deployments:
         p = cfg.provider(d.provider)
         out[d.name] = Target(name=d.name, protocol=p.protocol, codec=REGISTRY.get(p.protocol), model=d.model,
                              base_path=p.base_path, credential=p.api_key.resolve(base) if p.api_key else None,
-                             azure=p.azure)
+                             flavour=flavours[p.name])
     return out
 
 

@@ -47,7 +47,7 @@ from translator.errors import (
     UserFacingError,
 )
 from translator.extproc import messages as m
-from translator.extproc.upstream import Ctx, attempt_body, attempt_headers, needs_body
+from translator.extproc.upstream import Ctx, attempt_body, attempt_headers, needs_body, signed
 from translator.passthrough import array_error
 from translator.protocols import REGISTRY
 from translator.protocols.base import Codec, estimate_tokens
@@ -251,6 +251,8 @@ class RouterProcessor:
         out = orjson.dumps(body) if changed else None
         if out is not None:
             headers["content-length"] = str(len(out))
+            if direct is not None:
+                headers.update(signed(direct, headers, out))
         return m.request_body(m.common(body=out, set_headers=headers, remove_headers=remove, clear_route_cache=True))
 
     def _model(self, ep: Endpoint, body: dict[str, Any]) -> str:

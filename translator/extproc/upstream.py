@@ -26,7 +26,6 @@ from google.protobuf.message import DecodeError
 
 from core._gen.tokengate.routing.v1 import context_pb2
 from core.protocols import Protocol
-from translator import azure
 from translator.endpoints import Kind
 from translator.errors import GatewayError, UpstreamError, UserFacingError
 from translator.extproc import messages as m
@@ -109,15 +108,9 @@ def attempt_headers(caller: Codec, kind: Kind, stream: bool, sse: bool, t: Targe
     up = t.codec
     same = caller is up
     # Translated streams are read as SSE; only a caller of the upstream's own protocol may ask for another framing.
-    if t.azure is None:
-        headers = {
-            ":path": up.upstream_path(t.base_path, kind, t.model, stream=stream, sse=sse if same else True),
-            **up.credential(t.credential),
-        }
-    else:
-        headers = {":path": azure.upstream_path(t.azure, up, t.base_path, kind, t.model, stream=stream,
-                                                sse=sse if same else True),
-                   **azure.credential(t.credential)}
+    f = t.flavour
+    headers = {":path": f.upstream_path(up, t.base_path, kind, t.model, stream=stream, sse=sse if same else True),
+               **f.credential(up, t.credential)}
     extra, also_kept = up.upstream_headers(client_headers, same=same)
     headers.update(extra)
     keep = FORWARDED | also_kept if also_kept else FORWARDED
@@ -131,20 +124,30 @@ def attempt_headers(caller: Codec, kind: Kind, stream: bool, sse: bool, t: Targe
 
 
 def needs_body(caller: Codec, model: str, t: Target, kind: Kind) -> bool:
-    """Whether an attempt to ``t`` must rewrite the body (another protocol, or another model name; a
-    Gemini batch of embeddings names the model in each request)."""
-    return caller is not t.codec or ((t.codec.model_in_body or kind.embeds) and model != t.model)
+    """Whether an attempt to ``t`` must see the body: to rewrite it (another protocol, or another model
+    name; a Gemini batch of embeddings names the model in each request), or because the provider's
+    flavour changes or signs it."""
+    return (caller is not t.codec or t.flavour.needs_body
+            or ((t.codec.model_in_body or kind.embeds) and model != t.model))
 
 
 def attempt_body(caller: Codec, kind: Kind, stream: bool, t: Target, body: dict[str, Any]) -> dict[str, Any]:
     """The caller's parsed body as ``t`` needs it."""
     if kind.embeds:
-        return embeddings.translate_request(caller, t.codec, body, kind, upstream_model=t.model)
-    if caller is t.codec:
-        return t.codec.with_model(body, t.model)
-    if kind is Kind.COUNT_TOKENS:
-        return translate_count_request(caller, t.codec, body, upstream_model=t.model)
-    return translate_request(caller, t.codec, body, upstream_model=t.model, stream=stream)
+        out = embeddings.translate_request(caller, t.codec, body, kind, upstream_model=t.model)
+    elif caller is t.codec:
+        out = t.codec.with_model(body, t.model)
+    elif kind is Kind.COUNT_TOKENS:
+        out = translate_count_request(caller, t.codec, body, upstream_model=t.model)
+    else:
+        out = translate_request(caller, t.codec, body, upstream_model=t.model, stream=stream)
+    return t.flavour.body(t.codec, out, kind, stream) if t.flavour.needs_body else out
+
+
+def signed(t: Target, headers: dict[str, str], body: bytes) -> dict[str, str]:
+    """What the flavour computes over the final request: ``headers`` are all the attempt sets (``:path``
+    among them), ``body`` the bytes it sends."""
+    return t.flavour.sign(headers[":path"], headers, body) if t.flavour.needs_body else {}
 
 
 class UpstreamAttempt:
@@ -157,6 +160,7 @@ class UpstreamAttempt:
         self.target: Target | None = None
         self.ctx: Ctx | None = None
         self.caller: Codec | None = None
+        self.headers: dict[str, str] = {}  # what the headers message set (path, credential)
 
     def __repr__(self) -> str:
         return f"UpstreamAttempt(target={self.target.name if self.target else None!r}, ctx={self.ctx})"
@@ -193,6 +197,7 @@ class UpstreamAttempt:
         caller = self.caller = REGISTRY.get(ctx.protocol)
         headers, remove = attempt_headers(caller, ctx.kind, ctx.stream, ctx.sse, t,
                                           m.header_map(req.request_headers).keys())
+        self.headers = headers
         resp = m.request_headers(m.common(set_headers=headers, remove_headers=remove))
         if caller is not t.codec:
             resp.mode_override.CopyFrom(_TRANSLATE)
@@ -215,4 +220,6 @@ class UpstreamAttempt:
         t, ctx, caller = self.target, self.ctx, self.caller
         assert t is not None and ctx is not None and caller is not None
         out = orjson.dumps(attempt_body(caller, ctx.kind, ctx.stream, t, orjson.loads(req.request_body.body)))
-        return m.request_body(m.common(body=out, set_headers={"content-length": str(len(out))}))
+        headers = {"content-length": str(len(out))}
+        headers.update(signed(t, {**self.headers, **headers}, out))  # over the path the headers message set
+        return m.request_body(m.common(body=out, set_headers=headers))

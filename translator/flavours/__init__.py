@@ -1,0 +1,59 @@
+"""Wire flavours: how a provider differs from its protocol's plain form (docs/providers.md).
+
+Most providers speak their protocol as its codec writes it: the codec's path under the base URL,
+its credential header, the body as translated. A cloud serves the same protocol with its own
+request line, credential or signature, and small body changes (Azure OpenAI's deployment paths
+and ``api-key``; Vertex AI's and Bedrock's paths, tokens, signatures and ``anthropic_version``).
+A ``Flavour`` is that difference, one object per provider, built once at start-up; the request
+path asks it on every attempt (``translator/extproc/upstream.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.config import Provider
+from translator.endpoints import Kind
+from translator.protocols.base import Codec
+
+Json = dict[str, Any]
+
+
+class Flavour:
+    """The plain form: everything as the codec says."""
+
+    # The body must be seen (and so buffered) on every attempt, even one that changes nothing in it
+    # for the protocol: a signature over it, or a field the flavour adds.
+    needs_body = False
+
+    def __repr__(self) -> str:
+        return type(self).__name__
+
+    def upstream_path(self, codec: Codec, base_path: str, kind: Kind, model: str, *, stream: bool,
+                      sse: bool) -> str:
+        """The request path (and query) of an attempt."""
+        return codec.upstream_path(base_path, kind, model, stream=stream, sse=sse)
+
+    def credential(self, codec: Codec, key: str | None) -> dict[str, str]:
+        """The credential headers of an attempt (called on every attempt: a token may be refreshed)."""
+        return codec.credential(key)
+
+    def body(self, codec: Codec, body: Json, kind: Kind, stream: bool) -> Json:
+        """The upstream body as the codec wrote it, changed as the flavour needs (only with ``needs_body``)."""
+        return body
+
+    def sign(self, path: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
+        """Headers that depend on the final request (a signature), given its path, the headers the
+        attempt sets and the body bytes (only with ``needs_body``)."""
+        return {}
+
+
+PLAIN = Flavour()
+
+
+def for_provider(p: Provider) -> Flavour:
+    """The provider's flavour (its config says which)."""
+    if p.azure is not None:
+        from translator.flavours.azure import AzureFlavour
+        return AzureFlavour(p.azure)
+    return PLAIN
