@@ -200,7 +200,9 @@ PRESETS: tuple[Preset, ...] = (
        notes=_LOCAL + "; a server started with --api-key wants api_key",
        reference="https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html"),
     _p("lm-studio", "LM Studio", "openai", "http://localhost:1234/v1", None, notes=_LOCAL,
-       reference="https://lmstudio.ai/docs/app/api/endpoints/openai"),
+       reference="https://lmstudio.ai/docs/api/openai-api"),
+    _p("lm-studio-anthropic", "LM Studio, Anthropic API", "anthropic", "http://localhost:1234", None, notes=_LOCAL,
+       reference="https://lmstudio.ai/docs/developer/core/server"),
     _p("llama-cpp", "llama.cpp server", "openai", "http://localhost:8080/v1", None, notes=_LOCAL,
        reference="https://github.com/ggml-org/llama.cpp/tree/master/tools/server"),
     _p("llama-cpp-anthropic", "llama.cpp server, Anthropic API", "anthropic", "http://localhost:8080", None,
@@ -236,6 +238,7 @@ VERIFIED = frozenset({
     "siliconflow", "siliconflow-cn", "ollama", "ollama-anthropic", "llama-cpp-anthropic",
     "mistral", "groq", "fireworks", "deepinfra", "cerebras", "perplexity", "xai", "together", "openrouter",
     "sambanova", "nvidia-nim", "minimax", "azure-openai", "azure-ai-foundry",
+    "zai", "vllm", "lm-studio", "lm-studio-anthropic", "llama-cpp",
 })
 # The three protocols' own providers: the URLs examples/providers.yaml has always used.
 SHIPPED = frozenset({"openai", "openai-responses", "anthropic", "google-ai-studio"})

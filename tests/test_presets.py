@@ -118,6 +118,8 @@ EXPECTED = [
      "http://localhost:8000/v1/chat/completions", None, "authorization"),
     ("lm-studio", "openai",
      "http://localhost:1234/v1/chat/completions", None, "authorization"),
+    ("lm-studio-anthropic", "anthropic",
+     "http://localhost:1234/v1/messages", None, "x-api-key"),
     ("llama-cpp", "openai",
      "http://localhost:8080/v1/chat/completions", None, "authorization"),
     ("llama-cpp-anthropic", "anthropic",
