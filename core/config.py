@@ -277,11 +277,58 @@ class Billing(_Strict):
     lease: Lease = Lease()
 
 
+class Tracing(_Strict):
+    """OpenTelemetry traces (docs/observability.md, "Traces"): off by default, and then nothing on the path.
+
+    Envoy starts (or continues, from an incoming ``traceparent``) each sampled request's trace and
+    exports its spans; the translators add theirs to the same trace, both over OTLP/gRPC."""
+
+    enabled: bool = False
+    otlp_endpoint: str = Field(default="127.0.0.1:4317", pattern=r"^[A-Za-z0-9.-]+:\d{1,5}$")  # host:port, plaintext gRPC
+    sampling: float = Field(default=0.1, ge=0, le=1)  # share of requests traced (Envoy decides, translators follow)
+    service_name: str = Field(default="tokengate", min_length=1, max_length=64)  # Envoy's; the translators' adds -translator
+    forward_to_providers: bool = False  # send the attempt's traceparent on to providers (never by default)
+
+
+# The access log's fields (JSON key -> Envoy format string). The tokengate:* values are the router's
+# dynamic metadata (translator/extproc/router.py, ACCESS_LOG_KEYS); no key, no prompt, no query string.
+ACCESS_LOG_FIELDS: dict[str, str] = {
+    "start_time": "%START_TIME%",
+    "method": "%REQ(:METHOD)%",
+    "path": "%REQ_WITHOUT_QUERY(:PATH)%",  # without the query: Gemini's ?key= is a credential
+    "status": "%RESPONSE_CODE%",
+    "response_flags": "%RESPONSE_FLAGS%",
+    "details": "%RESPONSE_CODE_DETAILS%",
+    "duration_ms": "%DURATION%",
+    "bytes_received": "%BYTES_RECEIVED%",
+    "bytes_sent": "%BYTES_SENT%",
+    "upstream_host": "%UPSTREAM_HOST%",
+    "request_id": "%REQ(X-REQUEST-ID)%",
+    "trace_id": "%TRACE_ID%",
+    "user_agent": "%REQ(USER-AGENT)%",
+    **{k: f"%DYNAMIC_METADATA(tokengate:{k})%" for k in (
+        "account", "key_id", "model", "deployment", "attempts", "upstream_protocol", "stream", "input_tokens",
+        "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd", "ttft_ms",
+        "error", "event_id")},
+}
+
+
+class AccessLog(_Strict):
+    """Envoy's access log, one JSON object per request (docs/observability.md, "Access log"), with what
+    the translator knows of the request; the translator's own per-request line then goes to debug."""
+
+    enabled: bool = True
+    path: str = "/dev/stdout"
+    fields: dict[str, str] = Field(default_factory=lambda: dict(ACCESS_LOG_FIELDS), min_length=1)
+
+
 class GatewayConfig(_Strict):
     server: Server = Server()
     translator: Translator = Translator()
     billing: Billing = Billing()
     routing: Routing = Routing()
+    tracing: Tracing = Tracing()
+    access_log: AccessLog = AccessLog()
     redis_url: str = "redis://127.0.0.1:6379/0"
     providers: list[Provider] = Field(min_length=1)
     deployments: list[Deployment] = Field(min_length=1)
