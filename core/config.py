@@ -80,6 +80,30 @@ class Azure(_Strict):
         return self
 
 
+class Vertex(_Strict):
+    """Google Vertex AI (docs/providers.md): a Gemini (``protocol: gemini``) or Claude (``protocol:
+    anthropic``) model of ``project`` at ``location``, called with an OAuth2 access token.
+
+    The token comes from ``credentials_file`` (a service-account JSON key, refreshed in the background
+    by each translator) or, without it, is the provider's ``api_key`` as it stands (a token you
+    refresh yourself; for tests and development). With no ``base_url`` the provider calls the
+    location's endpoint (``vertex_endpoint``).
+    """
+
+    project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")  # a Google Cloud project id
+    location: str = Field(default="global", pattern=r"^[a-z][a-z0-9-]{1,30}$")
+    credentials_file: str | None = None
+
+
+def vertex_endpoint(location: str) -> str:
+    """The Vertex AI endpoint that serves ``location`` (the global one, a multi-region's, a region's)."""
+    if location == "global":
+        return "https://aiplatform.googleapis.com"
+    if location in ("us", "eu"):
+        return f"https://aiplatform.{location}.rep.googleapis.com"
+    return f"https://{location}-aiplatform.googleapis.com"
+
+
 class Provider(_Strict):
     name: Name
     protocol: Protocol
@@ -89,10 +113,15 @@ class Provider(_Strict):
     preset: str | None = None  # fills protocol, base_url, api_key the entry leaves out (core/presets.py)
     params: dict[str, str] = Field(default_factory=dict)  # the preset's URL placeholders
     azure: Azure | None = None  # an Azure OpenAI resource: base_url is its endpoint, https://<resource>.openai.azure.com
+    vertex: Vertex | None = None  # Google Vertex AI: project, location, service-account file
 
     @model_validator(mode="before")
     @classmethod
     def _preset(cls, data: Any) -> Any:
+        vertex = data.get("vertex") if isinstance(data, Mapping) else None
+        location = vertex.get("location", "global") if isinstance(vertex, Mapping) else None
+        if isinstance(location, str) and "base_url" not in data:  # Vertex AI: the location's endpoint
+            data = {**data, "base_url": vertex_endpoint(location)}
         return presets.expand(data)
 
     @model_validator(mode="after")
@@ -101,6 +130,18 @@ class Provider(_Strict):
             served = sorted(p.value for p in Protocol if self.azure.api in p.azure_apis)
             raise ValueError(f"Azure OpenAI's {self.azure.api} API serves protocol {' or '.join(served)}, "
                              f"not {self.protocol}")
+        return self
+
+    @model_validator(mode="after")
+    def _vertex(self) -> Provider:
+        if self.vertex is None:
+            return self
+        if not self.protocol.vertex_publisher:
+            served = sorted(p.value for p in Protocol if p.vertex_publisher)
+            raise ValueError(f"Vertex AI serves protocol {' or '.join(served)}, not {self.protocol}")
+        if (self.vertex.credentials_file is None) == (self.api_key is None):
+            raise ValueError("a Vertex AI provider needs vertex.credentials_file (a service-account key) "
+                             "or api_key (an access token), one of the two")
         return self
 
     @field_validator("base_url")

@@ -32,6 +32,11 @@ class Protocol(StrEnum):
         return _AZURE.get(self.value, frozenset())
 
     @property
+    def vertex_publisher(self) -> str | None:
+        """The Vertex AI publisher whose models speak it (``core.config.Vertex``); None when Vertex does not."""
+        return _VERTEX.get(self.value)
+
+    @property
     def key_header(self) -> str:
         """Where its codec puts a provider's key, for people (docs, ``tokengate providers``); a test checks it."""
         return _KEY_HEADER[self.value]
@@ -46,6 +51,8 @@ _BY_VALUE = {p.value: p for p in Protocol}
 _EMBEDS = frozenset({"openai", "gemini"})
 # Azure OpenAI: Chat Completions on deployment paths and the v1 API, the Responses API on the v1 API.
 _AZURE = {"openai": frozenset({"deployments", "v1"}), "openai-responses": frozenset({"v1"})}
+# Google Vertex AI: Gemini models are the google publisher's, Claude models anthropic's (translator/flavours/vertex.py).
+_VERTEX = {"gemini": "google", "anthropic": "anthropic"}
 # The header each codec's ``credential`` sets (translator/protocols/*/codec.py).
 _KEY_HEADER = {"openai": "authorization: Bearer <key>", "openai-responses": "authorization: Bearer <key>",
                "anthropic": "x-api-key: <key>", "gemini": "x-goog-api-key: <key>"}
