@@ -11,6 +11,7 @@ traceback from the CLI.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -113,6 +114,8 @@ class Provider(_Strict):
     preset: str | None = None  # fills protocol, base_url, api_key the entry leaves out (core/presets.py)
     params: dict[str, str] = Field(default_factory=dict)  # the preset's URL placeholders
     azure: Azure | None = None  # an Azure OpenAI resource: base_url is its endpoint, https://<resource>.openai.azure.com
+    # Deviations from the protocol the gateway works around (docs/providers.md, "Quirks"); a preset fills them
+    quirks: list[str] = Field(default_factory=list)
     vertex: Vertex | None = None  # Google Vertex AI: project, location, service-account file
 
     @model_validator(mode="before")
@@ -142,6 +145,19 @@ class Provider(_Strict):
         if (self.vertex.credentials_file is None) == (self.api_key is None):
             raise ValueError("a Vertex AI provider needs vertex.credentials_file (a service-account key) "
                              "or api_key (an access token), one of the two")
+        return self
+
+    @model_validator(mode="after")
+    def _quirks(self) -> Provider:
+        known = self.protocol.quirks
+        for q in self.quirks:
+            if q not in known:
+                if not known:
+                    raise ValueError(f"quirks: protocol {self.protocol} has no quirks (got {q!r})")
+                close = difflib.get_close_matches(q, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(f"quirks: unknown quirk {q!r} for protocol {self.protocol}{hint} "
+                                 f"(known: {', '.join(sorted(known))})")
         return self
 
     @field_validator("base_url")
@@ -176,6 +192,9 @@ class Deployment(_Strict):
     name: Name
     provider: Name
     model: str = Field(min_length=1, max_length=256)
+    # The most output tokens this model at this provider accepts: a request asking for more is clamped to it
+    # (Claude Code asks for 32000) instead of refused by the provider. None: sent as asked.
+    max_output_tokens: int | None = Field(default=None, ge=1)
 
 
 USDPerMTok = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6)]

@@ -16,8 +16,9 @@ Azure's ``api-key`` comes with the ``azure`` field a preset may set. A provider
 that needs anything else (Azure's ``api-key``, SigV4, OAuth) is ``planned``: listed, but refused
 at load with a message naming the issue, never faked.
 
-``quirks`` are plain names of known deviations from the protocol (issue #15 item 2); they are
-recorded here and in the docs and not yet acted on by the translator.
+``quirks`` name known deviations from the protocol (issue #15 item 2): a preset fills the provider's
+``quirks`` setting, which the translator acts on (translator/protocols/openai/quirks.py; each is
+described in docs/providers.md, "Quirks").
 """
 
 from __future__ import annotations
@@ -33,15 +34,8 @@ from core.protocols import Protocol
 
 Status = Literal["ready", "planned"]
 
-# Known quirk names (issue #15 item 2): recorded, not yet acted on.
-QUIRKS = frozenset({
-    "reasoning_content",  # reasoning comes in message.reasoning_content / delta.reasoning_content
-    "tool_call_id_9_alnum",  # tool-call ids must be 9 characters of [a-zA-Z0-9]
-    "no_stream_options",  # rejects stream_options (so no usage chunk can be asked for)
-    "max_tokens_only",  # wants max_tokens, not max_completion_tokens
-    "no_developer_role",  # rejects the developer role
-    "no_strict_tools",  # rejects strict in tool schemas
-})
+# Known quirk names (issue #15 item 2): each protocol's codec says which it acts on (core/protocols.py).
+QUIRKS: frozenset[str] = frozenset(q for p in Protocol for q in p.quirks)
 
 PLANNED_ISSUE = "issue #15"
 
@@ -90,15 +84,16 @@ PRESETS: tuple[Preset, ...] = (
        "GEMINI_API_KEY", reference="https://ai.google.dev/api"),
     # --- OpenAI-compatible hosted providers ---
     _p("deepseek", "DeepSeek", "openai", "https://api.deepseek.com", "DEEPSEEK_API_KEY",
-       quirks=("reasoning_content",), reference="https://api-docs.deepseek.com/"),
+       quirks=("reasoning_content", "no_developer_role"), reference="https://api-docs.deepseek.com/"),
     _p("deepseek-anthropic", "DeepSeek (Anthropic API)", "anthropic", "https://api.deepseek.com/anthropic",
        "DEEPSEEK_API_KEY", notes="x-api-key supported; anthropic-version and anthropic-beta ignored",
        reference="https://api-docs.deepseek.com/guides/anthropic_api"),
     _p("mistral", "Mistral AI", "openai", "https://api.mistral.ai/v1", "MISTRAL_API_KEY",
-       quirks=("tool_call_id_9_alnum",), reference="https://docs.mistral.ai/api/"),
+       quirks=("tool_call_id_9_alnum", "no_stream_options", "max_tokens_only", "no_reasoning_history",
+               "no_developer_role"), reference="https://docs.mistral.ai/api/"),
     _p("groq", "Groq", "openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY",
        reference="https://console.groq.com/docs/openai"),
-    _p("xai", "xAI (Grok)", "openai", "https://api.x.ai/v1", "XAI_API_KEY",
+    _p("xai", "xAI (Grok)", "openai", "https://api.x.ai/v1", "XAI_API_KEY", quirks=("no_strict_tools",),
        reference="https://docs.x.ai/api/integrations"),
     _p("together", "Together AI", "openai", "https://api.together.ai/v1", "TOGETHER_API_KEY",
        notes="older guides give https://api.together.xyz/v1",
@@ -112,13 +107,13 @@ PRESETS: tuple[Preset, ...] = (
        notes="POST /chat/completions is an alias of /v1/sonar; if Perplexity retires it, use protocol "
              "openai-responses with base_url https://api.perplexity.ai/v1",
        reference="https://docs.perplexity.ai/docs/sonar/openai-compatibility"),
-    _p("cerebras", "Cerebras", "openai", "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY",
+    _p("cerebras", "Cerebras", "openai", "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY", quirks=("no_strict_tools",),
        reference="https://inference-docs.cerebras.ai/resources/openai"),
     _p("sambanova", "SambaNova Cloud", "openai", "https://api.sambanova.ai/v1", "SAMBANOVA_API_KEY",
        notes="SambaNova also documents an Anthropic Messages API; no preset for it yet (URL not confirmed)",
        reference="https://docs.sambanova.ai/docs/en/features/openai-compatibility"),
     _p("deepinfra", "DeepInfra", "openai", "https://api.deepinfra.com/v1/openai", "DEEPINFRA_API_KEY",
-       reference="https://deepinfra.com/docs/openai_api"),
+       quirks=("no_developer_role",), reference="https://deepinfra.com/docs/openai_api"),
     _p("nebius", "Nebius Token Factory", "openai", "https://api.tokenfactory.nebius.com/v1", "NEBIUS_API_KEY",
        notes="formerly AI Studio at api.studio.nebius.ai/v1",
        reference="https://docs.nebius.com/studio/inference/quickstart"),
@@ -131,9 +126,9 @@ PRESETS: tuple[Preset, ...] = (
        notes="a self-hosted NIM: set base_url to http://<host>:8000/v1",
        reference="https://build.nvidia.com/"),
     _p("moonshot", "Moonshot AI (Kimi), global", "openai", "https://api.moonshot.ai/v1", "MOONSHOT_API_KEY",
-       reference="https://platform.moonshot.ai/docs/api/chat"),
+       quirks=("reasoning_content", "no_strict_tools"), reference="https://platform.moonshot.ai/docs/api/chat"),
     _p("moonshot-cn", "Moonshot AI (Kimi), China", "openai", "https://api.moonshot.cn/v1", "MOONSHOT_API_KEY",
-       reference="https://platform.moonshot.cn/docs/api/chat"),
+       quirks=("reasoning_content", "no_strict_tools"), reference="https://platform.moonshot.cn/docs/api/chat"),
     _p("moonshot-anthropic", "Moonshot AI (Kimi), Anthropic API", "anthropic", "https://api.moonshot.ai/anthropic",
        "MOONSHOT_API_KEY", notes="China: base_url https://api.moonshot.cn/anthropic; Moonshot's guide sends the "
        "key as Bearer (ANTHROPIC_AUTH_TOKEN), x-api-key not confirmed",
@@ -156,9 +151,9 @@ PRESETS: tuple[Preset, ...] = (
     _p("zai-anthropic", "Z.ai (GLM), Anthropic API", "anthropic", "https://api.z.ai/api/anthropic", "ZAI_API_KEY",
        reference="https://docs.z.ai/scenario-example/develop-tools/claude"),
     _p("siliconflow", "SiliconFlow, international", "openai", "https://api.siliconflow.com/v1", "SILICONFLOW_API_KEY",
-       quirks=("reasoning_content",), reference="https://docs.siliconflow.com/en/userguide/quickstart"),
+       reference="https://docs.siliconflow.com/en/userguide/quickstart"),
     _p("siliconflow-cn", "SiliconFlow, China", "openai", "https://api.siliconflow.cn/v1", "SILICONFLOW_API_KEY",
-       quirks=("reasoning_content",), reference="https://docs.siliconflow.cn/docs/userguide/quickstart"),
+       reference="https://docs.siliconflow.cn/docs/userguide/quickstart"),
     _p("minimax", "MiniMax, international", "openai", "https://api.minimax.io/v1", "MINIMAX_API_KEY",
        notes="China: base_url https://api.minimaxi.com/v1",
        reference="https://platform.minimax.io/docs/api-reference/text-openai-api"),
@@ -254,7 +249,7 @@ def check_table() -> None:
     for p in PRESETS:
         assert re.fullmatch(r"[a-z0-9][a-z0-9-]*", p.name), p.name
         assert sorted(placeholders(p.base_url)) == sorted(p.params), p.name
-        assert set(p.quirks) <= QUIRKS, p.name
+        assert set(p.quirks) <= p.protocol.quirks, p.name
         assert p.status == "planned" or p.reference, f"{p.name}: no reference"
     assert VERIFIED | SHIPPED <= set(BY_NAME), (VERIFIED | SHIPPED) - set(BY_NAME)
 
@@ -290,6 +285,8 @@ def expand(data: Any) -> Any:
         out["api_key"] = {"env": preset.key_env}
     for k, v in preset.fields.items():
         out.setdefault(k, v)
+    if preset.quirks and out["protocol"] == preset.protocol.value:  # another protocol: not its quirks
+        out.setdefault("quirks", list(preset.quirks))
     return out
 
 

@@ -42,6 +42,11 @@ class Protocol(StrEnum):
         return _KEY_HEADER[self.value]
 
     @property
+    def quirks(self) -> frozenset[str]:
+        """The provider quirks its codec acts on (a provider's ``quirks``, docs/providers.md); a test checks it."""
+        return _QUIRKS.get(self.value, frozenset())
+
+    @property
     def price_provider(self) -> str:
         """The provider the genai-prices catalogue files this protocol's models under."""
         return _PRICE_PROVIDER.get(self.value, self.value)
@@ -56,5 +61,15 @@ _VERTEX = {"gemini": "google", "anthropic": "anthropic"}
 # The header each codec's ``credential`` sets (translator/protocols/*/codec.py).
 _KEY_HEADER = {"openai": "authorization: Bearer <key>", "openai-responses": "authorization: Bearer <key>",
                "anthropic": "x-api-key: <key>", "gemini": "x-goog-api-key: <key>"}
+# The quirks each codec handles (translator/protocols/*/quirks.py): deviations of OpenAI-compatible servers.
+_QUIRKS = {"openai": frozenset({
+    "reasoning_content",  # wants reasoning sent back as assistant reasoning_content (DeepSeek's thinking mode)
+    "no_reasoning_history",  # rejects reasoning_content / thinking_blocks on assistant messages (Mistral's 422)
+    "tool_call_id_9_alnum",  # tool-call ids must be 9 characters of [a-zA-Z0-9] (Mistral)
+    "no_stream_options",  # rejects stream_options (so no usage chunk can be asked for)
+    "max_tokens_only",  # wants max_tokens, not max_completion_tokens
+    "no_developer_role",  # rejects the developer role: sent as system
+    "no_strict_tools",  # rejects strict in tool definitions and json_schema response formats
+})}
 # Where the catalogue's provider name is not the protocol's own.
 _PRICE_PROVIDER = {"gemini": "google", "openai-responses": "openai"}
