@@ -234,6 +234,8 @@ class Request:
     response_format: ResponseFormat | None = None
     reasoning: Reasoning | None = None
     user: str | None = None
+    # The upstream provider's quirks (docs/providers.md, "Quirks"), for an encoder that acts on one
+    quirks: frozenset[str] = frozenset()
 
 
 # --- response -----------------------------------------------------------------------

@@ -33,6 +33,8 @@ class Target:
     base_path: str
     credential: str | None
     flavour: Flavour = PLAIN  # the provider's wire flavour: its path, credential, body changes (translator/flavours)
+    quirks: frozenset[str] = frozenset()  # the provider's quirks its codec acts on (docs/providers.md, "Quirks")
+    max_output: int | None = None  # the deployment's output cap: a request's larger limit is lowered to it
 
 
 class Gateway:
@@ -65,6 +67,7 @@ def targets(cfg: GatewayConfig, base: Path) -> dict[str, Target]:
     for d in cfg.deployments:
         p = cfg.provider(d.provider)
         out[d.name] = Target(name=d.name, protocol=p.protocol, codec=REGISTRY.get(p.protocol), model=d.model,
+                             quirks=frozenset(p.quirks), max_output=d.max_output_tokens,
                              base_path=p.base_path, credential=p.api_key.resolve(base) if p.api_key else None,
                              flavour=flavours[p.name])
     return out

@@ -127,7 +127,7 @@ def needs_body(caller: Codec, model: str, t: Target, kind: Kind) -> bool:
     """Whether an attempt to ``t`` must see the body: to rewrite it (another protocol, or another model
     name; a Gemini batch of embeddings names the model in each request), or because the provider's
     flavour changes or signs it."""
-    return (caller is not t.codec or t.flavour.needs_body
+    return (caller is not t.codec or _adjusts(t, kind) or t.flavour.needs_body
             or ((t.codec.model_in_body or kind.embeds) and model != t.model))
 
 
@@ -140,8 +140,17 @@ def attempt_body(caller: Codec, kind: Kind, stream: bool, t: Target, body: dict[
     elif kind is Kind.COUNT_TOKENS:
         out = translate_count_request(caller, t.codec, body, upstream_model=t.model)
     else:
-        out = translate_request(caller, t.codec, body, upstream_model=t.model, stream=stream)
+        out = translate_request(caller, t.codec, body, upstream_model=t.model, stream=stream, quirks=t.quirks)
+    if _adjusts(t, kind):  # the provider's quirks and the deployment's output cap, whatever the caller's protocol
+        out = t.codec.apply_quirks(out, t.quirks)
+        if t.max_output is not None:
+            out = t.codec.limit_output(out, t.max_output)
     return t.flavour.body(t.codec, out, kind, stream) if t.flavour.needs_body else out
+
+
+def _adjusts(t: Target, kind: Kind) -> bool:
+    """Whether the attempt's body changes for the provider's quirks or the deployment's output cap."""
+    return kind is Kind.CHAT and (bool(t.quirks) or t.max_output is not None)
 
 
 def signed(t: Target, headers: dict[str, str], body: bytes) -> dict[str, str]:

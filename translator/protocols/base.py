@@ -213,6 +213,18 @@ class Codec(ABC):
     def output_cap(self, body: Json) -> int | None:
         """The caller's own cap on output tokens, if it set one."""
 
+    def limit_output(self, body: Json, cap: int) -> Json:
+        """``body`` (this protocol's request) asking for at most ``cap`` output tokens: a larger limit it sets
+        is lowered (and whatever must stay below it); none set stays none. A deployment's ``max_output_tokens``."""
+        raise NotImplementedError(f"protocol {self.name} cannot cap a request's output tokens yet")
+
+    # The provider quirks it acts on (core.protocols.Protocol.quirks; a test checks the two agree)
+    quirks: frozenset[str] = frozenset()
+
+    def apply_quirks(self, body: Json, quirks: Collection[str]) -> Json:
+        """``body`` (this protocol's request) changed as the provider's ``quirks`` ask (docs/providers.md)."""
+        return body
+
     def asks_stream_usage(self, body: Json) -> bool:
         """Whether a streaming caller asked for a usage event it would otherwise not get."""
         return False

@@ -34,9 +34,11 @@ def codec(protocol: CodecRef) -> Codec:
 
 
 def translate_request(client: CodecRef, upstream: CodecRef, body: dict[str, Any], *,
-                      upstream_model: str, stream: bool) -> dict[str, Any]:
-    """The client's parsed body as the upstream's body; raises ``BadRequest`` when it cannot."""
+                      upstream_model: str, stream: bool, quirks: Collection[str] = ()) -> dict[str, Any]:
+    """The client's parsed body as the upstream's body; raises ``BadRequest`` when it cannot.
+    ``quirks``: the upstream provider's (docs/providers.md), for its encoder."""
     req = codec(client).decode_request(body)
+    req.quirks = frozenset(quirks)
     target = codec(upstream)
     ir.rename_tools(req, target.tool_name)
     return target.encode_request(req, upstream_model, stream)

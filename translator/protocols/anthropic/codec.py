@@ -77,6 +77,19 @@ class AnthropicCodec(Codec):
     def output_cap(self, body: Json) -> int | None:
         return count(body.get("max_tokens"))
 
+    def limit_output(self, body: Json, cap: int) -> Json:
+        # max_tokens is required; a thinking budget must stay below it (at least 1024, or no thinking)
+        if isinstance(body.get("max_tokens"), int) and body["max_tokens"] > cap:
+            body["max_tokens"] = cap
+            thinking = body.get("thinking")
+            budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+            if isinstance(thinking, dict) and isinstance(budget, int) and budget >= cap:
+                if cap - 1 >= request.MIN_BUDGET:
+                    body["thinking"] = {**thinking, "budget_tokens": cap - 1}
+                else:
+                    body.pop("thinking")
+        return body
+
     error_body = staticmethod(errs.error_body)
     error_event = staticmethod(errs.error_event)
     decode_error = staticmethod(errs.decode_error)

@@ -105,6 +105,13 @@ class GeminiCodec(Codec):
         gc = body.get("generationConfig") or body.get("generation_config") or {}
         return count(gc.get("maxOutputTokens", gc.get("max_output_tokens"))) if isinstance(gc, dict) else None
 
+    def limit_output(self, body: Json, cap: int) -> Json:
+        for gc in (body.get("generationConfig"), body.get("generation_config")):
+            for key in ("maxOutputTokens", "max_output_tokens"):
+                if isinstance(gc, dict) and isinstance(gc.get(key), int) and gc[key] > cap:
+                    gc[key] = cap
+        return body
+
     error_body = staticmethod(errs.error_body)
     error_event = staticmethod(errs.error_event)
     decode_error = staticmethod(errs.decode_error)

@@ -20,6 +20,7 @@ from translator.protocols.base import (
 )
 from translator.protocols.openai import embeddings, observe, request, response, stream, usage
 from translator.protocols.openai import errors as errs
+from translator.protocols.openai import quirks as quirk_rules
 
 _CHAT = "/v1/chat/completions"
 _EMBEDDINGS = "/v1/embeddings"
@@ -61,6 +62,10 @@ class OpenAICodec(Codec):
 
     def output_cap(self, body: Json) -> int | None:
         return count(body.get("max_completion_tokens", body.get("max_tokens")))
+
+    quirks = frozenset(quirk_rules.APPLY)
+    limit_output = staticmethod(quirk_rules.limit_output)
+    apply_quirks = staticmethod(quirk_rules.apply)
 
     def asks_stream_usage(self, body: Json) -> bool:
         opts = body.get("stream_options")

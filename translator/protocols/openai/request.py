@@ -22,6 +22,10 @@ Rules (encode, OpenAI upstream):
 - ``top_k`` and thinking history are dropped; stop sequences beyond 4 are dropped.
 - ``max_completion_tokens`` carries the limit; ids longer than 40 characters are
   replaced by a stable hash (calls and results alike).
+- For a provider with the ``reasoning_content`` quirk (``Request.quirks``; the other quirks are
+  ``quirks.py``'s), thinking history is sent back as assistant ``reasoning_content``, and an assistant
+  message with tool calls always has one (``""`` when no thinking was kept): DeepSeek's thinking mode
+  refuses a tool-call turn without it.
 """
 
 from __future__ import annotations
@@ -267,7 +271,7 @@ def _encode_user(m: Message) -> list[Json]:
     return out
 
 
-def _encode_assistant(m: Message) -> Json:
+def _encode_assistant(m: Message, reasoning: bool) -> Json:
     text = ir.text_of(m.parts)
     out: Json = {"role": "assistant", "content": text or None}
     calls = [{"id": call_id(p.id), "type": "function",
@@ -275,6 +279,9 @@ def _encode_assistant(m: Message) -> Json:
              for p in m.parts if isinstance(p, ToolCall)]
     if calls:
         out["tool_calls"] = calls
+    thought = "".join(p.text for p in m.parts if isinstance(p, Thinking) and p.redacted is None)
+    if reasoning and (thought or calls):
+        out["reasoning_content"] = thought
     if any(isinstance(p, Media) for p in m.parts):
         raise BadRequest("assistant messages with media cannot be sent to OpenAI")
     return out
@@ -290,7 +297,7 @@ def encode_request(req: ir.Request, model: str, stream: bool) -> Json:
         if m.role is Role.USER:
             messages += _encode_user(m)
         else:
-            messages.append(_encode_assistant(m))
+            messages.append(_encode_assistant(m, "reasoning_content" in req.quirks))
     body: Json = {"model": model, "messages": messages}
     if stream:
         body["stream"] = True

@@ -52,6 +52,11 @@ class ResponsesCodec(Codec):
     def output_cap(self, body: Json) -> int | None:
         return count(body.get("max_output_tokens"))
 
+    def limit_output(self, body: Json, cap: int) -> Json:
+        if isinstance(body.get("max_output_tokens"), int) and body["max_output_tokens"] > cap:
+            body["max_output_tokens"] = cap
+        return body
+
     error_body = staticmethod(errs.error_body)
     decode_error = staticmethod(errs.decode_error)
     read_usage = staticmethod(usage.read)
