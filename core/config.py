@@ -344,9 +344,9 @@ class Tracing(_Strict):
     exports its spans; the translators add theirs to the same trace, both over OTLP/gRPC."""
 
     enabled: bool = False
-    otlp_endpoint: str = Field(default="127.0.0.1:4317", pattern=r"^[A-Za-z0-9.-]+:\d{1,5}$")  # host:port, plaintext gRPC
+    otlp_endpoint: str = Field(default="127.0.0.1:4317", pattern=r"^[A-Za-z0-9.-]+:\d{1,5}$")  # host:port, gRPC
     sampling: float = Field(default=0.1, ge=0, le=1)  # share of requests traced (Envoy decides, translators follow)
-    service_name: str = Field(default="tokengate", min_length=1, max_length=64)  # Envoy's; the translators' adds -translator
+    service_name: str = Field(default="tokengate", min_length=1, max_length=64)  # translators: <name>-translator
     forward_to_providers: bool = False  # send the attempt's traceparent on to providers (never by default)
 
 
@@ -367,9 +367,9 @@ ACCESS_LOG_FIELDS: dict[str, str] = {
     "trace_id": "%TRACE_ID%",
     "user_agent": "%REQ(USER-AGENT)%",
     **{k: f"%DYNAMIC_METADATA(tokengate:{k})%" for k in (
-        "account", "key_id", "model", "deployment", "attempts", "upstream_protocol", "stream", "input_tokens",
-        "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd", "ttft_ms",
-        "error", "event_id")},
+        "account", "key_id", "model", "protocol", "deployment", "attempts", "upstream_protocol", "stream",
+        "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd",
+        "ttft_ms", "error", "event_id")},
 }
 
 
