@@ -17,7 +17,9 @@ control API, never recorded:
     GET  /_fake/requests  the recorded requests, oldest first
     POST /_fake/reset     forget queued replies and recorded requests
 
-Azure OpenAI's paths (``/openai/…``) are checked and routed by ``fakes.azure``.
+Azure OpenAI's paths (``/openai/…``) are checked and routed by ``fakes.azure``; Vertex AI's
+(``/v1/projects/…``) and Google's token endpoint (``POST /token``, not recorded: a translator asks it
+in the background) by ``fakes.vertex``, whose state is ``fake.vertex``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from fakes import azure
+from fakes import azure, vertex
 from fakes.codec import BadRequest, Kind, Route
 from fakes.http import Response, serve_connection
 from fakes.recording import RecordedRequest, Recorder
@@ -51,6 +53,7 @@ class FakeProvider:
                  azure_key: str = azure.AZURE_KEY) -> None:
         self.models = tuple(models)
         self.azure_key = azure_key  # the api-key Azure OpenAI's paths (/openai/…) accept
+        self.vertex = vertex.Vertex()  # Vertex AI's service accounts, projects and tokens (fakes.vertex)
         self._script = ScriptQueue()
         self._recorder = Recorder(record_limit)
         self._server: asyncio.Server | None = None
@@ -167,6 +170,8 @@ class FakeProvider:
     def _answer(self, request: RecordedRequest) -> Response:
         if request.path.startswith("/_fake/"):
             return self._control(request)
+        if (request.method, request.path) == ("POST", "/token"):  # Google's OAuth2 token endpoint
+            return self.vertex.token(request)
         self._recorder.add(request)
         _log.info("%s %s", request.method, request.target)
         if request.path.startswith("/openai/"):  # Azure OpenAI's paths (fakes.azure)
@@ -174,6 +179,11 @@ class FakeProvider:
             if isinstance(checked, Response):
                 return checked
             found: Route | None = checked
+        elif request.path.startswith("/v1/projects/"):  # Vertex AI's paths (fakes.vertex)
+            routed = self.vertex.route(request)
+            if isinstance(routed, Response):
+                return routed
+            found = routed
         else:
             found = route(request.method, request.path, request.headers)
         if found is None:
