@@ -123,19 +123,22 @@ def handler_for(
     tool_names: tuple[str, ...],
     count: bool = False,
     upstream_model: str | None = None,
+    respell_errors: bool = False,
 ) -> ResponseHandler:
-    """``model``: the name the client asked for; ``upstream_model``: the deployment's, when known."""
+    """``model``: the name the client asked for; ``upstream_model``: the deployment's, when known;
+    ``respell_errors``: the provider's errors may not be in its protocol's shape (``Flavour.respells_errors``),
+    so a same-protocol error is rewritten too."""
     down = codec(client)
     return Guarded(_handler(down, codec(upstream) if upstream is not None else down, status, stream=stream,
                             sse=sse, include_usage=include_usage, model=model, tool_names=tool_names, count=count,
-                            upstream_model=upstream_model))
+                            upstream_model=upstream_model, respell_errors=respell_errors))
 
 
 def _handler(client: Codec, upstream: Codec, status: int, *, stream: bool, sse: bool,
              include_usage: bool, model: str, tool_names: tuple[str, ...], count: bool,
-             upstream_model: str | None) -> ResponseHandler:
+             upstream_model: str | None, respell_errors: bool) -> ResponseHandler:
     streaming = stream and status == 200
-    if upstream is client:
+    if upstream is client and not (respell_errors and status >= 400):
         renamed = model if upstream_model is not None and upstream_model != model else None
         return Passthrough(client, stream=streaming, sse=sse, strip_usage_chunk=streaming and not include_usage,
                            model=renamed)

@@ -326,7 +326,8 @@ class RouterProcessor:
         self.handler = handler_for(
             ep.codec, t.codec if t else None, self.status, stream=self.stream, sse=ep.sse,
             include_usage=self.include_usage, model=self.asked, tool_names=self.tool_names,
-            count=ep.kind is Kind.COUNT_TOKENS, upstream_model=t.model if t else None)
+            count=ep.kind is Kind.COUNT_TOKENS, upstream_model=t.model if t else None,
+            respell_errors=t is not None and t.flavour.respells_errors)
 
     # --- end --------------------------------------------------------------------
 

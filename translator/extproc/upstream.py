@@ -127,7 +127,7 @@ def needs_body(caller: Codec, model: str, t: Target, kind: Kind) -> bool:
     """Whether an attempt to ``t`` must see the body: to rewrite it (another protocol, or another model
     name; a Gemini batch of embeddings names the model in each request), or because the provider's
     flavour changes or signs it."""
-    return (caller is not t.codec or _adjusts(t, kind) or t.flavour.needs_body
+    return (caller is not t.codec or _adjusts(t, kind) or t.flavour.rewrites(kind)
             or ((t.codec.model_in_body or kind.embeds) and model != t.model))
 
 
@@ -145,7 +145,7 @@ def attempt_body(caller: Codec, kind: Kind, stream: bool, t: Target, body: dict[
         out = t.codec.apply_quirks(out, t.quirks)
         if t.max_output is not None:
             out = t.codec.limit_output(out, t.max_output)
-    return t.flavour.body(t.codec, out, kind, stream) if t.flavour.needs_body else out
+    return t.flavour.body(t.codec, out, kind, stream) if t.flavour.rewrites(kind) else out
 
 
 def _adjusts(t: Target, kind: Kind) -> bool:

@@ -25,6 +25,9 @@ class Flavour:
     # The body must be seen (and so buffered) on every attempt, even one that changes nothing in it
     # for the protocol: a signature over it, or a field the flavour adds.
     needs_body = False
+    # Some of its error answers are not in its protocol's shape (a cloud's own, e.g. Vertex AI's Google-shaped
+    # 401 or 429 in front of a Claude model): the router rewrites a same-protocol error in the caller's shape.
+    respells_errors = False
 
     def __repr__(self) -> str:
         return type(self).__name__
@@ -38,8 +41,13 @@ class Flavour:
         """The credential headers of an attempt (called on every attempt: a token may be refreshed)."""
         return codec.credential(key)
 
+    def rewrites(self, kind: Kind) -> bool:
+        """Whether ``body`` changes a request of this kind, so that its body must be read (always with
+        ``needs_body``; a flavour may change only some kinds, e.g. token counts)."""
+        return self.needs_body
+
     def body(self, codec: Codec, body: Json, kind: Kind, stream: bool) -> Json:
-        """The upstream body as the codec wrote it, changed as the flavour needs (only with ``needs_body``)."""
+        """The upstream body as the codec wrote it, changed as the flavour needs (when ``rewrites(kind)``)."""
         return body
 
     def sign(self, path: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
@@ -56,4 +64,7 @@ def for_provider(p: Provider) -> Flavour:
     if p.azure is not None:
         from translator.flavours.azure import AzureFlavour
         return AzureFlavour(p.azure)
+    if p.vertex is not None:
+        from translator.flavours import vertex
+        return vertex.flavour(p.vertex, p.protocol.vertex_publisher or "", p.vertex.credentials_file)
     return PLAIN
