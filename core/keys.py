@@ -24,9 +24,9 @@ async def create_key(
         raise ValueError("account ids are 1-32 lowercase letters and digits")
     api_key = store.new_key(account)
     d = store.digest(api_key)
-    async with r.pipeline(transaction=True) as p:
+    await r.sadd(store.ACCOUNTS, account)  # not in the transaction: another hash slot (Redis Cluster)
+    async with r.pipeline(transaction=True) as p:  # the account's keys: one slot
         p.hsetnx(store.account_key(account), "created", str(int(time.time())))
-        p.sadd(store.ACCOUNTS, account)
         fields = store.key_fields(api_key, name=name, expires_at=expires_at, models=models, rpm=rpm, tpm=tpm)
         p.hset(store.key_record(account, d), mapping=fields)  # type: ignore[arg-type]  # redis-py's Mapping is invariant
         p.sadd(store.account_keys(account), d)

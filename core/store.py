@@ -24,7 +24,11 @@ the right slot without a lookup:
     tg:{<account>}:key_last_used      hash: key id -> unix time of its latest settled request
     tg:{<account>}:rpm:<key id>:<min> requests this minute;  ...:tpm:<key id>:<min> tokens
     tg:accounts                       set of account ids (admin listing, reaper)
-    tg:metering                       stream of metering events (one per request)
+    tg:metering                       stream of metering events (one per request): shard 0;
+    tg:metering:{s<i>}                shard i of N (``metering_shards`` in the Redis URL), chosen by
+                                      a hash of the account; each has the consumer group "settlers"
+    tg:metering:shards                set: every shard count a translator wrote with (the settler
+                                      reads up to the largest, so lowering N strands nothing)
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import hashlib
 import re
 import secrets
 import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +46,19 @@ KEY_PREFIX = "sk-tg-"
 ACCOUNT_RE = re.compile(r"^[a-z0-9]{1,32}$")
 _SECRET_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # noqa: S105 - base62
 METERING_STREAM = "tg:metering"
+METERING_SHARDS = "tg:metering:shards"
 ACCOUNTS = "tg:accounts"
+
+
+def metering_stream(shard: int) -> str:
+    """Shard 0 is the stream of the releases before sharding; the others carry their own hash tag,
+    so on a Redis Cluster they land on slots of their own (and mostly on different masters)."""
+    return METERING_STREAM if shard == 0 else f"{METERING_STREAM}:{{s{shard}}}"
+
+
+def metering_shard(account: str, shards: int) -> int:
+    """The shard an account's events go to: fixed for a fixed shard count."""
+    return zlib.crc32(account.encode()) % shards if shards > 1 else 0
 
 
 def account_key(account: str) -> str:

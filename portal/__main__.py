@@ -20,9 +20,9 @@ import os
 import signal
 import sys
 
-import redis.asyncio as aioredis
 import uvicorn
 
+from core import redisconn
 from core.config import ConfigError, load
 from portal.app import create_app
 from portal.settings import PaymentSettings
@@ -60,7 +60,7 @@ async def main(argv: list[str] | None = None) -> int:
     payments = PaymentSettings(demo=args.demo_payments,
                                stripe_webhook_secret=os.environ.get("TOKENGATE_STRIPE_WEBHOOK_SECRET", ""),
                                stripe_checkout_url=os.environ.get("TOKENGATE_STRIPE_CHECKOUT_URL", ""))
-    redis = aioredis.Redis.from_url(args.redis_url)
+    redis = redisconn.connect(args.redis_url)
     try:
         app = create_app(redis, gateway_config_path=args.config,
                          base_url=args.base_url or f"http://localhost:{cfg.server.http_port}",

@@ -28,7 +28,6 @@ from typing import Any
 
 import jinja2
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -36,6 +35,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core import redisconn
 from core.config import load
 from core.store import text
 from portal import formatting
@@ -102,7 +102,7 @@ async def webhook(request: Request) -> Response:
 async def healthz(request: Request) -> Response:
     try:
         await request.app.state.portal.redis.ping()
-    except (RedisError, OSError):
+    except redisconn.ERRORS:
         return PlainTextResponse("redis unreachable", status_code=503)
     return PlainTextResponse("ok")
 

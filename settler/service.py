@@ -1,6 +1,7 @@
 """The settlement worker: applies every metering event exactly once.
 
-A consumer group reads ``tg:metering``; each event (``core/event.py``: any version a
+A consumer group reads ``tg:metering`` (and each shard ``tg:metering:{s<i>}`` translators
+announced, one reader task each); each event (``core/event.py``: any version a
 translator may have written, the previous one's JSON included) is applied by the idempotent
 settle script (charge, release the hold, ledger, usage aggregates) and only then
 acknowledged. A crash between the two redelivers the event, and the script's
@@ -23,9 +24,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
-from core import event, store
+from core import event, redisconn, store
 from core.billing.ops import Billing, Settlement
 from core.store import text
 
@@ -43,69 +44,100 @@ class Settler:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.batch, self.block_ms = batch, block_ms
         self.claim_idle_s, self.reap_every_s, self.linger_s = claim_idle_s, reap_every_s, linger_s
+        self.look_every_s = 10.0  # how often to look for shards a translator announced
+        self.streams: list[str] = []  # the metering streams this settler reads (their group made)
         self.applied = 0
         self.duplicates = 0
 
-    async def ensure_group(self) -> None:
-        try:
-            await self.redis.xgroup_create(store.METERING_STREAM, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+    async def ensure_group(self) -> list[str]:
+        """The consumer group on every metering stream (shards: up to the largest count a translator
+        announced, ``core.store``); the streams it was not on before."""
+        counts = [int(text(n)) for n in await self.redis.smembers(store.METERING_SHARDS)]
+        wanted = [store.metering_stream(i) for i in range(max([1, *counts]))]
+        new = [s for s in wanted if s not in self.streams]
+        for stream in new:
+            try:
+                await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            self.streams.append(stream)
+        return new
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.ensure_group()
-        await self.redrive()
-        await self._drain_own_pending()
-        next_claim = next_reap = 0.0
+        """One reader per stream (on a cluster the shards are on different masters, and one
+        XREADGROUP cannot name streams of two slots); claims, reaping and looking for new shards
+        in this loop."""
+        readers: dict[str, asyncio.Task[None]] = {}
+        next_claim = next_reap = next_look = 0.0
         while not stop.is_set():
             try:
                 now = time.monotonic()
+                if now >= next_look:
+                    await self.ensure_group()
+                    if not readers:
+                        await self.redrive()
+                    for stream in [s for s in self.streams if s not in readers]:
+                        await self._drain_own_pending(stream)
+                        readers[stream] = asyncio.create_task(self._read(stream, stop))
+                    next_look = now + self.look_every_s
                 if now >= next_claim:
-                    await self.claim_abandoned()
+                    for stream in self.streams:
+                        await self.claim_abandoned(stream)
                     next_claim = now + self.claim_idle_s / 2
                 if now >= next_reap:
                     await self.reap()
                     next_reap = now + self.reap_every_s
-                reply: Any = await self.redis.xreadgroup(GROUP, self.consumer, {store.METERING_STREAM: ">"},
+            except redisconn.ERRORS as exc:
+                log.warning("settler_redis_error", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(1.0, self.reap_every_s))
+        await asyncio.gather(*readers.values())
+
+    async def _read(self, stream: str, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                reply: Any = await self.redis.xreadgroup(GROUP, self.consumer, {stream: ">"},
                                                          count=self.batch, block=self.block_ms)
                 got = 0
                 for _, entries in reply or []:
-                    await self.apply(entries)
+                    await self.apply(entries, stream)
                     got += len(entries)
                 if 0 < got < self.batch:
                     await asyncio.sleep(self.linger_s)  # let a batch gather: one round trip for many events
-            except (RedisError, OSError) as exc:
-                log.warning("settler_redis_error", error=str(exc))
+            except redisconn.ERRORS as exc:
+                log.warning("settler_redis_error", stream=stream, error=str(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
 
-    async def _drain_own_pending(self) -> None:
+    async def _drain_own_pending(self, stream: str = store.METERING_STREAM) -> None:
         """After a restart under the same name: what this consumer read but never acknowledged."""
         while True:
-            reply: Any = await self.redis.xreadgroup(GROUP, self.consumer, {store.METERING_STREAM: "0"},
-                                                     count=self.batch)
+            reply: Any = await self.redis.xreadgroup(GROUP, self.consumer, {stream: "0"}, count=self.batch)
             entries = [e for _, es in reply or [] for e in es if e[1]]
             if not entries:
                 return
-            await self.apply(entries)
+            await self.apply(entries, stream)
 
-    async def claim_abandoned(self) -> None:
-        """Take over entries another consumer read and never acknowledged (it died)."""
+    async def claim_abandoned(self, stream: str = store.METERING_STREAM) -> None:
+        """Take over entries another consumer read and never acknowledged (it died), or this one
+        could not acknowledge (its settlement was not replicated in time)."""
         cursor = "0-0"
         while True:
-            res: Any = await self.redis.xautoclaim(store.METERING_STREAM, GROUP, self.consumer,
-                                              min_idle_time=int(self.claim_idle_s * 1000),
-                                              start_id=cursor, count=self.batch)
+            res: Any = await self.redis.xautoclaim(stream, GROUP, self.consumer,
+                                                   min_idle_time=int(self.claim_idle_s * 1000),
+                                                   start_id=cursor, count=self.batch)
             cursor, entries = text(res[0]), [e for e in res[1] if e[1]]
             if entries:
-                log.info("settler_claimed", count=len(entries))
-                await self.apply(entries)
+                log.info("settler_claimed", stream=stream, count=len(entries))
+                await self.apply(entries, stream)
             if cursor == "0-0":
                 return
 
-    async def apply(self, entries: list[Any]) -> None:
-        """Settle a batch in one pipelined round trip, then acknowledge it in one call."""
+    async def apply(self, entries: list[Any], stream: str = store.METERING_STREAM) -> None:
+        """Settle a batch in one pipelined round trip, then acknowledge it in one call (after the
+        replicas the Redis URL asks for have the settlement: else it raises, and the entries stay
+        pending until claimed again)."""
         good: list[tuple[Any, Any, Settlement]] = []
         for entry_id, fields in entries:
             try:
@@ -121,7 +153,7 @@ class Settler:
             else:
                 self.applied += 1
         if entries:
-            await self.redis.xack(store.METERING_STREAM, GROUP, *(entry_id for entry_id, _ in entries))
+            await self.redis.xack(stream, GROUP, *(entry_id for entry_id, _ in entries))
 
     async def redrive(self) -> int:
         """Apply the dead letters this settler reads and delete them (the others stay); how many.

@@ -12,7 +12,7 @@ import uuid
 
 import redis.asyncio as aioredis
 
-from core import keys, store
+from core import keys, redisconn, store
 from core.billing.ops import METRICS, Billing
 from core.money import format_usd, parse_usd
 
@@ -20,7 +20,7 @@ DEFAULT_REDIS = "redis://127.0.0.1:6390/0"  # make run's local Redis
 
 
 def redis_client(url: str | None) -> aioredis.Redis:
-    return aioredis.Redis.from_url(url or os.environ.get("REDIS_URL") or DEFAULT_REDIS)
+    return redisconn.connect(url or os.environ.get("REDIS_URL") or DEFAULT_REDIS)
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from core import keys, store
+from core import keys, redisconn, store
 from core.billing.ops import METRICS, Billing
 from core.money import format_usd, parse_usd
 
@@ -179,5 +179,5 @@ def build(redis: aioredis.Redis, admin_token: str) -> Starlette:
 
 def app_from_env() -> Starlette:
     """The app ``uvicorn`` serves (``tokengate admin-api``)."""
-    return build(aioredis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6390/0")),
+    return build(redisconn.connect(os.environ.get("REDIS_URL", "redis://127.0.0.1:6390/0")),
                  os.environ.get("TOKENGATE_ADMIN_TOKEN", ""))

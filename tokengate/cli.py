@@ -21,10 +21,9 @@ import signal
 import sys
 from pathlib import Path
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from core import keys, presets
+from core import keys, presets, redisconn
 from core.billing.ops import Billing
 from core.config import ConfigError, load
 from tokengate import accounts_cli
@@ -169,7 +168,7 @@ def _demo_key(redis_url: str, path: Path) -> str:
     saved = path.read_text().strip() if path.exists() else ""
 
     async def check_or_create() -> str:
-        r = aioredis.Redis.from_url(redis_url)
+        r = redisconn.connect(redis_url)
         try:
             await Billing(r).credit("demo", DEMO_CREDIT, kind="topup", ref="demo-welcome",
                                     reason="make run demo credit")  # once: the ref makes it idempotent

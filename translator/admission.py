@@ -21,9 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from redis.exceptions import RedisError
-
-from core import store
+from core import redisconn, store
 from core.billing.ops import Admission, Billing, LeaseAsk
 from core.config import Billing as BillingConfig
 from core.pricing import Price
@@ -126,7 +124,7 @@ class Admitter:
                                          hold_ttl_s=self.cfg.hold_ttl_s, lease=ask,
                                          deadline=time.time() + self.deadline_s,
                                          reap_charge=reap_charge)
-        except (RedisError, OSError) as exc:
+        except redisconn.ERRORS as exc:
             raise ServiceUnavailable("The gateway cannot check keys and balances right now; retry shortly.") from exc
         if a.outcome == "lease":
             if lease is None:
@@ -166,7 +164,7 @@ class Admitter:
             if lease.available > 0:
                 try:
                     back += await self.billing.return_lease(account, lease.id, lease.available)
-                except (RedisError, OSError):
+                except redisconn.ERRORS:
                     pass  # the reaper releases it when its TTL ends
         return back
 

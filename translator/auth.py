@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from core import store
+from core import redisconn, store
 from core.store import KeyInfo
 from translator.errors import ServiceUnavailable, Unauthorized
 
@@ -23,7 +22,7 @@ async def authenticate(redis: aioredis.Redis, api_key: str | None) -> KeyInfo:
         raise Unauthorized(f"Incorrect API key provided. {_HINT}")
     try:
         h = await redis.hgetall(store.key_record(account, store.digest(api_key)))
-    except (RedisError, OSError) as exc:
+    except redisconn.ERRORS as exc:
         raise ServiceUnavailable("The gateway cannot check keys right now; retry shortly.") from exc
     if not h:
         raise Unauthorized(f"Incorrect API key provided. {_HINT}")

@@ -18,12 +18,11 @@ import sys
 from pathlib import Path
 
 import grpc
-import redis.asyncio as aioredis
 import structlog
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from core import logs
+from core import logs, redisconn
 from core.config import ConfigError, load
 from translator import metrics
 from translator.admission import REDIS_TIMEOUT_S
@@ -77,8 +76,8 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
         print(f"translator: {exc}", file=sys.stderr)
         return 2
     base = Path.cwd()  # relative paths in the config are relative to where we run
-    redis = aioredis.Redis.from_url(args.redis_url or cfg.redis_url, socket_timeout=REDIS_TIMEOUT_S,
-                                    socket_connect_timeout=2.0, health_check_interval=30)
+    redis = redisconn.connect(args.redis_url or cfg.redis_url, socket_timeout=REDIS_TIMEOUT_S,
+                              socket_connect_timeout=2.0, health_check_interval=30)
     spool_cfg = cfg.translator.spool
     spool = Spool(worker_dir(spool_cfg.dir or default_root(args.listen), args.listen),
                   max_bytes=spool_cfg.max_mb << 20)

@@ -11,6 +11,13 @@ events in the spool only (replayed once the writer has caught up), counted and
 logged. What a process could not write before it died or stopped stays in the spool,
 and the next process of the same worker replays it at start (``Spool.adopt``): the
 settler applies each event once however often it reaches the stream.
+
+With ``metering_shards=N`` in the Redis URL an event goes to the stream of its account's
+shard (``core.store.metering_shard``); the writer announces N in ``tg:metering:shards`` so
+settlers read every shard. With ``wait_replicas=R`` a batch counts as written only once R
+replicas of each master it went to have it (``WAIT``): until then it stays in the spool and
+is written again, so a failover cannot lose an event Redis acknowledged (the settler applies
+the copies once).
 """
 
 from __future__ import annotations
@@ -23,11 +30,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError
 
-from core import event
+from core import event, redisconn, store
 from core.event import MeteringEvent
-from core.store import METERING_STREAM
 from translator.spool import Spool
 
 log = structlog.get_logger("tokengate.metering")
@@ -38,7 +43,9 @@ class Meter:
                  batch: int = 256, linger_s: float = 0.1, fsync_s: float = 0.0, rescan_s: float = 10.0) -> None:
         self._redis = redis
         self._spool = spool  # None: memory only (tests and the bench's floor)
-        self._buf: deque[bytes] = deque()  # serialized events (each also a line of the spool)
+        self._buf: deque[tuple[str, bytes]] = deque()  # (stream, serialized event): each also a line of the spool
+        self._shards = redisconn.options(redis).shards
+        self._announced = self._shards == 1  # tg:metering:shards told (one shard: nothing to tell)
         self._capacity = capacity
         self._batch = batch
         self._linger_s = linger_s  # after the first event, wait this long for more: one XADD pipeline for many
@@ -71,8 +78,11 @@ class Meter:
             return
         if spool is not None:
             spool.append(event.line(data))
-        self._buf.append(data)
+        self._buf.append((self.stream_of(ev.account), data))
         self._wake.set()
+
+    def stream_of(self, account: str) -> str:
+        return store.metering_stream(store.metering_shard(account, self._shards))
 
     @property
     def pending(self) -> int:
@@ -81,11 +91,7 @@ class Meter:
 
     async def _write_some(self) -> None:
         n = min(self._batch, len(self._buf))
-        batch = [self._buf[i] for i in range(n)]
-        async with self._redis.pipeline(transaction=False) as p:
-            for data in batch:
-                p.xadd(METERING_STREAM, {event.ENTRY_FIELD: data})
-            await p.execute()
+        await self._add([(stream, {event.ENTRY_FIELD: data}) for stream, data in (self._buf[i] for i in range(n))])
         for _ in range(n):
             self._buf.popleft()
         if self._spool is not None:
@@ -103,14 +109,30 @@ class Meter:
             return
         chunk = lines[seg.sent:seg.sent + self._batch]
         if chunk:
-            async with self._redis.pipeline(transaction=False) as p:
-                for line in chunk:  # each as the version that wrote it would have (an older one: JSON)
-                    fields: dict[Any, Any] = event.entry_of_line(line)
-                    p.xadd(METERING_STREAM, fields)
-                await p.execute()
+            entries: list[tuple[str, dict[Any, Any]]] = []
+            for line in chunk:  # each as the version that wrote it would have (an older one: JSON)
+                fields: dict[Any, Any] = event.entry_of_line(line)
+                account = event.from_entry(fields).account if self._shards > 1 else ""
+                entries.append((self.stream_of(account), fields))
+            await self._add(entries)
             seg.sent += len(chunk)
         if seg.sent >= len(lines):
             spool.replayed(seg)
+
+    async def _add(self, entries: list[tuple[str, dict[Any, Any]]]) -> None:
+        """XADD each entry to its stream in one pipelined round trip (per master, on a cluster),
+        then WAIT for the replicas the URL asks for; raises if Redis refused any or fewer replicas
+        had them in time: the caller keeps them and writes them again."""
+        async with self._redis.pipeline(transaction=False) as p:
+            if not self._announced:
+                p.sadd(store.METERING_SHARDS, self._shards)
+            for stream, fields in entries:
+                p.xadd(stream, fields)
+            waits = redisconn.queue_waits(p, self._redis, sorted({s for s, _ in entries}))
+            replies = await p.execute()
+        if waits:
+            redisconn.check_waits(self._redis, replies[-waits:])
+        self._announced = True
 
     async def _run(self) -> None:
         delay = 0.05
@@ -135,7 +157,7 @@ class Meter:
                 if spool is not None and spool.backlog:  # a batch each: neither starves the other
                     await self._replay_some(spool)
                 delay = 0.05
-            except (RedisError, OSError) as exc:  # away, timing out, or refusing (OOM, read-only): retry
+            except redisconn.ERRORS as exc:  # away, failing over, refusing (OOM, read-only), not replicated: retry
                 log.warning("metering_retry", pending=len(self._buf),
                             backlog_segments=len(spool.backlog) if spool else 0, error=str(exc))
                 await asyncio.sleep(delay)

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
-from core import event, store
+from core import event, redisconn, store
 from core.billing import scripts
 from core.event import MeteringEvent
 from core.store import text
@@ -106,12 +107,17 @@ class Billing:
                 for i, r in zip(idx, reply, strict=True):
                     outcomes[i] = text(r)
         if failed:
+            if any(isinstance(r, NoScriptError) for r in replies):
+                await self.load_scripts()  # a cluster node that never saw them (a replica just promoted)
             replies = await self._settle_groups([[batch[i]] for i in failed])
             for i, reply in zip(failed, replies, strict=True):
                 outcomes[i] = reply if isinstance(reply, Exception) else text(reply[0])
         return outcomes
 
     async def _settle_groups(self, groups: list[list[Settlement]]) -> list[Any]:
+        """One SETTLE call per group, pipelined, then WAIT on each master written to (when the
+        Redis URL asks for replicas): raises NotReplicated rather than let the caller acknowledge
+        a settlement a failover could still lose."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for group in groups:
                 account = group[0].account
@@ -123,7 +129,17 @@ class Billing:
                     keys += s.keys
                     args += s.args
                 await self._settle(keys=keys, args=args, client=pipe)
-            return list(await pipe.execute(raise_on_error=False))
+            waits = redisconn.queue_waits(pipe, self.redis, [store.account_key(g[0].account) for g in groups])
+            replies = list(await pipe.execute(raise_on_error=False))
+        if waits:
+            redisconn.check_waits(self.redis, replies[-waits:])
+            del replies[-waits:]
+        return replies
+
+    async def load_scripts(self) -> None:
+        """Load every script on every master (a cluster's pipelines do not load them themselves)."""
+        for script in (self._admit, self._settle, self._release, self._credit, self._return_lease):
+            await self.redis.script_load(script.script)
 
     async def return_lease(self, account: str, lease_id: str, amount: int) -> int:
         """Give back up to ``amount`` of a lease's hold; how many nano-USD were given back."""
@@ -151,9 +167,21 @@ class Billing:
             raise ValueError("account ids are 1-32 lowercase letters and digits")
         await self.redis.sadd(store.ACCOUNTS, account)
         await self.redis.hsetnx(store.account_key(account), "created", str(int(time.time())))
-        res = await self._credit(
-            keys=[store.account_key(account), store.ledger(account), store.done(account, f"credit:{ref}")],
-            args=[amount_nano, kind, ref, reason, f"{time.time():.3f}"])
+        keys = [store.account_key(account), store.ledger(account), store.done(account, f"credit:{ref}")]
+        args: list[str | int] = [amount_nano, kind, ref, reason, f"{time.time():.3f}"]
+        for attempt in range(2):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                await self._credit(keys=keys, args=args, client=pipe)
+                waits = redisconn.queue_waits(pipe, self.redis, keys[:1])
+                res, *acks = await pipe.execute(raise_on_error=False)
+            if isinstance(res, NoScriptError) and not attempt:
+                await self.load_scripts()
+                continue
+            if isinstance(res, Exception):
+                raise res
+            if waits:  # applied, but a failover could still lose it: the caller is told (same ref again is safe)
+                redisconn.check_waits(self.redis, acks)
+            break
         return int(res[1]) if text(res[0]) == "ok" else None
 
     async def balance(self, account: str) -> tuple[int, int]:
