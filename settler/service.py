@@ -29,6 +29,7 @@ from redis.exceptions import ResponseError
 from core import event, redisconn, store
 from core.billing.ops import Billing, Settlement
 from core.store import text
+from settler import metrics
 
 log = structlog.get_logger("tokengate.settler")
 GROUP = "settlers"
@@ -87,6 +88,7 @@ class Settler:
                     next_claim = now + self.claim_idle_s / 2
                 if now >= next_reap:
                     await self.reap()
+                    await metrics.observe(self.redis, self.streams, GROUP, DEAD_LETTERS)
                     next_reap = now + self.reap_every_s
             except redisconn.ERRORS as exc:
                 log.warning("settler_redis_error", error=str(exc))
@@ -150,8 +152,10 @@ class Settler:
                 await self._dead_letter(entry_id, fields, outcome)
             elif outcome == "duplicate":
                 self.duplicates += 1
+                metrics.DUPLICATE.inc()
             else:
                 self.applied += 1
+                metrics.APPLIED.inc()
         if entries:
             await self.redis.xack(stream, GROUP, *(entry_id for entry_id, _ in entries))
 
@@ -182,6 +186,7 @@ class Settler:
 
     async def _dead_letter(self, entry_id: Any, fields: dict[Any, Any], exc: Exception) -> None:
         log.error("settler_dead_letter", entry=text(entry_id), error=str(exc))
+        metrics.DEAD.inc()
         await self.redis.xadd(DEAD_LETTERS, {"entry": entry_id, "error": str(exc),
                                              **{text(k): v for k, v in fields.items()}})
 

@@ -32,15 +32,19 @@ from tokengate.procs import StartError
 DEMO_CONFIG = Path("examples/demo.yaml")
 PROVIDERS_CONFIG = Path("examples/providers.yaml")
 DEMO_PORT = 9100
+SETTLER_METRICS = "127.0.0.1:9465"  # `make run`: the settler's /metrics (the translators' are on 9464)
 DEMO_CREDIT = 5_000_000_000  # $5 in nano-USD, credited once
 
 
-async def _settle(redis_url: str | None, consumer: str | None = None) -> int:
+async def _settle(redis_url: str | None, consumer: str | None = None, metrics_listen: str | None = None) -> int:
     """The settlement worker in the foreground; SIGTERM finishes the batch in hand and stops."""
     from core import logs
+    from settler import metrics
     from settler.service import Settler
 
     logs.configure(os.environ.get("TOKENGATE_LOG_LEVEL", "info"))
+    if metrics_listen:
+        metrics.serve(metrics_listen)
     r = accounts_cli.redis_client(redis_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -129,7 +133,8 @@ def _run(args: argparse.Namespace) -> int:
                   demo_port=DEMO_PORT if demo else None,
                   admin_port=args.admin_port, admin_token=_admin_token(workdir / "admin-token"),
                   portal=args.portal_port != 0, portal_port=args.portal_port or None,
-                  portal_args=("--demo-payments",) if demo else ())
+                  portal_args=("--demo-payments",) if demo else (),
+                  settler_metrics=SETTLER_METRICS)
     stopping = False
 
     def _stop(*_: object) -> None:
@@ -204,6 +209,8 @@ def _banner(stack: object, key: str, demo: bool) -> None:
         lines.append(f"  TLS                 https://localhost:{s.https_port} (self-signed: {s.tls_cert})")
     lines += [
         f"  Envoy admin         http://127.0.0.1:{s.admin_port} (loopback only)",
+        *([f"  Metrics             http://{stack.cfg.translator.metrics_listen}/metrics (translators and Envoy), "
+           f"http://{SETTLER_METRICS}/metrics (settler)"] if stack.cfg.translator.metrics_listen else []),
         f"  Admin API           http://127.0.0.1:{stack.admin_port}/admin/accounts "
         f"(token in {stack.workdir / 'admin-token'} unless TOKENGATE_ADMIN_TOKEN is set)",
     ]
@@ -261,6 +268,7 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     st.add_argument("--consumer", help="its name in the consumer group; keep it across restarts, so a restarted "
                     "settler settles at once what it had read (default: host name and process id)")
+    st.add_argument("--metrics-listen", help="serve Prometheus /metrics on host:port (backlog, dead letters)")
     sub.add_parser("portal", add_help=False, help="serve the web portal (python -m portal --help)")
     ad = sub.add_parser("admin-api", help="serve the admin HTTP JSON API (token in TOKENGATE_ADMIN_TOKEN)")
     ad.add_argument("--host", default="127.0.0.1", help="default: loopback only")
@@ -280,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd in ("keys", "accounts"):
             return asyncio.run(accounts_cli.run(args))
         if args.cmd == "settle":
-            return asyncio.run(_settle(args.redis_url, args.consumer))
+            return asyncio.run(_settle(args.redis_url, args.consumer, args.metrics_listen))
         if args.cmd == "admin-api":
             return _admin_api(args)
         if args.cmd == "render":

@@ -154,6 +154,7 @@ class Stack:
     portal: bool = False  # serve the portal on 127.0.0.1, behind Envoy at /portal
     portal_port: int | None = None  # default: server.portal_upstream's port if it is loopback, else 8091
     portal_args: tuple[str, ...] = ()  # extra `python -m portal` flags (--demo-payments, --admin …)
+    settler_metrics: str | None = None  # serve the settler's Prometheus /metrics on host:port
     supervised: bool = False  # restart what dies, from a thread (`make run` supervises from its main loop)
     supervisor: Supervisor = field(init=False)
     cfg: GatewayConfig = field(init=False)
@@ -209,7 +210,8 @@ class Stack:
         sup.start("settler", [sys.executable, "-m", "tokengate.cli", "settle",
                               "--redis-url", self.effective_redis_url,
                               # one name across restarts: a restarted settler takes up what it had read
-                              "--consumer", f"{socket.gethostname()}:{self.workdir}"],
+                              "--consumer", f"{socket.gethostname()}:{self.workdir}",
+                              *(["--metrics-listen", self.settler_metrics] if self.settler_metrics else [])],
                   env={"TOKENGATE_LOG_LEVEL": self.log_level})
         if self.admin_port is not None:
             admin = sup.start("admin-api", [

@@ -28,9 +28,20 @@ from core.pricing import Price
 from core.store import KeyInfo
 from translator import metrics
 from translator.auth import NO_KEY
-from translator.errors import Forbidden, InsufficientQuota, RateLimited, ServiceUnavailable, Unauthorized
+from translator.errors import (
+    Forbidden,
+    InsufficientQuota,
+    RateLimited,
+    ServiceUnavailable,
+    Unauthorized,
+    UserFacingError,
+)
 from translator.protocols.base import estimate_tokens
 
+# tokengate_admission_outcomes_total's outcome for each refusal's error kind (fail_closed: Redis
+# could not be asked in time, so the request is refused rather than let through unchecked)
+OUTCOMES = {"authentication": "unauthenticated", "permission": "forbidden", "rate_limit": "rate_limited",
+            "insufficient_quota": "insufficient_balance", "unavailable": "fail_closed"}
 REDIS_TIMEOUT_S = 2.0  # how long a translator waits for Redis (its client's socket timeout)
 
 
@@ -88,10 +99,21 @@ class Admitter:
         self._keys: dict[str, CachedKey] = {}  # key digest -> what the last round trip said
         self._local = metrics.ADMISSIONS.labels("lease")
         self._redis = metrics.ADMISSIONS.labels("redis")
+        self._outcomes = {o: metrics.ADMISSION_OUTCOMES.labels(o) for o in ("admitted", "other", *OUTCOMES.values())}
 
     async def admit(self, api_key: str | None, model: str, *, hold: int, hold_id: str,
                     reap_charge: int = 0) -> Admitted:
         """``reap_charge``: what the reaper charges should a hold placed here never be settled."""
+        try:
+            admitted = await self._admit(api_key, model, hold=hold, hold_id=hold_id, reap_charge=reap_charge)
+        except UserFacingError as err:
+            self._outcomes[OUTCOMES.get(err.kind, "other")].inc()
+            raise
+        self._outcomes["admitted"].inc()
+        return admitted
+
+    async def _admit(self, api_key: str | None, model: str, *, hold: int, hold_id: str,
+                     reap_charge: int) -> Admitted:
         if not api_key:
             raise Unauthorized(NO_KEY)
         account = store.account_of(api_key)

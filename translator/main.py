@@ -103,7 +103,8 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
         await srv.start()
     if args.metrics_listen:
         try:
-            metrics.serve(args.metrics_listen)
+            # Envoy's admin is on loopback in the same pod: its stats join ours on the one endpoint
+            metrics.serve(args.metrics_listen, f"http://127.0.0.1:{cfg.server.admin_port}/stats/prometheus")
         except OSError as exc:  # a taken port must not take the data path down with it
             log.error("metrics_listen_failed", address=args.metrics_listen, error=str(exc))
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)

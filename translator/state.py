@@ -18,6 +18,7 @@ from translator.admission import Admitter
 from translator.flavours import PLAIN, Flavour, for_provider
 from translator.inflight import Inflight
 from translator.metering import Meter
+from translator.metrics import gen_ai_provider
 from translator.protocols import REGISTRY
 from translator.protocols.base import Codec
 
@@ -35,6 +36,7 @@ class Target:
     flavour: Flavour = PLAIN  # the provider's wire flavour: its path, credential, body changes (translator/flavours)
     quirks: frozenset[str] = frozenset()  # the provider's quirks its codec acts on (docs/providers.md, "Quirks")
     max_output: int | None = None  # the deployment's output cap: a request's larger limit is lowered to it
+    gen_ai_provider: str = ""  # its gen_ai.provider.name on metrics (translator/metrics.py)
 
 
 class Gateway:
@@ -69,7 +71,7 @@ def targets(cfg: GatewayConfig, base: Path) -> dict[str, Target]:
         out[d.name] = Target(name=d.name, protocol=p.protocol, codec=REGISTRY.get(p.protocol), model=d.model,
                              quirks=frozenset(p.quirks), max_output=d.max_output_tokens,
                              base_path=p.base_path, credential=p.api_key.resolve(base) if p.api_key else None,
-                             flavour=flavours[p.name])
+                             flavour=flavours[p.name], gen_ai_provider=gen_ai_provider(p))
     return out
 
 

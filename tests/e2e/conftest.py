@@ -19,7 +19,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUnderTe
     with FakeProvider.running() as fake:
         cfg = gateway_config(fake.port, workdir)
         stack = Stack(write_config(cfg, workdir / "gateway.yaml"), workdir=workdir, workers=2,
-                      redis_port=free_port(), log_level="warning")
+                      redis_port=free_port(), log_level="warning", settler_metrics=f"127.0.0.1:{free_port()}")
         stack.start()
         try:
             gw = GatewayUnderTest(stack, fake, "", cfg)

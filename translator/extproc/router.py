@@ -45,6 +45,7 @@ from translator.errors import (
     NotFound,
     Unauthorized,
     UserFacingError,
+    kind_for_status,
 )
 from translator.extproc import messages as m
 from translator.extproc.upstream import Ctx, attempt_body, attempt_headers, needs_body, signed
@@ -98,6 +99,7 @@ class RouterProcessor:
         self.gw = gw
         self.phase = Phase.REQUEST
         self.started = time.monotonic()
+        self.first_byte = 0.0  # monotonic: the response's first chunk reached us (time to first token)
         self.request_id = ""  # Envoy's x-request-id, for correlating logs (a client may choose it)
         self.event_id = uuid.uuid4().hex  # ours: the hold and the metering event are keyed by it
         self.hold = 0
@@ -114,6 +116,7 @@ class RouterProcessor:
         self.deployment = ""
         self.attempts = 0  # upstream attempts Envoy made (retries and failovers included)
         self.upstream_protocol: Protocol | None = None
+        self.target: Target | None = None  # the deployment that answered (None: Envoy's own reply)
         self.handler: ResponseHandler | None = None
         self.tool_names: tuple[str, ...] = ()
         self.header_names: tuple[str, ...] = ()  # what the caller sent (only some go on to a provider)
@@ -309,6 +312,7 @@ class RouterProcessor:
         return m.response_body(m.common(body=out))
 
     def _start_response(self, attrs: dict[str, Any]) -> None:
+        self.first_byte = time.monotonic()
         self.phase = Phase.RESPONDING
         self.status = int(attrs.get("response.code") or 0)
         self.attempts = int(attrs.get("upstream.request_attempt_count") or 1)
@@ -316,7 +320,7 @@ class RouterProcessor:
         # No deployment: Envoy's own reply (no healthy upstream), shaped by the request headers as they
         # went upstream. On a direct route those are the deployment's (its path and version header),
         # so the reply is read as that protocol's error; elsewhere they are the caller's own.
-        t = self.gw.targets.get(self.deployment) or self.direct
+        t = self.target = self.gw.targets.get(self.deployment) or self.direct
         self.upstream_protocol = t.protocol if t else None
         ep = self.endpoint
         assert ep is not None
@@ -366,13 +370,39 @@ class RouterProcessor:
             self.gw.admitter.finished(self.key.account, self.lease_id, self.hold, cost)
         if log.is_enabled_for(logging.INFO):  # the event as a dict only for a log line that is written
             log.info("request", **as_json(event))
-        protocol = self.protocol.value
-        metrics.child(metrics.REQUESTS, self.model, self.deployment, protocol, str(status)).inc()
-        metrics.child(metrics.DURATION, self.model, protocol).observe(duration)
+        self._metrics(status, usage, estimated, cost, duration, cut_short)
+
+    def _metrics(self, status: int, usage: Usage, estimated: bool, cost: int, duration: float,
+                 cut_short: bool) -> None:
+        """The request's samples (translator/metrics.py): one cached lookup of every child, then the values."""
+        error = "" if 0 < status < 400 and not cut_short else (
+            kind_for_status(status) if status >= 400 else "no_response" if not status else "cut_short")
+        t = self.target
+        kind = self.endpoint.kind.value if self.endpoint else ""
+        codec = self.codec
+        s = metrics.series(self.model, self.deployment, codec.name, str(status), kind, codec.gen_ai_operation,
+                           t.gen_ai_provider if t else "", t.model if t else "", error)
+        s.requests.inc()
+        s.duration.observe(duration)
+        s.gen_ai_duration.observe(duration)
         for bucket, n in usage.as_dict().items():
-            metrics.child(metrics.TOKENS, self.model, self.deployment, bucket).inc(n)
+            s.tokens[bucket].inc(n)
         if cost:
-            metrics.child(metrics.COST, self.model).inc(cost)
+            s.cost.inc(cost)
+        if self.attempts:
+            s.attempts.inc(self.attempts)
+            if self.attempts > 1:
+                s.failovers.inc()
+        ttft = self.first_byte - self.started if self.stream and not error and self.first_byte else None
+        if ttft is not None:
+            s.ttft.observe(ttft)
+        if usage.is_empty or estimated:
+            return  # the conventions: no token usage (nor time per token) from counts the upstream never gave
+        s.gen_ai_input.observe(usage.prompt_total)
+        output = usage.completion_total
+        s.gen_ai_output.observe(output)
+        if ttft is not None and output > 1:
+            s.tpot.observe((duration - ttft) / (output - 1))
 
     def _event(self, status: int, usage: Usage, estimated: bool, cost: int, *, complete: bool, cut_short: bool,
                finish: str | None, duration_s: float) -> MeteringEvent:

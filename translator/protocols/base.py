@@ -144,6 +144,7 @@ class Codec(ABC):
     model_in_body: bool = True  # False: the upstream path names the model, the body never does
     counts_tokens: bool = False  # the protocol has a count-tokens endpoint
     array_streams: bool = False  # a caller may read a stream as one JSON array (Gemini without alt=sse)
+    gen_ai_operation: str = "chat"  # gen_ai.operation.name of its chat requests (translator/metrics.py)
     # The protocol's embeddings endpoints (protocols/embeddings.py); None: it has none.
     embedder: Embedder | None = None
     renames_model: bool = False  # a passed-through stream names the client's model (``rename_model``)

@@ -50,6 +50,7 @@ class GeminiCodec(Codec):
     model_in_body = False
     counts_tokens = True
     array_streams = True
+    gen_ai_operation = "generate_content"  # the GenAI conventions' name for Gemini's generateContent
 
     def endpoint(self, method: str, path: str, query: Query, headers: Mapping[str, str]) -> Endpoint | None:
         key = query_value(query, "key")
