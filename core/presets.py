@@ -84,7 +84,8 @@ PRESETS: tuple[Preset, ...] = (
        "GEMINI_API_KEY", reference="https://ai.google.dev/api"),
     # --- OpenAI-compatible hosted providers ---
     _p("deepseek", "DeepSeek", "openai", "https://api.deepseek.com", "DEEPSEEK_API_KEY",
-       quirks=("reasoning_content", "no_developer_role"), reference="https://api-docs.deepseek.com/"),
+       quirks=("reasoning_content", "no_developer_role", "max_tokens_only"),
+       reference="https://api-docs.deepseek.com/"),
     _p("deepseek-anthropic", "DeepSeek (Anthropic API)", "anthropic", "https://api.deepseek.com/anthropic",
        "DEEPSEEK_API_KEY", notes="x-api-key supported; anthropic-version and anthropic-beta ignored",
        reference="https://api-docs.deepseek.com/guides/anthropic_api"),

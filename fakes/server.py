@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from fakes import azure, vertex
+from fakes import azure, quirks, vertex
 from fakes.codec import BadRequest, Kind, Route
 from fakes.http import Response, serve_connection
 from fakes.recording import RecordedRequest, Recorder
@@ -184,6 +184,11 @@ class FakeProvider:
             if isinstance(routed, Response):
                 return routed
             found = routed
+        elif quirks.serves(request.path):  # OpenAI-compatible providers with their quirks (fakes.quirks)
+            checked_quirks = quirks.route(request)
+            if isinstance(checked_quirks, Response):
+                return checked_quirks
+            found = checked_quirks
         else:
             found = route(request.method, request.path, request.headers)
         if found is None:
