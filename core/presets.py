@@ -12,9 +12,9 @@ into a plain one before the provider model validates it; any field the entry set
 
 The credential header is not a preset setting: each protocol's codec puts the key where that
 protocol wants it (``Protocol.key_header`` says where; a test checks it against the codecs), and
-Azure's ``api-key`` comes with the ``azure`` field a preset may set. A provider
-that needs anything else (Azure's ``api-key``, SigV4, OAuth) is ``planned``: listed, but refused
-at load with a message naming the issue, never faked.
+Azure's ``api-key`` comes with the ``azure`` field a preset may set, Vertex AI's OAuth2 bearer token
+with the ``vertex`` field. A provider that needs anything else (SigV4) is ``planned``: listed, but
+refused at load with a message naming the issue, never faked.
 
 ``quirks`` name known deviations from the protocol (issue #15 item 2): a preset fills the provider's
 ``quirks`` setting, which the translator acts on (translator/protocols/openai/quirks.py; each is
@@ -53,17 +53,21 @@ class Preset:
     quirks: tuple[str, ...] = ()
     notes: str = ""
     reference: str = ""  # the provider's API reference page for the URL and the auth
+    sets: tuple[str, ...] = ()  # provider fields the user must set besides the key (for people)
 
     @property
     def key_header(self) -> str:
-        """Where the gateway puts the key: Azure's ``api-key`` for an ``azure`` provider, else its codec's."""
+        """Where the gateway puts the key: Azure's ``api-key`` for an ``azure`` provider, an OAuth2 token for a
+        ``vertex`` one, else its codec's."""
+        if "vertex" in self.fields:
+            return "authorization: Bearer <OAuth2 access token>"
         return "api-key: <key>" if "azure" in self.fields else self.protocol.key_header
 
     @property
     def needs(self) -> list[str]:
-        """What the user must set, for people: the key's variable and each URL parameter."""
+        """What the user must set, for people: the key's variable, each URL parameter, other fields."""
         out = [f"${self.key_env}"] if self.key_env else []
-        return out + [f"params.{p} ({what})" for p, what in self.params.items()]
+        return out + [f"params.{p} ({what})" for p, what in self.params.items()] + list(self.sets)
 
 
 def _p(name: str, title: str, protocol: str, base_url: str, key_env: str | None, **kw: Any) -> Preset:
@@ -71,6 +75,9 @@ def _p(name: str, title: str, protocol: str, base_url: str, key_env: str | None,
 
 
 _LOCAL = "a local server; set base_url for another host or port"
+_VERTEX_SETS = ("vertex.project", "vertex.location (default global)", "vertex.credentials_file (a service-account key)")
+_VERTEX_NOTES = ("tokens refreshed in the background (or api_key: a token you refresh); the base URL is the "
+                 "location's endpoint (https://<location>-aiplatform.googleapis.com, or the global one)")
 
 PRESETS: tuple[Preset, ...] = (
     # --- the three protocols' own providers ---
@@ -216,9 +223,12 @@ PRESETS: tuple[Preset, ...] = (
        params={"region": "an AWS region, e.g. us-east-1"}, status="planned",
        notes="needs the Converse API and SigV4 signing (issue #15 item 4)"),
     _p("vertex-ai", "Google Vertex AI (Gemini)", "gemini", "https://aiplatform.googleapis.com", None,
-       status="planned", notes="needs OAuth2 tokens from a service account and Vertex paths (issue #15 item 5)"),
+       fields={"vertex": {}}, sets=_VERTEX_SETS, notes=_VERTEX_NOTES,
+       reference="https://cloud.google.com/vertex-ai/generative-ai/docs/reference/rest"),
     _p("vertex-ai-anthropic", "Google Vertex AI (Claude)", "anthropic", "https://aiplatform.googleapis.com", None,
-       status="planned", notes="needs OAuth2 tokens and :rawPredict paths (issue #15 item 5)"),
+       fields={"vertex": {}}, sets=_VERTEX_SETS,
+       notes=_VERTEX_NOTES + "; model ids as Vertex names them (claude-…@date)",
+       reference="https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/use-claude"),
 )
 
 BY_NAME: Mapping[str, Preset] = {p.name: p for p in PRESETS}
@@ -233,7 +243,7 @@ VERIFIED = frozenset({
     "dashscope-anthropic", "vercel-ai-gateway", "vercel-ai-gateway-anthropic", "hyperbolic", "huggingface",
     "siliconflow", "siliconflow-cn", "ollama", "ollama-anthropic", "llama-cpp-anthropic",
     "mistral", "groq", "fireworks", "deepinfra", "cerebras", "perplexity", "xai", "together", "openrouter",
-    "sambanova", "nvidia-nim", "minimax", "azure-openai", "azure-ai-foundry",
+    "sambanova", "nvidia-nim", "minimax", "azure-openai", "azure-ai-foundry", "vertex-ai", "vertex-ai-anthropic",
     "zai", "vllm", "lm-studio", "lm-studio-anthropic", "llama-cpp",
 })
 # The three protocols' own providers: the URLs examples/providers.yaml has always used.
@@ -318,7 +328,8 @@ def listing() -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows]
     lines.append("")
     lines.append("The key is sent as " + "; ".join(f"{p.key_header} ({p.value})" for p in Protocol)
-                 + "; api-key: <key> (azure-*). Any field can be set in the config as well and wins; "
+                 + "; api-key: <key> (azure-*); authorization: Bearer <OAuth2 token> (vertex-*)."
+                 " Any field can be set in the config as well and wins; "
                  "docs/providers.md has the details.")
     return "\n".join(lines)
 
@@ -330,7 +341,7 @@ def markdown_table() -> str:
     for p in PRESETS:
         ready = p.status == "ready"
         auth = p.key_header.split(":")[0] if ready else "—"
-        if ready and p.key_env is None:
+        if ready and not p.needs:
             auth += " (if you set api_key)"
         needs = ", ".join(f"`{n}`" for n in p.needs) or ("nothing" if ready else "—")
         notes = [p.notes] if p.notes else []

@@ -128,7 +128,13 @@ EXPECTED = [
      "https://acct123.openai.azure.com (azure v1)", "AZURE_OPENAI_API_KEY", "api-key"),
     ("azure-ai-foundry", "openai",
      "https://acct123.services.ai.azure.com (azure v1)", "AZURE_AI_API_KEY", "api-key"),
+    # Vertex AI: the entry adds vertex: {project, location} and a static token in api_key (VERTEX)
+    ("vertex-ai", "gemini", "https://us-east5-aiplatform.googleapis.com/v1/projects/acct-123456/locations/us-east5"
+     "/publishers/google/models/m:generateContent", "VERTEX_TOKEN", "authorization"),
+    ("vertex-ai-anthropic", "anthropic", "https://us-east5-aiplatform.googleapis.com/v1/projects/acct-123456"
+     "/locations/us-east5/publishers/anthropic/models/m:rawPredict", "VERTEX_TOKEN", "authorization"),
 ]
+VERTEX = {"vertex": {"project": "acct-123456", "location": "us-east5"}, "api_key": {"env": "VERTEX_TOKEN"}}
 
 
 def _provider(entry: dict[str, Any]) -> Provider:
@@ -141,7 +147,8 @@ def _chat_url(p: Provider) -> str:
     port = "" if p.port in (80, 443) else f":{p.port}"
     if p.azure is not None:  # the path is translator/flavours/azure.py's (tests/inprocess/test_presets.py checks it)
         return f"{p.base_url} (azure {p.azure.api})"
-    path = REGISTRY.get(p.protocol.value).upstream_path(p.base_path, Kind.CHAT, "m", stream=False, sse=False)
+    codec = REGISTRY.get(p.protocol.value)
+    path = for_provider(p).upstream_path(codec, p.base_path, Kind.CHAT, "m", stream=False, sse=False)
     return f"{'https' if p.tls else 'http'}://{p.host}{port}{path}"
 
 
@@ -154,7 +161,8 @@ def test_preset_expands_to_its_provider(name: str, protocol: str, url: str, key_
     """A provider naming only a preset (and its URL parameters) gets the protocol, the URL, the key source and
     the credential header the preset says."""
     preset = presets.BY_NAME[name]
-    p = _provider({"preset": name, **({"params": {k: "acct123" for k in preset.params}} if preset.params else {})})
+    p = _provider({"preset": name, **({"params": {k: "acct123" for k in preset.params}} if preset.params else {}),
+                   **(VERTEX if "vertex" in preset.fields else {})})
     assert (protocol, url) == (p.protocol.value, _chat_url(p))
     assert key_env == (p.api_key.env if p.api_key else None)
     sent = _credential(p, "sk-test")
@@ -214,12 +222,14 @@ GOOD_DOC = {"deployments": [{"name": "d", "provider": "p", "model": "m"}],
       "preset 'cloudflare-workers-ai' has no parameter 'region' \\(its parameters: account_id\\)"),
      ({"preset": "deepseek", "params": {"x": "y"}}, "preset 'deepseek' has no parameter 'x' \\(its parameters: none\\)"),
      ({"protocol": "openai", "base_url": "https://x.example/v1", "params": {"a": "b"}}, "give a preset as well"),
-     ({"preset": "vertex-ai-anthropic"}, "preset 'vertex-ai-anthropic' .* is planned, not available yet"),
      ({"preset": "aws-bedrock"}, "preset 'aws-bedrock' .* planned.*issue #15 item 4"),
-     ({"preset": "vertex-ai"}, "planned.*issue #15 item 5"),
+     ({"preset": "vertex-ai"}, "providers\\[0\\].vertex.project: Field required"),
+     ({"preset": "vertex-ai-anthropic", "vertex": {"project": "acct-123456"}},
+      "vertex.credentials_file .* or api_key .*, one of the two"),
      ({"preset": 3}, "unknown preset 3")],
     ids=["typo", "unknown", "missing-param", "bad-param", "unknown-param", "param-without-placeholder",
-         "params-without-preset", "planned-vertex-claude", "planned-bedrock", "planned-vertex", "not-a-string"],
+         "params-without-preset", "planned-bedrock", "vertex-without-project", "vertex-without-credential",
+         "not-a-string"],
 )
 def test_a_bad_preset_is_a_clear_config_error(entry: dict[str, Any], expected: str) -> None:
     """Unknown, planned or under-specified presets are refused at load, naming the provider and what to do."""
