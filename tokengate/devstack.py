@@ -244,7 +244,8 @@ class Stack:
         for address, child in translators:
             sup.wait_until(child, lambda a=address: grpc_serving(a), 20, "serving gRPC health")  # type: ignore[misc]
         argv = [envoy_binary(), "-c", str(self.envoy_config), "--disable-hot-restart",
-                "--log-level", "warn", "--drain-time-s", "5", "--drain-strategy", "immediate"]
+                "--log-level", "warn", "--drain-time-s", "5", "--drain-strategy", "immediate",
+                "--file-flush-interval-msec", "500"]  # the access log within half a second (default: 10 s)
         if self.envoy_workers:
             argv += ["--concurrency", str(self.envoy_workers)]
         envoy = sup.start("envoy", argv)

@@ -241,6 +241,16 @@ def _portal(upstream: str | None) -> dict[str, Any] | None:
     return {"host": host, "port": int(port), "type": "STATIC" if _is_ip(host) else "STRICT_DNS"}
 
 
+def _tracing(cfg: GatewayConfig) -> dict[str, Any] | None:
+    """Envoy's OpenTelemetry tracer and its collector's cluster, or None (tracing off: nothing rendered)."""
+    t = cfg.tracing
+    if not t.enabled:
+        return None
+    host, _, port = t.otlp_endpoint.rpartition(":")
+    return {"percent": round(t.sampling * 100, 4), "service_name": t.service_name, "host": host, "port": int(port),
+            "type": "STATIC" if _is_ip(host) else "STRICT_DNS", "strip_upstream": not t.forward_to_providers}
+
+
 def context(cfg: GatewayConfig, *, source: str, addresses: list[str],
             portal: str | None = None) -> dict[str, Any]:
     clusters = [c for m in cfg.models for c in _model_clusters(cfg, m)]
@@ -298,6 +308,9 @@ def context(cfg: GatewayConfig, *, source: str, addresses: list[str],
         "translator_endpoints": [_endpoint(a) for a in addresses],
         "upstream_clusters": clusters,
         "portal": _portal(portal or cfg.server.portal_upstream),
+        "tracing": _tracing(cfg),
+        "access_log": ({"path": cfg.access_log.path, "format": _flow(cfg.access_log.fields)}
+                       if cfg.access_log.enabled else None),
     }
 
 

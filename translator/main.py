@@ -31,6 +31,7 @@ from translator.inflight import Inflight
 from translator.metering import Meter
 from translator.spool import Spool, default_root, worker_dir
 from translator.state import Gateway
+from translator.tracing import Tracing
 
 log = structlog.get_logger("tokengate.translator")
 MAX_MESSAGE = 64 * 1024 * 1024  # request bodies up to the listener's limit, with room
@@ -92,6 +93,8 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     inflight = Inflight(spool.dir / "inflight")
     record_unfinished(inflight, spool, meter)
     gw = Gateway(cfg, redis, meter, base, inflight)
+    if cfg.tracing.enabled:
+        gw.tracing = Tracing(cfg.tracing)
     server, health_servicer = ext_proc_server(Servicer(gw), args.listen)
     servers = [server]
     if args.health_listen:  # health only: the ext_proc service stays on the private socket
@@ -118,6 +121,8 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     leases.cancel()
     await gw.admitter.give_back(idle_only=False)
     await meter.close()
+    if gw.tracing is not None:
+        gw.tracing.shutdown()  # the spans still buffered
     inflight.close()
     await redis.aclose()
     log.info("translator_stopped")

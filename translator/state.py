@@ -21,6 +21,7 @@ from translator.metering import Meter
 from translator.metrics import gen_ai_provider
 from translator.protocols import REGISTRY
 from translator.protocols.base import Codec
+from translator.tracing import Tracing
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,11 @@ class Gateway:
             name: frozenset(self.targets[d].codec for d in m.deployment_names) for name, m in self.models.items()
         }
         self.direct = direct_targets(cfg, self.targets)
+        # docs/observability.md: the router's facts go to Envoy's access log; spans when tracing is on
+        # (translator.main starts the exporter); a provider gets the trace context only when configured.
+        self.access_log = cfg.access_log.enabled
+        self.tracing: Tracing | None = None
+        self.forward_trace = cfg.tracing.enabled and cfg.tracing.forward_to_providers
 
 
 def targets(cfg: GatewayConfig, base: Path) -> dict[str, Target]:

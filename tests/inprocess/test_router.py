@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+from google.protobuf.json_format import MessageToDict
 
 from core.protocols import Protocol
 from tests.harness import PRICES, UPSTREAM_SECRETS
@@ -76,7 +77,15 @@ def test_same_protocol_direct_route_sets_route_and_credential_and_passes_the_ans
         chunks = [response_body(OPENAI_ANSWER, status=200, deployment="oai"), response_body(b"", end=True)]
         replies = [proc.on_response_body(c) for c in chunks]
         continue_ = pb.ProcessingResponse(response_body=pb.BodyResponse(response=pb.CommonResponse()))
-        assert replies == [continue_, continue_]
+        assert [r.response_body for r in replies] == [continue_.response_body] * 2
+        # the last reply carries the request's facts to Envoy's access log (never the key)
+        logged = MessageToDict(replies[1].dynamic_metadata)["tokengate"]
+        assert {k: logged[k] for k in ("account", "model", "deployment", "attempts", "stream")} == {
+            "account": "acme", "model": "gpt-test", "deployment": "oai", "attempts": 1, "stream": False}
+        assert proc.key is not None and logged["key_id"] == proc.key.key_id and logged["ttft_ms"] >= 0
+        assert (logged["input_tokens"], logged["output_tokens"]) == (14, 12)
+        price = PRICES["gpt-test"]
+        assert logged["cost_usd"] == (nano(price["input"], 14) + nano(price["output"], 12)) / 1e9
         assert tg.meter.events == []  # written by meter(), once the answer is on its way
 
         proc.meter(cut_short=not proc.ended)

@@ -22,6 +22,7 @@ import structlog
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
 from translator.errors import UserFacingError
+from translator.tracing import Trace
 
 log = structlog.get_logger("tokengate.extproc")
 INTERNAL = UserFacingError("The gateway failed to process this request.", status=500)
@@ -31,6 +32,7 @@ class Processor(TypingProtocol):
     """One filter's handling of one HTTP request (one ``Process`` stream)."""
 
     role: str  # which filter: names its log events
+    trace: Trace | None  # the stream's span, when Envoy traces the request
 
     def on(self, req: pb.ProcessingRequest) -> Awaitable[pb.ProcessingResponse]:
         """Dispatch one message on ``WhichOneof("request")``."""

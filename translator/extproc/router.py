@@ -56,6 +56,7 @@ from translator.protocols.embeddings import EmbedMeta
 from translator.protocols.embeddings import meta as embed_meta
 from translator.responses import ResponseHandler, handler_for
 from translator.state import Gateway, Target
+from translator.tracing import Trace, fail, phase
 from translator.upstream_http import (
     CLIENT_CREDENTIAL_HEADERS,
     CTX_HEADER,
@@ -65,6 +66,8 @@ from translator.upstream_http import (
 )
 
 log = structlog.get_logger("tokengate.request")
+# How a request ended (RouterProcessor._settle): status, usage, estimated, cost, duration, cut short, its event.
+Settled = tuple[int, Usage, bool, int, float, bool, MeteringEvent]
 
 MAX_HEADER_BYTES = 64 * 1024  # Envoy reads up to 1 MiB (max_request_headers_kb) so that this 431 has the caller's shape
 MAX_DEPTH = 128  # JSON nesting a request may have: orjson writes at most 254, translation adds a few
@@ -124,6 +127,11 @@ class RouterProcessor:
         self.embed: EmbedMeta | None = None  # an embeddings request: what its answer needs
         self.ended = False  # the response's last chunk was answered: meter() does not call it cut short
         self._ev: MeteringEvent | None = None  # the metering event, built once (see _event)
+        self._settled: tuple[bool, Settled] | None = None  # the request's end as computed (see _settle)
+        self.error = ""  # the kind of the error the caller was answered with
+        self.logged = False  # Envoy's access log carries the request (its last reply set the metadata)
+        self.trace: Trace | None = None  # this stream's span, when Envoy traces the request (translator/tracing.py)
+        self._response_span: Any = None  # first to last response chunk
 
     def __repr__(self) -> str:
         return (f"RouterProcessor(request_id={self.request_id!r}, phase={self.phase.value}, model={self.model!r}, "
@@ -147,6 +155,8 @@ class RouterProcessor:
     def close(self) -> None:
         """The stream is over: meter the request (a no-op when an error already did)."""
         self.meter(cut_short=not self.ended)
+        if self.trace is not None:
+            self._end_trace(self.trace)
 
     def fail(self, req: pb.ProcessingRequest, err: UserFacingError) -> pb.ProcessingResponse:
         """``err`` in the caller's protocol: in band once the response started, else instead of it."""
@@ -225,8 +235,9 @@ class RouterProcessor:
             hold = estimate_hold(self.gw.prices[model], len(raw), 0)
         self.hold, self.model = hold, model
         unfinished = self._unfinished_charge()
-        admitted = await self.gw.admitter.admit(self.api_key, model, hold=hold, hold_id=self.event_id,
-                                                reap_charge=unfinished[1])
+        with phase(self.trace, "tokengate.admission"):
+            admitted = await self.gw.admitter.admit(self.api_key, model, hold=hold, hold_id=self.event_id,
+                                                    reap_charge=unfinished[1])
         self.key, self.lease_id = admitted.key, admitted.lease_id
         self.asked = asked
         if "tools" in body:
@@ -307,6 +318,12 @@ class RouterProcessor:
             if tail := self.handler.flush():
                 out = (chunk if out is None else out) + tail
             self.ended = True  # the servicer calls meter() once this answer is on its way to Envoy
+            if self._response_span is not None:
+                self._response_span.end()
+            if self.gw.access_log:  # the request's facts for Envoy's access log, with the last reply
+                resp = m.response_body(m.common(body=out))
+                self._settle(False)
+                return self._log_in_envoy(resp)
         if out is None:
             return m.CONTINUE_RESPONSE_BODY
         return m.response_body(m.common(body=out))
@@ -322,6 +339,10 @@ class RouterProcessor:
         # so the reply is read as that protocol's error; elsewhere they are the caller's own.
         t = self.target = self.gw.targets.get(self.deployment) or self.direct
         self.upstream_protocol = t.protocol if t else None
+        if self.trace is not None:
+            self._response_span = self.trace.begin("tokengate.response", {
+                "tokengate.upstream_protocol": t.protocol.value if t else "",
+                "tokengate.translated": bool(t and t.codec is not self.codec), "tokengate.stream": self.stream})
         ep = self.endpoint
         assert ep is not None
         if self.embed is not None:
@@ -342,12 +363,30 @@ class RouterProcessor:
         so metering, logging and metrics are off the request's critical path."""
         if self.phase not in (Phase.ROUTED, Phase.RESPONDING):
             return
-        responded = self.phase is Phase.RESPONDING
-        self.phase = Phase.DONE
+        with phase(self.trace, "tokengate.metering"):
+            status, usage, estimated, cost, duration, cut_short, event = self._settle(cut_short)
+            self.phase = Phase.DONE
+            self.gw.meter.record(event)
+            if self.gw.inflight is not None:
+                self.gw.inflight.ended(self.event_id)
+            if self.lease_id and self.key:
+                self.gw.admitter.finished(self.key.account, self.lease_id, self.hold, cost)
+            # Envoy's access log has the request: this line only at debug (docs/observability.md).
+            level = logging.DEBUG if self.logged else logging.INFO
+            if log.is_enabled_for(level):  # the event as a dict only for a log line that is written
+                log.log(level, "request", **as_json(event))
+            self._metrics(status, usage, estimated, cost, duration, cut_short)
+
+    def _settle(self, cut_short: bool) -> Settled:
+        """How the request ended: status, usage, whether estimated, cost, duration, cut short, and its
+        metering event. Computed once: with the last reply (for the access log), or by meter()."""
         h = self.handler
         # The answer's own last event was seen and passed on: a stream closed after that (the client
         # hung up once it had everything, before Envoy handed over the end of stream) is not cut short.
         cut_short = cut_short and not (h and h.complete)
+        if self._settled is not None and self._settled[0] == cut_short:
+            return self._settled[1]
+        responded = self.phase is Phase.RESPONDING
         usage = h.usage if h else Usage()
         estimated = False
         counting = self.endpoint is not None and self.endpoint.kind is Kind.COUNT_TOKENS
@@ -363,14 +402,9 @@ class RouterProcessor:
         duration = time.monotonic() - self.started
         event = self._event(status, usage, estimated, cost, complete=bool(h and h.complete) and not cut_short,
                             cut_short=cut_short, finish=h.finish if h else None, duration_s=duration)
-        self.gw.meter.record(event)
-        if self.gw.inflight is not None:
-            self.gw.inflight.ended(self.event_id)
-        if self.lease_id and self.key:
-            self.gw.admitter.finished(self.key.account, self.lease_id, self.hold, cost)
-        if log.is_enabled_for(logging.INFO):  # the event as a dict only for a log line that is written
-            log.info("request", **as_json(event))
-        self._metrics(status, usage, estimated, cost, duration, cut_short)
+        settled = (status, usage, estimated, cost, duration, cut_short, event)
+        self._settled = (cut_short, settled)
+        return settled
 
     def _metrics(self, status: int, usage: Usage, estimated: bool, cost: int, duration: float,
                  cut_short: bool) -> None:
@@ -450,6 +484,7 @@ class RouterProcessor:
     def stream_error(self, err: UserFacingError) -> pb.ProcessingResponse:
         """The error in band: the client already has the status line and maybe chunks."""
         log.warning("stream_error", request_id=self.request_id, kind=err.kind, message=err.message)
+        self.error, self.logged = err.kind, self.gw.access_log
         self.meter(cut_short=True)
         if not self.stream:
             body = self.codec.error_response(err)[2]
@@ -459,13 +494,17 @@ class RouterProcessor:
             body = array_error(self.codec.error_body(err), b"")
         else:
             body = self.codec.error_event(err)
-        return m.response_body(m.common(body=body))
+        resp = m.response_body(m.common(body=body))
+        return self._log_in_envoy(resp) if self.logged else resp
 
     def error_response(self, err: UserFacingError) -> pb.ProcessingResponse:
         """The error as the caller's protocol spells it, before anything was sent."""
         status, headers, body = self.codec.error_response(err)
-        log.info("rejected", request_id=self.request_id, status=status, kind=err.kind,
-                 model=self.model or None, protocol=self.codec.name)
+        self.error, self.logged = err.kind, self.gw.access_log  # this reply carries it to Envoy's access log
+        level = logging.DEBUG if self.logged else logging.INFO
+        if log.is_enabled_for(level):
+            log.log(level, "rejected", request_id=self.request_id, status=status, kind=err.kind,
+                    model=self.model or None, protocol=self.codec.name)
         if self.phase is Phase.ROUTED:  # admitted (a hold is placed): the request still gets its event
             self.status = status
             self.phase = Phase.RESPONDING
@@ -473,4 +512,65 @@ class RouterProcessor:
         else:
             metrics.REJECTED.labels(self.codec.name, err.kind).inc()
         self.phase = Phase.DONE
-        return m.immediate(status, headers, body, f"tokengate_{err.kind}")
+        resp = m.immediate(status, headers, body, f"tokengate_{err.kind}")
+        return self._log_in_envoy(resp) if self.logged else resp
+
+    # --- observability (docs/observability.md) -------------------------------------
+
+    def _log_in_envoy(self, resp: pb.ProcessingResponse) -> pb.ProcessingResponse:
+        """``resp`` carrying the request's facts as dynamic metadata (namespace ``tokengate``), which
+        Envoy's access log reads when the request ends; what is not known is left out."""
+        self.logged = True
+        f: dict[str, Any] = {"event_id": self.event_id, "protocol": self.codec.name}
+        if self.key is not None:
+            f["account"], f["key_id"] = self.key.account, self.key.key_id
+        if self.model:
+            f["model"] = self.model
+        if self.error:
+            f["error"] = self.error
+        if self._settled is not None:
+            _, usage, _, cost, _, _, ev = self._settled[1]
+            f.update(attempts=ev.attempts, stream=ev.stream, cost_usd=cost / 1e9)
+            if ev.deployment:
+                f["deployment"], f["upstream_protocol"] = ev.deployment, ev.upstream_protocol
+            for bucket, n in usage.as_dict().items():
+                f[f"{bucket}_tokens"] = n
+        if self.first_byte:
+            f["ttft_ms"] = round((self.first_byte - self.started) * 1000, 3)
+        resp.dynamic_metadata.update({"tokengate": f})
+        return resp
+
+    def _end_trace(self, t: Trace) -> None:
+        """The stream's span gets what the request came to (GenAI names where the conventions have one)."""
+        span, target = t.span, self.target
+        op = metrics.gen_ai_operation(self.endpoint.kind.value, self.codec.gen_ai_operation) if self.endpoint else ""
+        span.set_attribute("tokengate.protocol", self.codec.name)
+        if self.model:
+            span.update_name(f"{op} {self.asked or self.model}")
+            span.set_attributes({"gen_ai.operation.name": op, "gen_ai.request.model": self.asked or self.model,
+                                 "tokengate.model": self.model})
+        if self.key is not None:
+            span.set_attributes({"tokengate.account": self.key.account, "tokengate.key_id": self.key.key_id})
+        if target is not None:
+            span.set_attributes({"gen_ai.provider.name": target.gen_ai_provider, "gen_ai.response.model": target.model,
+                                 "tokengate.deployment": target.name,
+                                 "tokengate.upstream_protocol": target.protocol.value})
+        if self._settled is not None:
+            status, usage, estimated, cost, _, _, ev = self._settled[1]
+            span.set_attributes({"tokengate.attempts": ev.attempts, "tokengate.cost_usd": cost / 1e9,
+                                 "http.response.status_code": status, "tokengate.event_id": ev.event_id,
+                                 "tokengate.usage_estimated": estimated})
+            if usage.input is not None or usage.cache_read is not None:
+                span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_total)
+            if usage.output is not None or usage.reasoning is not None:
+                span.set_attribute("gen_ai.usage.output_tokens", usage.completion_total)
+            if self.handler is not None and self.handler.finish:
+                span.set_attribute("gen_ai.response.finish_reasons", [self.handler.finish])
+        if self.first_byte:
+            span.set_attribute("tokengate.ttft_ms", round((self.first_byte - self.started) * 1000, 3))
+        if self._response_span is not None and not self.ended:
+            self._response_span.end()  # cut short
+        status = self._settled[1][0] if self._settled is not None else 0
+        if self.error or status >= 400:
+            fail(span, self.error or kind_for_status(status))
+        span.end()

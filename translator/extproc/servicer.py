@@ -37,6 +37,9 @@ class Servicer(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
     ) -> AsyncIterator[pb.ProcessingResponse]:
         upstream = ("x-tokengate-filter", "upstream") in (context.invocation_metadata() or ())
         proc: Processor = UpstreamAttempt(self.gw) if upstream else RouterProcessor(self.gw)
+        if self.gw.tracing is not None:  # off: this test is all tracing costs (translator/tracing.py)
+            name = "tokengate.attempt" if upstream else "tokengate.router"  # the router's: renamed at its end
+            proc.trace = self.gw.tracing.start(name, context.invocation_metadata())
         try:
             async for req in request_iterator:
                 try:

@@ -33,6 +33,7 @@ from translator.protocols import REGISTRY, embeddings
 from translator.protocols.base import Codec
 from translator.protocols.convert import translate_count_request, translate_request
 from translator.state import Gateway, Target
+from translator.tracing import Trace, fail
 from translator.upstream_http import CTX_HEADER, RESPONSE_TYPE_HEADER
 
 CTX_ATTR = f"request.headers['{CTX_HEADER}']"
@@ -40,6 +41,7 @@ CTX_ATTR = f"request.headers['{CTX_HEADER}']"
 # stays because Envoy finds no route for a request without it.
 FORWARDED = frozenset({"content-type", "content-length", "accept", "user-agent", "x-request-id", "x-forwarded-proto"})
 META_ATTR = "xds.upstream_host_metadata"
+TRACE_HEADERS = frozenset({"traceparent", "tracestate"})  # Envoy's, for this attempt: kept only when configured
 SKIP_BODY = ProcessingMode(request_body_mode=ProcessingMode.NONE)
 # Another protocol: the body is translated, and the response status mapped (response headers sent).
 _TRANSLATE = ProcessingMode(
@@ -170,6 +172,7 @@ class UpstreamAttempt:
         self.ctx: Ctx | None = None
         self.caller: Codec | None = None
         self.headers: dict[str, str] = {}  # what the headers message set (path, credential)
+        self.trace: Trace | None = None  # the attempt's span, when Envoy traces the request
 
     def __repr__(self) -> str:
         return f"UpstreamAttempt(target={self.target.name if self.target else None!r}, ctx={self.ctx})"
@@ -189,11 +192,14 @@ class UpstreamAttempt:
         return False  # ending the upstream filter's RPC early made Envoy answer 500 (1.40): Envoy ends it
 
     def close(self) -> None:
-        pass
+        if self.trace is not None:
+            self.trace.span.end()
 
     def fail(self, req: pb.ProcessingRequest, err: UserFacingError) -> pb.ProcessingResponse:
         """``err`` for the caller (nothing was sent yet: the attempt has not reached its provider)."""
         status, headers, body = (self.caller or client_codec(req)).error_response(err)
+        if self.trace is not None:
+            fail(self.trace.span, err.kind)
         return m.immediate(status, headers, body, f"tokengate_{err.kind}")
 
     def on_request_headers(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
@@ -204,10 +210,17 @@ class UpstreamAttempt:
             raise UpstreamError(f"No deployment is known for upstream metadata {name!r}.")
         ctx = self.ctx = Ctx.decode(str(attrs.get(CTX_ATTR) or ""))
         caller = self.caller = REGISTRY.get(ctx.protocol)
-        headers, remove = attempt_headers(caller, ctx.kind, ctx.stream, ctx.sse, t,
-                                          m.header_map(req.request_headers).keys())
+        names: Collection[str] = m.header_map(req.request_headers).keys()
+        if self.gw.forward_trace:  # not among the caller's headers: not removed
+            names = [n for n in names if n not in TRACE_HEADERS]
+        headers, remove = attempt_headers(caller, ctx.kind, ctx.stream, ctx.sse, t, names)
         self.headers = headers
         resp = m.request_headers(m.common(set_headers=headers, remove_headers=remove))
+        if self.trace is not None:
+            self.trace.span.set_attributes({
+                "tokengate.deployment": t.name, "gen_ai.provider.name": t.gen_ai_provider,
+                "gen_ai.request.model": t.model, "tokengate.upstream_protocol": t.protocol.value,
+                "tokengate.protocol": caller.name, "tokengate.translated": caller is not t.codec})
         if caller is not t.codec:
             resp.mode_override.CopyFrom(_TRANSLATE)
         elif not needs_body(caller, ctx.model, t, ctx.kind):
@@ -220,6 +233,10 @@ class UpstreamAttempt:
         assert self.caller is not None and self.ctx is not None
         status = int(m.header_map(req.response_headers).get(":status", "0") or 0)
         mapped = self.caller.client_status(status)
+        if self.trace is not None:
+            self.trace.span.set_attribute("http.response.status_code", status)
+            if status >= 400:
+                fail(self.trace.span, str(status))
         headers = {":status": str(mapped)} if mapped != status else {}
         if self.ctx.stream and not self.ctx.sse:
             headers["content-type"] = "application/json"
