@@ -78,7 +78,8 @@ def _assistants(body: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _mistral(body: dict[str, Any]) -> Response | None:
-    extra: list[tuple[list[str | int], Any]] = [(["body", k], body[k]) for k in ("stream_options", "max_completion_tokens") if k in body]
+    extra: list[tuple[list[str | int], Any]] = [(["body", k], body[k]) for k in ("stream_options",
+                                                                                "max_completion_tokens") if k in body]
     extra += [(["body", "messages", i, "assistant", k], m[k]) for i, m in _assistants(body)
               for k in ("reasoning_content", "thinking_blocks") if k in m]
     if extra:

@@ -217,12 +217,14 @@ def test_an_openai_caller_gets_deepseeks_reasoning_and_its_developer_message_as_
 
 def test_a_stream_without_usage_is_metered_as_an_estimate(gw: GatewayUnderTest, oai: openai.OpenAI) -> None:
     """no_stream_options: the provider is not asked for a usage chunk and reports none, so the metering
-    event takes the estimate path (the prompt from the request's size) and says so; the answer is whole."""
+    event takes the estimate path (the prompt from the request's size) and says so; the answer is whole,
+    without a usage chunk."""
     gw.fake.push(Reply(text="Fine."))
     since = gw.last_stream_id()
     chunks = list(oai.chat.completions.create(model="quiet", messages=[{"role": "user", "content": "hi"}],
                                               stream=True, stream_options={"include_usage": True}))
     assert "Fine." == "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert [] == [c.usage for c in chunks if c.usage is not None]  # none reported, none made up
     assert "stream_options" not in _sent(gw)
     (event,) = gw.wait_metering(since)
     assert (True, True) == (event["usage_estimated"], event["usage"]["input"] > 0)
