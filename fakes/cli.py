@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from fakes.server import DEFAULT_MODELS, FakeProvider
 
@@ -22,13 +23,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     with asyncio.Runner(loop_factory=_loop_factory(args.loop)) as runner:
-        return runner.run(serve(args.host, args.port, models=args.models or DEFAULT_MODELS))
+        return runner.run(serve(args.host, args.port, models=args.models or DEFAULT_MODELS,
+                                vertex_keys=args.vertex_keys or ()))
 
 
-async def serve(host: str, port: int, *, models: Sequence[str] = DEFAULT_MODELS) -> int:
+async def serve(host: str, port: int, *, models: Sequence[str] = DEFAULT_MODELS,
+                vertex_keys: Sequence[str] = ()) -> int:
     """Serve until SIGTERM/SIGINT; returns the exit code."""
     fake = FakeProvider(models=models)
     await fake.start(host, port)
+    for path in vertex_keys:  # before "listening": whoever waits for that line finds the key files written
+        fake.vertex.key_file(Path(path), f"{fake.base_url}/token")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -61,5 +66,8 @@ def _parser() -> argparse.ArgumentParser:
         choices=("asyncio", "uvloop"),
         default="uvloop" if sys.platform != "win32" else "asyncio",
     )
+    parser.add_argument("--vertex-key-file", dest="vertex_keys", action="append", metavar="PATH",
+                        help="accept the Vertex AI service account whose JSON key is here, writing a new one "
+                             "(token_uri: this fake) when there is none (repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return parser

@@ -23,11 +23,13 @@ answers a Claude model's quota errors (429) in Google's shape, the model's own e
 from __future__ import annotations
 
 import base64
+import json
 import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -162,6 +164,17 @@ class Vertex:
         return {"type": "service_account", "project_id": PROJECT, "private_key_id": key_id, "private_key": pem,
                 "client_email": email, "client_id": "100000000000000000001", "token_uri": token_uri,
                 "auth_uri": "https://accounts.google.com/o/oauth2/auth"}
+
+    def key_file(self, path: Path, token_uri: str) -> None:
+        """Accept the service account whose key is in ``path``, first writing a new one there when there is none
+        for ``token_uri`` (``python -m fakes --vertex-key-file``: the demo's Vertex providers)."""
+        info = json.loads(path.read_text()) if path.exists() else None
+        if not isinstance(info, dict) or info.get("token_uri") != token_uri:
+            info = self.new_service_account(token_uri)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(info, indent=2))
+            path.chmod(0o600)
+        self.add_key_file(info)
 
     def token(self, request: RecordedRequest) -> Response:
         """The token endpoint: an access token for a valid assertion, or OAuth2's error."""

@@ -226,8 +226,11 @@ class Stack:
             port = self.portal_port
             sup.wait_until(portal, lambda: port_open(port), 20, "accepting connections")
         if self.demo_port is not None:
+            # the demo's Vertex AI providers: the fake makes and accepts their service-account keys
+            keys = [a for p in self.cfg.providers if p.vertex and p.vertex.credentials_file
+                    for a in ("--vertex-key-file", p.vertex.credentials_file)]
             fake = sup.start("demo-provider", [
-                sys.executable, "-m", "fakes", "--host", "127.0.0.1", "--port", str(self.demo_port)])
+                sys.executable, "-m", "fakes", "--host", "127.0.0.1", "--port", str(self.demo_port), *keys])
             port = self.demo_port
             sup.wait_until(fake, lambda: port_open(port), 10, "accepting connections")
         server = self.cfg.server

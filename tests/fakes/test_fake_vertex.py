@@ -179,3 +179,32 @@ def test_a_forged_signature_is_refused(fake: FakeProvider) -> None:
     ok = httpx.post(fake.base_url + "/token", data={"grant_type": fake_vertex.JWT_GRANT,
                                                     "assertion": f"{head}.{claims}.{sig}"})
     assert 200 == ok.status_code and ok.json()["access_token"].startswith("ya29.")
+
+
+def test_python_m_fakes_writes_and_accepts_a_vertex_key_file(tmp_path: Path) -> None:
+    """``--vertex-key-file`` (the demo): a new key is written before the fake says it listens, and a token is
+    issued for it; a second start keeps a key made for its own token endpoint, else writes one for it."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "keys" / "sa.json"
+    for start in range(2):
+        proc = subprocess.Popen([sys.executable, "-m", "fakes", "--port", "0", "--vertex-key-file", str(path)],
+                                cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            base_url = proc.stdout.readline().rsplit(" ", 1)[-1].strip()
+            info = json.loads(path.read_text())
+            if start == 0:
+                first = info
+                assert 0o600 == path.stat().st_mode & 0o777
+            elif info["token_uri"] == first["token_uri"]:  # the same port again: the same key
+                assert first == info
+            creds = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
+                str(path), scopes=SCOPES)
+            assert token(creds).startswith("ya29.") and info["token_uri"] == f"{base_url}/token"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            if proc.stdout is not None:
+                proc.stdout.close()
