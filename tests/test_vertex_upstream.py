@@ -169,6 +169,17 @@ def test_for_provider_picks_the_publisher() -> None:
     assert (VertexGemini, VertexClaude) == (type(flavour("gemini")), type(flavour("anthropic")))
 
 
+def test_providers_with_one_key_file_share_its_tokens(tmp_path: Path) -> None:
+    """One refresh thread per service account and process, however many providers use its key."""
+    def flavour(protocol: str, key: str) -> Any:
+        return for_provider(Provider.model_validate({"name": "vx", "protocol": protocol, "vertex": {
+            "project": "acme-prod", "credentials_file": str(tmp_path / key)}}))
+    gemini, claude, other = flavour("gemini", "sa.json"), flavour("anthropic", "sa.json"), flavour("gemini", "b.json")
+    assert gemini.tokens is claude.tokens and gemini.tokens is not other.tokens
+    for tokens in (gemini.tokens, other.tokens):
+        tokens.close()
+
+
 # --- Vertex's own errors in front of Claude -------------------------------------------------------
 
 

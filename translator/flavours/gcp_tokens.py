@@ -1,6 +1,6 @@
 """Google Cloud OAuth2 access tokens from a service-account key, kept fresh off the request path.
 
-One daemon thread per Vertex AI provider and translator process asks the key's token endpoint (the
+One daemon thread per service-account key and translator process asks the key's token endpoint (the
 file's ``token_uri``) for a token with google-auth, then again before it expires: when half its
 lifetime is left, and at most ``margin_s`` (5 minutes) before the end, so a one-hour token is
 renewed after 55 minutes. A failed refresh is tried again after 1, 2, 4 … up to 30 seconds while the

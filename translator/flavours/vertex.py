@@ -19,6 +19,7 @@ Claude model too: ``respells_errors`` has the router rewrite such an answer in t
 
 from __future__ import annotations
 
+import os
 from typing import Any
 from urllib.parse import quote
 
@@ -67,10 +68,6 @@ class VertexFlavour(Flavour):
         token = self.tokens.current() if self.tokens is not None else key
         return {"authorization": f"Bearer {token}"} if token else {}
 
-    def close(self) -> None:
-        if self.tokens is not None:
-            self.tokens.close()
-
 
 class VertexGemini(VertexFlavour):
     """Gemini models: the Gemini API's methods and bodies; a token count's body is Vertex's own."""
@@ -114,7 +111,15 @@ class VertexClaude(VertexFlavour):
         return {**out, "anthropic_version": ANTHROPIC_VERSION}
 
 
+# Key file -> its tokens: one refresh thread per service account and process, whatever number of
+# providers (a Gemini and a Claude one, say) use it.
+_TOKENS: dict[str, AccessTokens] = {}
+
+
 def flavour(vertex: Vertex, publisher: str, key_file: str | None) -> VertexFlavour:
-    """The flavour of a Vertex provider whose protocol is ``publisher``'s; its token thread started."""
-    tokens = AccessTokens(key_file).start() if key_file is not None else None
+    """The flavour of a Vertex provider whose protocol is ``publisher``'s; its key's token thread started."""
+    tokens = None
+    if key_file is not None:
+        path = os.path.abspath(key_file)
+        tokens = _TOKENS.get(path) or _TOKENS.setdefault(path, AccessTokens(path).start())
     return (VertexClaude if publisher == VertexClaude.publisher else VertexGemini)(vertex, tokens)
