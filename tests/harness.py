@@ -201,11 +201,15 @@ def write_config(cfg: dict[str, Any], path: Path) -> Path:
 
 @contextlib.contextmanager
 def own_stack(workdir: Path, tweak: Callable[[dict[str, Any]], None] = lambda cfg: None, *, workers: int = 2,
+              prepare: Callable[[FakeProvider, dict[str, Any], Path], None] | None = None,
               **stack: Any) -> Iterator[GatewayUnderTest]:
-    """A stack of its own, on free ports, for tests that kill or stop its parts; ``tweak`` edits its config."""
+    """A stack of its own, on free ports, for tests that kill or stop its parts or need providers of their own;
+    ``tweak`` edits its config, ``prepare`` too, given the running fake and the stack's folder as well."""
     with FakeProvider.running() as fake:
         cfg = gateway_config(fake.port, workdir)
         tweak(cfg)
+        if prepare is not None:
+            prepare(fake, cfg, workdir)
         st = Stack(write_config(cfg, workdir / "gateway.yaml"), workdir=workdir, workers=workers,
                    redis_port=free_port(), log_level="warning", **stack)
         st.start()

@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -39,9 +40,7 @@ from tests.e2e.test_matrix import (
     upstream_images,
     upstream_turn_texts,
 )
-from tests.harness import GatewayUnderTest, gateway_config, write_config
-from tokengate.devstack import Stack
-from tokengate.procs import free_port
+from tests.harness import GatewayUnderTest, own_stack
 
 CLIENTS = ("openai", "openai-responses", "anthropic", "gemini")
 TARGETS = ("gemini", "claude")
@@ -55,42 +54,37 @@ STATIC_TOKEN_ENV = "TG_TEST_VERTEX_TOKEN"
 CASES = [pytest.param(c, t, id=f"{c}->{t}") for c in CLIENTS for t in TARGETS]
 
 
+def vertex_providers(fake: FakeProvider, cfg: dict[str, Any], workdir: Path) -> None:
+    """Vertex providers on the fake: a Gemini and a Claude one sharing a throwaway service-account key whose
+    token endpoint is the fake's, and one with a static token the fake never issued."""
+    fake.vertex.token_lifetime_s = TOKEN_LIFETIME_S
+    key = workdir / "service-account.json"
+    key.write_text(json.dumps(fake.vertex.new_service_account(f"{fake.base_url}/token")))
+    os.environ[STATIC_TOKEN_ENV] = "ya29.never-issued"
+    base = fake.base_url
+    cfg["providers"] += [
+        {"name": "vertex-gemini", "protocol": "gemini", "base_url": base,
+         "vertex": {"project": fake_vertex.PROJECT, "location": "us-east5", "credentials_file": str(key)}},
+        {"name": "vertex-claude", "protocol": "anthropic", "base_url": base,
+         "vertex": {"project": fake_vertex.PROJECT, "credentials_file": str(key)}},
+        {"name": "vertex-stale", "protocol": "gemini", "base_url": base, "api_key": {"env": STATIC_TOKEN_ENV},
+         "vertex": {"project": fake_vertex.PROJECT, "location": "us-east5"}},
+    ]
+    cfg["deployments"] += [
+        {"name": "vx-gem", "provider": "vertex-gemini", "model": UPSTREAM_MODEL["gemini"]},
+        {"name": "vx-claude", "provider": "vertex-claude", "model": UPSTREAM_MODEL["claude"]},
+        {"name": "vx-stale", "provider": "vertex-stale", "model": UPSTREAM_MODEL["gemini"]},
+    ]
+    price = {"input": 3, "output": 15}
+    cfg["models"] += [{"name": name, "deployments": [dep], "price": price}
+                      for name, dep in (("vx-gemini", "vx-gem"), ("vx-claude", "vx-claude"), ("vx-stale", "vx-stale"))]
+
+
 @pytest.fixture(scope="module")
 def vertex_gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUnderTest]:
-    workdir = tmp_path_factory.mktemp("vertex")
-    with FakeProvider.running() as fake:
-        fake.vertex.token_lifetime_s = TOKEN_LIFETIME_S
-        key = workdir / "service-account.json"
-        key.write_text(json.dumps(fake.vertex.new_service_account(f"{fake.base_url}/token")))
-        cfg = gateway_config(fake.port, workdir)
-        os.environ[STATIC_TOKEN_ENV] = "ya29.never-issued"
-        base = f"http://127.0.0.1:{fake.port}"
-        cfg["providers"] += [
-            {"name": "vertex-gemini", "protocol": "gemini", "base_url": base,
-             "vertex": {"project": fake_vertex.PROJECT, "location": "us-east5", "credentials_file": str(key)}},
-            {"name": "vertex-claude", "protocol": "anthropic", "base_url": base,
-             "vertex": {"project": fake_vertex.PROJECT, "credentials_file": str(key)}},
-            {"name": "vertex-stale", "protocol": "gemini", "base_url": base, "api_key": {"env": STATIC_TOKEN_ENV},
-             "vertex": {"project": fake_vertex.PROJECT, "location": "us-east5"}},
-        ]
-        cfg["deployments"] += [
-            {"name": "vx-gem", "provider": "vertex-gemini", "model": UPSTREAM_MODEL["gemini"]},
-            {"name": "vx-claude", "provider": "vertex-claude", "model": UPSTREAM_MODEL["claude"]},
-            {"name": "vx-stale", "provider": "vertex-stale", "model": UPSTREAM_MODEL["gemini"]},
-        ]
-        price = {"input": 3, "output": 15}
-        cfg["models"] += [{"name": "vx-gemini", "deployments": ["vx-gem"], "price": price},
-                          {"name": "vx-claude", "deployments": ["vx-claude"], "price": price},
-                          {"name": "vx-stale", "deployments": ["vx-stale"], "price": price}]
-        stack = Stack(write_config(cfg, workdir / "gateway.yaml"), workdir=workdir, workers=1,
-                      redis_port=free_port(), log_level="warning")
-        stack.start()
-        try:
-            gw = GatewayUnderTest(stack, fake, "", cfg)
-            gw.key = gw.new_key("vertex", name="e2e-vertex")
-            yield gw
-        finally:
-            stack.stop()
+    with own_stack(tmp_path_factory.mktemp("vertex"), workers=1, prepare=vertex_providers) as gw:
+        gw.key = gw.new_key("vertex", name="e2e-vertex")
+        yield gw
 
 
 @pytest.fixture
