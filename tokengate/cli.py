@@ -38,13 +38,19 @@ DEMO_CREDIT = 5_000_000_000  # $5 in nano-USD, credited once
 
 async def _settle(redis_url: str | None, consumer: str | None = None, metrics_listen: str | None = None) -> int:
     """The settlement worker in the foreground; SIGTERM finishes the batch in hand and stops."""
+    import structlog
+
     from core import logs
     from settler import metrics
     from settler.service import Settler
 
     logs.configure(os.environ.get("TOKENGATE_LOG_LEVEL", "info"))
     if metrics_listen:
-        metrics.serve(metrics_listen)
+        try:
+            metrics.serve(metrics_listen)
+        except OSError as exc:  # a taken port must not stop settlement
+            structlog.get_logger("tokengate.settler").error("metrics_listen_failed", address=metrics_listen,
+                                                            error=str(exc))
     r = accounts_cli.redis_client(redis_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

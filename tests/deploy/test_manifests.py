@@ -23,6 +23,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import SchemaNotFoundError, latest_version  # type: ignore[import-untyped]
 
+from tests.deploy.crds import SCHEMAS as CRD_SCHEMAS
 from tests.deploy.kube import (
     BASE,
     COMPONENTS,
@@ -116,9 +117,10 @@ def _problem(doc: str, version: str) -> str | None:
     try:
         kubernetes_validate.validate(o, version, strict=True)
     except SchemaNotFoundError:
-        if (o["apiVersion"], o["kind"]) != ("cert-manager.io/v1", "Certificate"):
+        custom = {("cert-manager.io/v1", "Certificate"): CERTIFICATE_SCHEMA, **CRD_SCHEMAS}
+        if (o["apiVersion"], o["kind"]) not in custom:
             return f"{o['kind']}/{o['metadata']['name']}: no schema for {o['apiVersion']}"
-        jsonschema.validate(o, CERTIFICATE_SCHEMA)
+        jsonschema.validate(o, custom[o["apiVersion"], o["kind"]])
     except jsonschema.ValidationError as exc:
         return f"{o['kind']}/{o['metadata']['name']}: {'.'.join(map(str, exc.path))}: {exc.message}"
     return None
@@ -126,7 +128,8 @@ def _problem(doc: str, version: str) -> str | None:
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_object_validates_strictly(objs: list[Obj], version: str) -> None:
-    """Each rendered object passes kubernetes-validate --strict (cert-manager's Certificate: our schema)."""
+    """Each rendered object passes kubernetes-validate --strict (cert-manager's Certificate and the Prometheus
+    Operator's PodMonitor and PrometheusRule: our schemas of their CRDs, tests/deploy/crds.py)."""
     problems = [_problem(json.dumps(o, sort_keys=True), version) for o in objs]
     assert [] == [p for p in problems if p]
 
@@ -142,7 +145,8 @@ def test_strict_validation_catches_a_misspelt_field() -> None:
 def test_every_overlay_and_component_renders() -> None:
     """Overlays dev and prod exist; every component is used by an overlay or rendered with the base."""
     assert {"dev", "prod"} <= set(OVERLAYS)
-    assert {"redis-in-cluster", "redis-external", "cert-manager", "ingress", "loadbalancer"} <= set(COMPONENTS)
+    assert {"redis-in-cluster", "redis-external", "cert-manager", "ingress", "loadbalancer",
+            "monitoring"} <= set(COMPONENTS)
 
 
 def test_overlays_hold_only_small_named_patches() -> None:
@@ -280,10 +284,13 @@ def test_envoy_drains_before_stopping_and_is_probed_on_its_own(overlay: list[Obj
 
 
 def test_the_translator_is_probed_over_grpc_health(overlay: list[Obj]) -> None:
-    """startup, readiness and liveness are gRPC probes on the port --health-listen opens."""
+    """startup, readiness and liveness are gRPC probes on the port --health-listen opens; its other port is
+    the metrics the config's translator.metrics_listen serves (on every address: Prometheus scrapes it)."""
     translator = container(gateway_pod(overlay), "translator")
     port = int(arg_after(translator["args"], "--health-listen").rsplit(":", 1)[1])
-    assert [port] == [p["containerPort"] for p in translator["ports"]]
+    host, _, metrics = gateway_config(overlay)["translator"]["metrics_listen"].rpartition(":")
+    assert "0.0.0.0" == host
+    assert {"grpc-health": port, "metrics": int(metrics)} == {p["name"]: p["containerPort"] for p in translator["ports"]}
     for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert {"port": port} == translator[kind]["grpc"], kind
         assert translator[kind]["periodSeconds"] * translator[kind]["failureThreshold"] >= 10, kind
