@@ -97,8 +97,12 @@ class Settler:
         await asyncio.gather(*readers.values())
 
     async def _read(self, stream: str, stop: asyncio.Event) -> None:
+        resume = False  # a batch failed (Redis away, failing over, not replicated): settle it again first
         while not stop.is_set():
             try:
+                if resume:
+                    await self._drain_own_pending(stream)
+                    resume = False
                 reply: Any = await self.redis.xreadgroup(GROUP, self.consumer, {stream: ">"},
                                                          count=self.batch, block=self.block_ms)
                 got = 0
@@ -109,6 +113,7 @@ class Settler:
                     await asyncio.sleep(self.linger_s)  # let a batch gather: one round trip for many events
             except redisconn.ERRORS as exc:
                 log.warning("settler_redis_error", stream=stream, error=str(exc))
+                resume = True
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
 

@@ -20,10 +20,9 @@ from typing import Any, TypeVar
 
 import httpx
 import redis
-import redis.asyncio as aioredis
 import yaml
 
-from core import event, keys, store
+from core import event, keys, redisconn, store
 from core.billing.ops import Billing
 from fakes import FakeProvider
 from tokengate.devstack import Stack
@@ -139,7 +138,7 @@ class GatewayUnderTest:
 
     def _billing(self, fn: Callable[[Billing], Awaitable[T]]) -> T:
         async def call() -> T:
-            r = aioredis.Redis.from_url(self.stack.effective_redis_url)
+            r = redisconn.connect(self.stack.effective_redis_url)  # a cluster's or Sentinel's URL too
             try:
                 return await fn(Billing(r))
             finally:

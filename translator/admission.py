@@ -17,6 +17,8 @@ reaper when its TTL ends. docs/billing.md states the bounds.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -97,6 +99,7 @@ class Admitter:
         self.deadline_s = max(redis_timeout_s - 0.25, 0.1)
         self.leases: dict[str, Lease] = {}  # account -> its lease
         self._keys: dict[str, CachedKey] = {}  # key digest -> what the last round trip said
+        self._returning: set[asyncio.Task[None]] = set()  # grants given back in the background
         self._local = metrics.ADMISSIONS.labels("lease")
         self._redis = metrics.ADMISSIONS.labels("redis")
         self._outcomes = {o: metrics.ADMISSION_OUTCOMES.labels(o) for o in ("admitted", "other", *OUTCOMES.values())}
@@ -149,12 +152,23 @@ class Admitter:
         except redisconn.ERRORS as exc:
             raise ServiceUnavailable("The gateway cannot check keys and balances right now; retry shortly.") from exc
         if a.outcome == "lease":
+            models = frozenset(m for m in a.models.split(",") if m)
+            self._keys[digest] = CachedKey(a.key_id, a.expires_at, models, now + lc.key_cache_s)
+            current = self.leases.get(account)
+            if lease is None and current is not None:
+                # another request of this process was granted a lease while this one asked (one lease
+                # an account and process): this grant goes back, all of it when the other covers this
+                # request; else less this request's hold (what its cost leaves of that, the reaper
+                # releases at the lease's TTL)
+                if current.available >= hold:
+                    self._give_back_soon(account, ask.lease_id, a.leased)
+                    return self._on_lease(account, current, a.key_id, hold, now)
+                self._give_back_soon(account, ask.lease_id, a.leased - hold)
+                return Admitted(KeyInfo(account=account, key_id=a.key_id), ask.lease_id)
             if lease is None:
                 lease = self.leases[account] = Lease(ask.lease_id)
             lease.granted += a.leased
             lease.renew_at, lease.dead_at = now + lc.ttl_s / 2, now + lc.ttl_s * 0.9
-            models = frozenset(m for m in a.models.split(",") if m)
-            self._keys[digest] = CachedKey(a.key_id, a.expires_at, models, now + lc.key_cache_s)
             return self._on_lease(account, lease, a.key_id, hold, now)
         self._keys.pop(digest, None)
         return Admitted(_accepted(a, account, model, hold))
@@ -164,6 +178,15 @@ class Admitter:
         lease.inflight += hold
         lease.last_used = now
         return Admitted(KeyInfo(account=account, key_id=key_id), lease.id)
+
+    def _give_back_soon(self, account: str, lease_id: str, amount: int) -> None:
+        async def give() -> None:
+            with contextlib.suppress(*redisconn.ERRORS):  # else the reaper releases it at its TTL
+                await self.billing.return_lease(account, lease_id, amount)
+
+        task = asyncio.get_running_loop().create_task(give())
+        self._returning.add(task)
+        task.add_done_callback(self._returning.discard)
 
     def finished(self, account: str, lease_id: str, hold: int, cost: int) -> None:
         """A request admitted against ``lease_id`` ended and costs ``cost``."""

@@ -64,9 +64,9 @@ if rpm == 0 and tpm == 0 and smallest > 0 then
     return {'lease', k[1], lease, k[3] or '0', models}
   end
 end
-if hold > 0 then
+-- HSETNX: a call the client retried (its reply lost to a failover or a timeout) holds once
+if hold > 0 and redis.call('HSETNX', KEYS[3], ARGV[4], hold) == 1 then
   redis.call('HINCRBY', KEYS[2], 'held', hold)
-  redis.call('HSET', KEYS[3], ARGV[4], hold)
   redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[4])
   redis.call('HSET', KEYS[7], ARGV[4], (ARGV[13] or '0') .. ' ' .. ARGV[2] .. ' ' .. k[1])
 end
