@@ -50,8 +50,9 @@ class Tracing:
             resource=Resource.create({"service.name": f"{cfg.service_name}-translator"}),
             sampler=ParentBased(ALWAYS_OFF),  # a span only inside a trace Envoy samples
         )
-        self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=cfg.otlp_endpoint,
-                                                                             insecure=True)))
+        # An unreachable collector holds an export (and a shutdown's last one) for at most 5 s.
+        exporter = OTLPSpanExporter(endpoint=cfg.otlp_endpoint, insecure=True, timeout=5)
+        self.provider.add_span_processor(BatchSpanProcessor(exporter))
         self.tracer: Tracer = self.provider.get_tracer("tokengate.translator")
         self._propagator = TraceContextTextMapPropagator()
 
