@@ -112,6 +112,20 @@ def test_attempt_headers_set_path_and_credential_and_pick_the_body_mode(redis_ur
     run(redis_url, scenario)
 
 
+@pytest.mark.parametrize("forward", [False, True], ids=["default", "tracing.forward_to_providers"])
+def test_trace_context_reaches_a_provider_only_when_configured(redis_url: str, forward: bool) -> None:
+    """The attempt's traceparent and tracestate (Envoy's, when it traces) are removed unless configured."""
+    async def scenario(tg: InProcess) -> None:
+        tg.gw.forward_trace = forward
+        headers = attempt(CHAT, "openai|chat|e|failover-test", tracestate="tg=1")
+        reply = UpstreamAttempt(tg.gw).on_request_headers(attempt_headers("oai", "openai", headers))
+        trace = {"traceparent", "tracestate"}
+        assert trace & removed_headers(reply) == (set() if forward else trace)
+        assert "cookie" in removed_headers(reply)  # the rest as before
+
+    run(redis_url, scenario)
+
+
 def test_a_renamed_model_gets_the_deployments_name_in_the_body(redis_url: str) -> None:
     """Same protocol, another upstream model name: the body is read and only the model changes."""
     async def scenario(tg: InProcess) -> None:
