@@ -89,12 +89,21 @@ def connect(url: str, **kwargs: Any) -> aioredis.Redis:
         tls: dict[str, Any] = {"ssl": True} if scheme == "rediss" else {}
         sentinel = Sentinel(_hosts(parts.netloc, 26379), sentinel_kwargs={**auth, **tls, **kwargs},
                             **auth, **tls, **kwargs)
-        client = sentinel.master_for(path[0], db=int(path[1]) if len(path) > 1 else 0)
+        client = sentinel.master_for(path[0], redis_class=_SentinelPrimary, db=int(path[1]) if len(path) > 1 else 0)
     else:
         plain = parts._replace(query=urlencode(query)).geturl()
         client = aioredis.Redis.from_url(plain, **kwargs)
     _options[client] = opts
     return client
+
+
+class _SentinelPrimary(aioredis.Redis):
+    """The primary a Sentinel names; closing it closes the connections to the Sentinels too."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        for s in getattr(self.connection_pool, "sentinel_manager", Sentinel([])).sentinels:
+            await s.aclose()
 
 
 def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
