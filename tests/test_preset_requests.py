@@ -19,7 +19,7 @@ import pytest
 
 from core import presets
 from core.config import Provider, parse
-from tests.test_presets import EXPECTED
+from tests.test_presets import EXPECTED, VERTEX
 from translator.endpoints import Kind
 from translator.extproc.upstream import attempt_body, attempt_headers
 from translator.protocols import REGISTRY
@@ -88,6 +88,9 @@ def _target(name: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Provider, Targe
         entry["params"] = {k: "acct123" for k in preset.params}
     if preset.key_env:
         monkeypatch.setenv(preset.key_env, KEY)
+    if "vertex" in preset.fields:  # Vertex AI: a project and location, and a static token (as tests/test_presets.py)
+        entry.update(VERTEX)
+        monkeypatch.setenv(VERTEX["api_key"]["env"], KEY)
     cfg = parse({"providers": [entry], "deployments": [{"name": "d", "provider": "p", "model": "m"}],
                  "models": [{"name": "m", "deployments": ["d"], "free": True}]}, "test")
     return cfg.provider("p"), targets(cfg, Path("."))["d"]
@@ -109,7 +112,7 @@ def test_a_preset_builds_its_url_and_headers(name: str, monkeypatch: pytest.Monk
     port = "" if p.port == (443 if p.tls else 80) else f":{p.port}"  # Envoy's cluster: the provider's host
     assert _expected_url(name) == f"{'https' if p.tls else 'http'}://{p.host}{port}{headers[':path']}"
     key = headers.get(header, "")
-    if presets.BY_NAME[name].key_env:
+    if presets.BY_NAME[name].key_env or "vertex" in presets.BY_NAME[name].fields:
         assert key in (KEY, f"Bearer {KEY}")
     else:
         assert header not in headers
