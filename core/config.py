@@ -81,6 +81,34 @@ class Azure(_Strict):
         return self
 
 
+_BEDROCK_HOST = re.compile(r"bedrock-runtime(?:-fips)?\.([a-z]{2}(?:-[a-z]+)+-\d+)\.amazonaws\.com")
+
+
+class Aws(_Strict):
+    """AWS Bedrock (docs/providers.md, "AWS Bedrock"): the region signed for, and SigV4 keys — an access key id
+    and secret (``session_token`` too for temporary credentials). Without keys the provider's ``api_key`` is a
+    Bedrock API key, sent as a bearer token. ``region`` defaults to the one in base_url's host. The provider's
+    protocol says the API: ``bedrock-converse``
+    (Converse/ConverseStream) or ``anthropic`` (InvokeModel with Anthropic's Messages body)."""
+
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")  # default: base_url's
+    access_key_id: Credential | None = None
+    secret_access_key: Credential | None = None
+    session_token: Credential | None = None
+
+    @model_validator(mode="after")
+    def _keys(self) -> Aws:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("give both 'access_key_id' and 'secret_access_key', or neither (a Bedrock API key)")
+        if self.session_token is not None and self.access_key_id is None:
+            raise ValueError("'session_token' goes with 'access_key_id' and 'secret_access_key'")
+        return self
+
+    @property
+    def signs(self) -> bool:
+        return self.access_key_id is not None
+
+
 class Vertex(_Strict):
     """Google Vertex AI (docs/providers.md): a Gemini (``protocol: gemini``) or Claude (``protocol:
     anthropic``) model of ``project`` at ``location``, called with an OAuth2 access token.
@@ -117,6 +145,7 @@ class Provider(_Strict):
     # Deviations from the protocol the gateway works around (docs/providers.md, "Quirks"); a preset fills them
     quirks: list[str] = Field(default_factory=list)
     vertex: Vertex | None = None  # Google Vertex AI: project, location, service-account file
+    aws: Aws | None = None  # AWS Bedrock: base_url is https://bedrock-runtime.<region>.amazonaws.com
 
     @model_validator(mode="before")
     @classmethod
@@ -134,6 +163,31 @@ class Provider(_Strict):
             raise ValueError(f"Azure OpenAI's {self.azure.api} API serves protocol {' or '.join(served)}, "
                              f"not {self.protocol}")
         return self
+
+    @model_validator(mode="after")
+    def _aws(self) -> Provider:
+        if self.aws is None:
+            if self.protocol.bedrock_api == "converse" and self.api_key is None:
+                raise ValueError("AWS Bedrock needs a Bedrock API key in 'api_key', or SigV4 keys in 'aws'")
+            return self
+        if self.protocol.bedrock_api is None:
+            served = sorted(p.value for p in Protocol if p.bedrock_api)
+            raise ValueError(f"AWS Bedrock serves protocol {' or '.join(served)}, not {self.protocol}")
+        if self.aws.signs == (self.api_key is not None):
+            raise ValueError("an AWS Bedrock provider takes SigV4 keys in 'aws' or a Bedrock API key in 'api_key', "
+                             "one of the two")
+        if self.aws.signs and self.aws_region is None:
+            raise ValueError("aws.region is needed to sign (base_url is not https://bedrock-runtime.<region>."
+                             "amazonaws.com)")
+        return self
+
+    @property
+    def aws_region(self) -> str | None:
+        """The AWS region a Bedrock provider signs for: ``aws.region``, else its endpoint's."""
+        if self.aws is not None and self.aws.region is not None:
+            return self.aws.region
+        m = _BEDROCK_HOST.fullmatch(self.host)
+        return m[1] if m else None
 
     @model_validator(mode="after")
     def _vertex(self) -> Provider:

@@ -13,8 +13,9 @@ into a plain one before the provider model validates it; any field the entry set
 The credential header is not a preset setting: each protocol's codec puts the key where that
 protocol wants it (``Protocol.key_header`` says where; a test checks it against the codecs), and
 Azure's ``api-key`` comes with the ``azure`` field a preset may set, Vertex AI's OAuth2 bearer token
-with the ``vertex`` field. A provider that needs anything else (SigV4) is ``planned``: listed, but
-refused at load with a message naming the issue, never faked.
+with the ``vertex`` field, AWS Bedrock's SigV4 signature or API key with the ``aws`` field. A provider
+that needs anything else is ``planned``: listed, but refused at load with a message naming the issue,
+never faked.
 
 ``quirks`` name known deviations from the protocol (issue #15 item 2): a preset fills the provider's
 ``quirks`` setting, which the translator acts on (translator/protocols/openai/quirks.py; each is
@@ -61,6 +62,8 @@ class Preset:
         ``vertex`` one, else its codec's."""
         if "vertex" in self.fields:
             return "authorization: Bearer <OAuth2 access token>"
+        if "aws" in self.fields:
+            return "authorization: SigV4 signature or Bearer <Bedrock API key>"
         return "api-key: <key>" if "azure" in self.fields else self.protocol.key_header
 
     @property
@@ -75,6 +78,8 @@ def _p(name: str, title: str, protocol: str, base_url: str, key_env: str | None,
 
 
 _LOCAL = "a local server; set base_url for another host or port"
+_AWS_SETS = ("or instead of the API key: aws.access_key_id and aws.secret_access_key (SigV4; aws.session_token "
+             "too for temporary keys)",)
 _VERTEX_SETS = ("vertex.project", "vertex.location (default global)", "vertex.credentials_file (a service-account key)")
 _VERTEX_NOTES = ("tokens refreshed in the background (or api_key: a token you refresh); the base URL is the "
                  "location's endpoint (https://<location>-aiplatform.googleapis.com, or the global one)")
@@ -219,9 +224,11 @@ PRESETS: tuple[Preset, ...] = (
        "AZURE_AI_API_KEY", params={"resource": "your Foundry resource name"}, fields={"azure": {"api": "v1"}},
        notes="a Foundry resource's endpoint with Azure OpenAI's v1 API (docs/providers.md, Azure OpenAI)",
        reference="https://learn.microsoft.com/azure/foundry/openai/api-version-lifecycle"),
-    _p("aws-bedrock", "AWS Bedrock", "anthropic", "https://bedrock-runtime.{region}.amazonaws.com", None,
-       params={"region": "an AWS region, e.g. us-east-1"}, status="planned",
-       notes="needs the Converse API and SigV4 signing (issue #15 item 4)"),
+    _p("aws-bedrock", "AWS Bedrock (Converse API)", "bedrock-converse", "https://bedrock-runtime.{region}.amazonaws.com",
+       "AWS_BEARER_TOKEN_BEDROCK", params={"region": "an AWS region, e.g. us-east-1"}, fields={"aws": {}},
+       sets=_AWS_SETS,
+       notes="any Bedrock model; model ids as Bedrock names them (a cross-region profile us.…, an ARN)",
+       reference="https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html"),
     _p("vertex-ai", "Google Vertex AI (Gemini)", "gemini", "https://aiplatform.googleapis.com", None,
        fields={"vertex": {}}, sets=_VERTEX_SETS, notes=_VERTEX_NOTES,
        reference="https://cloud.google.com/vertex-ai/generative-ai/docs/reference/rest"),
@@ -244,7 +251,7 @@ VERIFIED = frozenset({
     "siliconflow", "siliconflow-cn", "ollama", "ollama-anthropic", "llama-cpp-anthropic",
     "mistral", "groq", "fireworks", "deepinfra", "cerebras", "perplexity", "xai", "together", "openrouter",
     "sambanova", "nvidia-nim", "minimax", "azure-openai", "azure-ai-foundry", "vertex-ai", "vertex-ai-anthropic",
-    "zai", "vllm", "lm-studio", "lm-studio-anthropic", "llama-cpp",
+    "zai", "vllm", "lm-studio", "lm-studio-anthropic", "llama-cpp", "aws-bedrock",
 })
 # The three protocols' own providers: the URLs examples/providers.yaml has always used.
 SHIPPED = frozenset({"openai", "openai-responses", "anthropic", "google-ai-studio"})
@@ -292,7 +299,8 @@ def expand(data: Any) -> Any:
         out["base_url"] = _fill(preset, data.get("params") or {})
     elif data.get("params"):
         raise ValueError("params fill the preset's base_url; give params or base_url, not both")
-    if "api_key" not in out and preset.key_env is not None:
+    signed = isinstance(out.get("aws"), Mapping) and "access_key_id" in out["aws"]  # SigV4 keys: no API key
+    if "api_key" not in out and preset.key_env is not None and not signed:
         out["api_key"] = {"env": preset.key_env}
     for k, v in preset.fields.items():
         out.setdefault(k, v)
@@ -328,7 +336,8 @@ def listing() -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows]
     lines.append("")
     lines.append("The key is sent as " + "; ".join(f"{p.key_header} ({p.value})" for p in Protocol)
-                 + "; api-key: <key> (azure-*); authorization: Bearer <OAuth2 token> (vertex-*)."
+                 + "; api-key: <key> (azure-*); authorization: Bearer <OAuth2 token> (vertex-*);"
+                 " a SigV4 signature or Bearer <Bedrock API key> (aws-*)."
                  " Any field can be set in the config as well and wins; "
                  "docs/providers.md has the details.")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ class Protocol(StrEnum):
     ANTHROPIC = "anthropic"
     GEMINI = "gemini"
     OPENAI_RESPONSES = "openai-responses"  # OpenAI's Responses API (POST /v1/responses)
+    BEDROCK_CONVERSE = "bedrock-converse"  # AWS Bedrock's Converse API (upstream only: no client speaks it)
 
     @classmethod
     def parse(cls, value: object) -> Protocol | None:
@@ -30,6 +31,12 @@ class Protocol(StrEnum):
     def azure_apis(self) -> frozenset[str]:
         """The Azure OpenAI URL styles that serve it (``core.config.Azure.api``); none when Azure does not speak it."""
         return _AZURE.get(self.value, frozenset())
+
+    @property
+    def bedrock_api(self) -> str | None:
+        """The AWS Bedrock API that serves it (``core.config.Aws``): ``converse`` or ``invoke`` (InvokeModel, whose
+        body is the protocol's own); None when Bedrock does not speak it."""
+        return _BEDROCK.get(self.value)
 
     @property
     def vertex_publisher(self) -> str | None:
@@ -56,11 +63,14 @@ _BY_VALUE = {p.value: p for p in Protocol}
 _EMBEDS = frozenset({"openai", "gemini"})
 # Azure OpenAI: Chat Completions on deployment paths and the v1 API, the Responses API on the v1 API.
 _AZURE = {"openai": frozenset({"deployments", "v1"}), "openai-responses": frozenset({"v1"})}
+# AWS Bedrock: Converse for its own protocol, InvokeModel with Anthropic's Messages body.
+_BEDROCK = {"bedrock-converse": "converse", "anthropic": "invoke"}
 # Google Vertex AI: Gemini models are the google publisher's, Claude models anthropic's (translator/flavours/vertex.py).
 _VERTEX = {"gemini": "google", "anthropic": "anthropic"}
 # The header each codec's ``credential`` sets (translator/protocols/*/codec.py).
 _KEY_HEADER = {"openai": "authorization: Bearer <key>", "openai-responses": "authorization: Bearer <key>",
-               "anthropic": "x-api-key: <key>", "gemini": "x-goog-api-key: <key>"}
+               "anthropic": "x-api-key: <key>", "gemini": "x-goog-api-key: <key>",
+               "bedrock-converse": "authorization: Bearer <Bedrock API key>"}
 # The quirks each codec handles (translator/protocols/*/quirks.py): deviations of OpenAI-compatible servers.
 _QUIRKS = {"openai": frozenset({
     "reasoning_content",  # wants reasoning sent back as assistant reasoning_content (DeepSeek's thinking mode)
@@ -72,4 +82,4 @@ _QUIRKS = {"openai": frozenset({
     "no_strict_tools",  # rejects strict in tool definitions and json_schema response formats
 })}
 # Where the catalogue's provider name is not the protocol's own.
-_PRICE_PROVIDER = {"gemini": "google", "openai-responses": "openai"}
+_PRICE_PROVIDER = {"gemini": "google", "openai-responses": "openai", "bedrock-converse": "aws"}

@@ -178,6 +178,10 @@ class Codec(ABC):
     def new_request_id(self) -> str:
         return random_id("req_", 24)
 
+    def error_headers(self, err: ErrorReply) -> list[Header]:
+        """Headers an HTTP error carries besides the body (Bedrock's ``x-amzn-ErrorType``); none by default."""
+        return []
+
     @abstractmethod
     def parse(self, request: RecordedRequest, route: Route) -> Call:
         """Request facts; raises ``BadRequest`` for what the real API would refuse."""

@@ -64,7 +64,7 @@ def error_response(codec: Codec, err: ErrorReply) -> Response:
 
 
 def _error(codec: Codec, err: ErrorReply, request_id: str, reply: Reply) -> Response:
-    extra = codec.request_id_headers(request_id)
+    extra = codec.request_id_headers(request_id) + codec.error_headers(err)
     if err.retry_after is not None:
         extra.append((b"retry-after", b"%g" % err.retry_after))
     pieces = [codec.error(err, request_id)]

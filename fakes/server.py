@@ -17,7 +17,8 @@ control API, never recorded:
     GET  /_fake/requests  the recorded requests, oldest first
     POST /_fake/reset     forget queued replies and recorded requests
 
-Azure OpenAI's paths (``/openai/…``) are checked and routed by ``fakes.azure``; Vertex AI's
+AWS Bedrock's paths (``/model/…``: the SigV4 signature or API key, the Converse body) are checked by
+``fakes.bedrock``. Azure OpenAI's paths (``/openai/…``) are checked and routed by ``fakes.azure``; Vertex AI's
 (``/v1/projects/…``) and Google's token endpoint (``POST /token``, not recorded: a translator asks it
 in the background) by ``fakes.vertex``, whose state is ``fake.vertex``.
 """
@@ -34,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from fakes import azure, quirks, vertex
+from fakes import azure, bedrock, quirks, vertex
 from fakes.codec import BadRequest, Kind, Route
 from fakes.http import Response, serve_connection
 from fakes.recording import RecordedRequest, Recorder
@@ -50,9 +51,10 @@ _JSON = ((b"content-type", b"application/json"),)
 
 class FakeProvider:
     def __init__(self, *, models: Sequence[str] = DEFAULT_MODELS, record_limit: int = 10_000,
-                 azure_key: str = azure.AZURE_KEY) -> None:
+                 azure_key: str = azure.AZURE_KEY, bedrock_api_key: str = bedrock.API_KEY) -> None:
         self.models = tuple(models)
         self.azure_key = azure_key  # the api-key Azure OpenAI's paths (/openai/…) accept
+        self.bedrock_api_key = bedrock_api_key  # the Bedrock API key AWS Bedrock's paths (/model/…) accept
         self.vertex = vertex.Vertex()  # Vertex AI's service accounts, projects and tokens (fakes.vertex)
         self._script = ScriptQueue()
         self._recorder = Recorder(record_limit)
@@ -184,6 +186,11 @@ class FakeProvider:
             if isinstance(routed, Response):
                 return routed
             found = routed
+        elif request.path.startswith("/model/"):  # AWS Bedrock's paths (fakes.bedrock)
+            signed = bedrock.route(request, self.bedrock_api_key)
+            if isinstance(signed, Response):
+                return signed
+            found = signed
         elif quirks.serves(request.path):  # OpenAI-compatible providers with their quirks (fakes.quirks)
             checked_quirks = quirks.route(request)
             if isinstance(checked_quirks, Response):

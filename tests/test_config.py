@@ -38,7 +38,7 @@ def _with(path: str, value: object) -> dict[str, object]:
 @pytest.mark.parametrize(
     ("doc", "expected"),
     [
-        (_with("providers.0.protocol", "grpc"), "providers[0].protocol: Input should be 'openai', 'anthropic', 'gemini' or 'openai-responses'"),
+        (_with("providers.0.protocol", "grpc"), "providers[0].protocol: Input should be 'openai', 'anthropic', 'gemini', 'openai-responses' or 'bedrock-converse'"),
         (_with("providers.0.base_url", "ftp://x"), "providers[0].base_url: must be an http:// or https:// URL"),
         (_with("providers.0.api_key", {"env": "A", "file": "b"}), "providers[0].api_key: give exactly one of"),
         (_with("providers.0.colour", "red"), "providers[0].colour: unknown field"),

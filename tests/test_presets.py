@@ -128,6 +128,9 @@ EXPECTED = [
      "https://acct123.openai.azure.com (azure v1)", "AZURE_OPENAI_API_KEY", "api-key"),
     ("azure-ai-foundry", "openai",
      "https://acct123.services.ai.azure.com (azure v1)", "AZURE_AI_API_KEY", "api-key"),
+    # AWS Bedrock: a Bedrock API key; SigV4 is tests/protocols/test_bedrock_converse.py's
+    ("aws-bedrock", "bedrock-converse",
+     "https://bedrock-runtime.acct123.amazonaws.com/model/m/converse", "AWS_BEARER_TOKEN_BEDROCK", "authorization"),
     # Vertex AI: the entry adds vertex: {project, location} and a static token in api_key (VERTEX)
     ("vertex-ai", "gemini", "https://us-east5-aiplatform.googleapis.com/v1/projects/acct-123456/locations/us-east5"
      "/publishers/google/models/m:generateContent", "VERTEX_TOKEN", "authorization"),
@@ -222,13 +225,14 @@ GOOD_DOC = {"deployments": [{"name": "d", "provider": "p", "model": "m"}],
       "preset 'cloudflare-workers-ai' has no parameter 'region' \\(its parameters: account_id\\)"),
      ({"preset": "deepseek", "params": {"x": "y"}}, "preset 'deepseek' has no parameter 'x' \\(its parameters: none\\)"),
      ({"protocol": "openai", "base_url": "https://x.example/v1", "params": {"a": "b"}}, "give a preset as well"),
-     ({"preset": "aws-bedrock"}, "preset 'aws-bedrock' .* planned.*issue #15 item 4"),
+     ({"preset": "aws-bedrock", "params": {"region": "us-east-1"}, "aws": {"access_key_id": {"env": "K"}}},
+      "give both 'access_key_id' and 'secret_access_key'"),
      ({"preset": "vertex-ai"}, "providers\\[0\\].vertex.project: Field required"),
      ({"preset": "vertex-ai-anthropic", "vertex": {"project": "acct-123456"}},
       "vertex.credentials_file .* or api_key .*, one of the two"),
      ({"preset": 3}, "unknown preset 3")],
     ids=["typo", "unknown", "missing-param", "bad-param", "unknown-param", "param-without-placeholder",
-         "params-without-preset", "planned-bedrock", "vertex-without-project", "vertex-without-credential",
+         "params-without-preset", "bedrock-half-keys", "vertex-without-project", "vertex-without-credential",
          "not-a-string"],
 )
 def test_a_bad_preset_is_a_clear_config_error(entry: dict[str, Any], expected: str) -> None:

@@ -19,7 +19,7 @@ import jinja2
 from core.config import GatewayConfig, Model
 from translator.errors import BadRequest, NotFound, UserFacingError
 from translator.protocols import REGISTRY
-from translator.protocols.base import Codec, Json
+from translator.protocols.base import SSE_CONTENT_TYPE, Codec, Json
 from translator.upstream_http import CTX_HEADER, DEPLOYMENT_ATTR, RESPONSE_TYPE_HEADER, direct_route
 
 TEMPLATE = Path(__file__).with_name("templates") / "envoy.yaml.j2"
@@ -214,22 +214,30 @@ _CONTENT_TYPE_LUA = ("""function envoy_on_request(h)
 end
 """, """
   local md = h:streamInfo():dynamicMetadata():get("tokengate.status")
-  if md and md.content_type then headers:replace("content-type", md.content_type) end""")
+  if md and md.content_type and headers:get(":status") == "200" then
+    headers:replace("content-type", md.content_type)
+  end""")
 
 
 def status_maps() -> dict[str, str]:
     """Per caller protocol that spells some upstream error statuses differently, the Lua that
     rewrites them on a direct cross-protocol route (what the upstream filter does per attempt),
     and for a caller that may read a JSON-array stream the content type the router asked for
-    (``RESPONSE_TYPE_HEADER``). Every caller protocol today has a status to rewrite, so each has one."""
+    (``RESPONSE_TYPE_HEADER``). Every caller protocol today has a status to rewrite, so each has one.
+    ``status/<caller>/typed`` sets that content type for every caller: a route to a provider whose streams
+    are framed otherwise (AWS event streams) is SSE for the caller. Protocols no client speaks have none."""
     out = {}
     for caller in REGISTRY:
+        if not caller.body_routes:  # upstream only (Bedrock Converse)
+            continue
         pairs = [(s, caller.client_status(s)) for s in range(400, 600)]
         table = ", ".join(f"[{a}] = {b}" for a, b in pairs if a != b)
         if table:
             lua = _STATUS_LUA % (table, _CONTENT_TYPE_LUA[1] if caller.array_streams else "")
             out[f"status/{caller.name}"] = (_CONTENT_TYPE_LUA[0] % RESPONSE_TYPE_HEADER if caller.array_streams
                                             else "") + lua
+            out[f"status/{caller.name}/typed"] = (_CONTENT_TYPE_LUA[0] % RESPONSE_TYPE_HEADER
+                                                  + _STATUS_LUA % (table, _CONTENT_TYPE_LUA[1]))
     return out
 
 
@@ -260,8 +268,11 @@ def context(cfg: GatewayConfig, *, source: str, addresses: list[str],
         policy = _route_policy(cfg, m)
         d = cfg.direct_deployment(m)
         spoken = cfg.provider(d.provider).protocol if d is not None else None
+        typed = d is not None and REGISTRY.get(spoken or "").stream_content_type != SSE_CONTENT_TYPE
         for caller in REGISTRY if d is not None else ():
-            lua = f"status/{caller.name}" if caller.name != spoken else None
+            if not caller.body_routes:  # no client speaks it (Bedrock Converse): no route of its own
+                continue
+            lua = (f"status/{caller.name}" + ("/typed" if typed else "")) if caller.name != spoken else None
             model_routes.append({"name": f"direct/{caller.name}/{name}", "header": direct_route(name, caller.name),
                                  "cluster": f"direct/{m.name}", "direct": True,
                                  "lua": lua if lua in maps else None, **policy})

@@ -71,7 +71,7 @@ class Gateway:
 def targets(cfg: GatewayConfig, base: Path) -> dict[str, Target]:
     """Deployment name -> what an attempt to it needs (credentials resolved now)."""
     out = {}
-    flavours = {p.name: for_provider(p) for p in cfg.providers}  # one per provider (a token cache is shared)
+    flavours = {p.name: for_provider(p, base) for p in cfg.providers}  # one per provider (a token cache is shared)
     for d in cfg.deployments:
         p = cfg.provider(d.provider)
         out[d.name] = Target(name=d.name, protocol=p.protocol, codec=REGISTRY.get(p.protocol), model=d.model,

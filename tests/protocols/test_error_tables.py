@@ -14,6 +14,7 @@ import pytest
 
 from translator import ir
 from translator.errors import Spelling, UpstreamError, kind_for_status
+from translator.eventstream import encode_frame
 from translator.protocols import REGISTRY
 from translator.protocols.base import Codec
 
@@ -29,6 +30,9 @@ def in_band(protocol: str, name: str) -> bytes:
     if protocol == "anthropic":
         return b"event: error\ndata: " + orjson.dumps({"type": "error", "error": {"type": name, "message": "boom"}}) \
             + b"\n\n"
+    if protocol == "bedrock-converse":  # an exception frame, its type the stream member's name (throttlingException)
+        return encode_frame({":message-type": "exception", ":exception-type": name[:1].lower() + name[1:],
+                             ":content-type": "application/json"}, orjson.dumps({"message": "boom"}))
     if protocol == "openai-responses":  # response.failed: its error's code, or its type when it has a known one
         key = "type" if name.endswith(("_error", "insufficient_quota")) else "code"
         doc = {"type": "response.failed", "sequence_number": 3, "response": {"id": "resp_1", "status": "failed",
@@ -39,6 +43,8 @@ def in_band(protocol: str, name: str) -> bytes:
 
 
 def client_body(protocol: str, row: Spelling, status: int) -> dict[str, Any]:
+    if protocol == "bedrock-converse":  # the type is in x-amzn-ErrorType, not in the body
+        return {"message": "boom"}
     if protocol == "anthropic":
         return {"type": "error", "error": {"type": row.name, "message": "boom"}}
     if protocol == "gemini":

@@ -59,6 +59,8 @@ def upstream_body(upstream: Protocol, status: int) -> bytes:
         ).encode()
     if upstream is ANT:
         return json.dumps({"type": "error", "error": {"type": "x", "message": "boom"}}).encode()
+    if upstream is Protocol.BEDROCK_CONVERSE:  # the exception's name is in x-amzn-ErrorType
+        return json.dumps({"message": "boom"}).encode()
     return json.dumps({"error": {"code": status, "message": "boom", "status": "X"}}).encode()
 
 

@@ -19,6 +19,7 @@ from translator.protocols.gemini import usage as gemini_usage
 from translator.protocols.openai import usage as openai_usage
 
 OAI, ANT, GEM, RESP = Protocol.OPENAI, Protocol.ANTHROPIC, Protocol.GEMINI, Protocol.OPENAI_RESPONSES
+BED = Protocol.BEDROCK_CONVERSE
 
 UPSTREAM: dict[Protocol, dict[str, Any]] = {
     OAI: {
@@ -117,8 +118,20 @@ UPSTREAM: dict[Protocol, dict[str, Any]] = {
             "total_tokens": 42,
         },
     },
+    BED: {  # ConverseResponse: no id, no reasoning count apart from the output
+        "output": {"message": {"role": "assistant", "content": [
+            {"reasoningContent": {"reasoningText": {"text": "think", "signature": "s"}}},
+            {"text": "Checking "},
+            {"text": "✓"},
+            {"toolUse": {"toolUseId": "tooluse_1", "name": "get", "input": {"c": "Oslo"}}},
+        ]}},
+        "stopReason": "tool_use",
+        "usage": {"inputTokens": 20, "outputTokens": 12, "totalTokens": 42, "cacheReadInputTokens": 10},
+        "metrics": {"latencyMs": 100},
+    },
 }
 USAGE = Usage(input=20, cache_read=10, output=10, reasoning=2)
+USAGE_OF = {BED: Usage(input=20, cache_read=10, output=12)}  # Converse counts reasoning in the output
 
 
 def translate(client: Protocol, upstream: Protocol, body: dict[str, Any]) -> tuple[Any, Any]:
@@ -154,7 +167,8 @@ def test_openai_client_response(upstream: Protocol) -> None:
         if tc.type == "function"
     ]
     assert "think" == out["choices"][0]["message"]["reasoning_content"]
-    assert (USAGE, openai_usage.write(USAGE)) == (
+    usage = USAGE_OF.get(upstream, USAGE)
+    assert (usage, openai_usage.write(usage)) == (
         t.usage,
         c.usage.model_dump(exclude_none=True) if c.usage else None,
     )
@@ -173,7 +187,7 @@ def test_anthropic_client_response(upstream: Protocol) -> None:
     assert [("get", {"c": "Oslo"})] == [
         (b.name, b.input) for b in m.content if b.type == "tool_use"
     ]
-    assert ("tool_use", anthropic_usage.write(USAGE)) == (
+    assert ("tool_use", anthropic_usage.write(USAGE_OF.get(upstream, USAGE))) == (
         m.stop_reason,
         m.usage.model_dump(exclude_none=True),
     )
@@ -191,7 +205,7 @@ def test_gemini_client_response(upstream: Protocol) -> None:
     assert all(fc.id for fc in calls)
     cand = (r.candidates or [])[0]
     assert gtypes.FinishReason.STOP == cand.finish_reason
-    assert gemini_usage.write(USAGE) == out["usageMetadata"]
+    assert gemini_usage.write(USAGE_OF.get(upstream, USAGE)) == out["usageMetadata"]
 
 
 STOPS: dict[Protocol, list[tuple[str, str, str, str]]] = {
@@ -240,6 +254,17 @@ STOPS: dict[Protocol, list[tuple[str, str, str, str]]] = {
             )
         ],
     ],
+    BED: [
+        ("end_turn", "stop", "end_turn", "STOP"),
+        ("stop_sequence", "stop", "stop_sequence", "STOP"),
+        ("max_tokens", "length", "max_tokens", "MAX_TOKENS"),
+        ("model_context_window_exceeded", "length", "model_context_window_exceeded", "MAX_TOKENS"),
+        ("tool_use", "tool_calls", "tool_use", "STOP"),
+        ("guardrail_intervened", "content_filter", "refusal", "SAFETY"),
+        ("content_filtered", "content_filter", "refusal", "SAFETY"),
+        ("malformed_model_output", "content_filter", "end_turn", "OTHER"),
+        ("malformed_tool_use", "stop", "end_turn", "MALFORMED_FUNCTION_CALL"),
+    ],
     RESP: [
         ("completed", "stop", "end_turn", "STOP"),
         ("max_output_tokens", "length", "max_tokens", "MAX_TOKENS"),
@@ -264,6 +289,9 @@ def _with_stop(upstream: Protocol, native: str, tool: bool = False) -> dict[str,
         if native == "completed":
             return {"id": "1", "status": "completed", "output": output}
         return {"id": "1", "status": "incomplete", "incomplete_details": {"reason": native}, "output": output}
+    if upstream is BED:
+        blocks: list[Any] = [{"text": "x"}] + ([{"toolUse": {"toolUseId": "t", "name": "f", "input": {}}}] if tool else [])
+        return {"output": {"message": {"role": "assistant", "content": blocks}}, "stopReason": native}
     if upstream is ANT:
         content: list[Any] = [{"type": "text", "text": "x"}]
         if tool:

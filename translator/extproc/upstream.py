@@ -118,11 +118,18 @@ def attempt_headers(caller: Codec, kind: Kind, stream: bool, sse: bool, t: Targe
     keep = FORWARDED | also_kept if also_kept else FORWARDED
     if not same:
         headers["content-type"] = "application/json"
-        if stream and not sse:  # the translated stream is one JSON array, not the upstream's SSE
-            headers[RESPONSE_TYPE_HEADER] = "application/json"
+        if stream and (not sse or up.stream_content_type != caller.stream_content_type):
+            # the translated stream is one JSON array, or SSE where the upstream's framing is another (AWS's)
+            headers[RESPONSE_TYPE_HEADER] = stream_type(caller, sse)
     remove = [h for h in client_headers
               if h not in keep and h not in headers and not h.startswith((":", "x-tokengate-"))]
     return headers, remove
+
+
+def stream_type(caller: Codec, sse: bool) -> str:
+    """The content type of a translated stream as ``caller`` reads it: its protocol's stream framing, or one JSON
+    array (Gemini without ``alt=sse``)."""
+    return caller.stream_content_type if sse else "application/json"
 
 
 def needs_body(caller: Codec, model: str, t: Target, kind: Kind) -> bool:
@@ -240,6 +247,9 @@ class UpstreamAttempt:
         headers = {":status": str(mapped)} if mapped != status else {}
         if self.ctx.stream and not self.ctx.sse:
             headers["content-type"] = "application/json"
+        elif self.ctx.stream and status == 200 and self.target is not None and (
+                self.target.codec.stream_content_type != self.caller.stream_content_type):
+            headers["content-type"] = stream_type(self.caller, True)
         return m.response_headers(m.common(set_headers=headers or None))
 
     def on_request_body(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:

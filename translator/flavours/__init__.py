@@ -10,6 +10,7 @@ path asks it on every attempt (``translator/extproc/upstream.py``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from core.config import Provider
@@ -59,12 +60,16 @@ class Flavour:
 PLAIN = Flavour()
 
 
-def for_provider(p: Provider) -> Flavour:
-    """The provider's flavour (its config says which)."""
+def for_provider(p: Provider, base: Path = Path(".")) -> Flavour:
+    """The provider's flavour (its config says which); ``base``: where credential files are found (the config's
+    folder)."""
     if p.azure is not None:
         from translator.flavours.azure import AzureFlavour
         return AzureFlavour(p.azure)
     if p.vertex is not None:
         from translator.flavours import vertex
         return vertex.flavour(p.vertex, p.protocol.vertex_publisher or "", p.vertex.credentials_file)
+    if p.aws is not None:
+        from translator.flavours.bedrock import BedrockFlavour
+        return BedrockFlavour(p, base)
     return PLAIN

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from urllib.parse import parse_qs
 
 from translator.errors import GatewayError
-from translator.protocols import anthropic, gemini, openai, openai_responses
+from translator.protocols import anthropic, bedrock_converse, gemini, openai, openai_responses
 from translator.protocols.base import Codec, Endpoint, Json
 
 
@@ -60,6 +60,11 @@ class Registry:
         except KeyError:
             raise GatewayError(f"no codec for protocol {name!r}") from None
 
+    @property
+    def clients(self) -> tuple[Codec, ...]:
+        """The protocols callers speak (an upstream-only protocol, such as Bedrock Converse, claims no endpoint)."""
+        return tuple(c for c in self._codecs if c.body_routes)
+
     def find(self, name: str) -> Codec | None:
         return self._by_name.get(name)
 
@@ -93,5 +98,6 @@ REGISTRY = Registry(
     anthropic.CODEC,
     gemini.CODEC,
     openai_responses.CODEC,
+    bedrock_converse.CODEC,  # upstream only: no client endpoint
     fallback=openai.CODEC,  # no header of its own: the protocol of a caller nothing else identifies
 )

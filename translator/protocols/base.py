@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 Json = dict[str, Any]
 Query = Mapping[str, list[str]]  # the parsed query string (urllib.parse.parse_qs)
 BYTES_PER_TOKEN = 4
+SSE_CONTENT_TYPE = "text/event-stream"
 
 
 def estimate_tokens(size: int) -> int:
@@ -148,6 +149,8 @@ class Codec(ABC):
     # The protocol's embeddings endpoints (protocols/embeddings.py); None: it has none.
     embedder: Embedder | None = None
     renames_model: bool = False  # a passed-through stream names the client's model (``rename_model``)
+    # The content type of its streams (its ``stream_frames``' framing); a translated stream the client reads is SSE.
+    stream_content_type: str = SSE_CONTENT_TYPE
 
     def __repr__(self) -> str:
         return f"<codec {self.name}>"

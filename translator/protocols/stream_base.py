@@ -1,6 +1,6 @@
 """What every protocol's stream decoder and encoder share; each codec adds its state machine.
 
-``SSEStreamDecoder``: upstream SSE bytes -> IR events. Subclasses implement ``_decode``
+``SSEStreamDecoder``: upstream SSE bytes (or another framing's frames) -> IR events. Subclasses implement ``_decode``
 and set ``_finished`` when the upstream gave its finish; ``flush`` ends the stream with
 ``Ended`` after a finish and with an in-band ``cut_short`` error otherwise, exactly once.
 
@@ -12,14 +12,22 @@ CLOSED encoder ignores, so closing is idempotent.
 from __future__ import annotations
 
 from enum import Enum
+from typing import Protocol
 
 from translator import ir
 from translator.sse import SSEDecoder, SSEEvent
 
 
+class Frames(Protocol):
+    """A stream's framing (``base.FrameDecoder``): SSE, or AWS event-stream frames (``translator/eventstream.py``)."""
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]: ...
+    def flush(self) -> list[SSEEvent]: ...
+
+
 class SSEStreamDecoder:
-    def __init__(self) -> None:
-        self._sse = SSEDecoder()
+    def __init__(self, frames: Frames | None = None) -> None:
+        self._sse: Frames = frames if frames is not None else SSEDecoder()
         self._finished = False  # the upstream said why it stopped
         self._ended = False  # Ended or cut_short was emitted
 
