@@ -114,10 +114,10 @@ def test_a_path_with_no_method_is_googles_html_404(fake: FakeProvider, creds: An
 
 
 def test_an_expired_token_is_refused(fake: FakeProvider, creds: Any) -> None:
-    fake.vertex.token_lifetime_s = 1
+    fake.vertex.token_lifetime_s = 3
     t = token(creds)
     assert 200 == post(fake, f"{V1}/google/models/g:generateContent", GEN, t).status_code
-    time.sleep(1.1)
+    time.sleep(3.1)
     assert 401 == post(fake, f"{V1}/google/models/g:generateContent", GEN, t).status_code
 
 
