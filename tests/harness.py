@@ -210,7 +210,7 @@ def own_stack(workdir: Path, tweak: Callable[[dict[str, Any]], None] = lambda cf
         if prepare is not None:
             prepare(fake, cfg, workdir)
         st = Stack(write_config(cfg, workdir / "gateway.yaml"), workdir=workdir, workers=workers,
-                   redis_port=free_port(), log_level="warning", **stack)
+                   redis_port=free_port(), **{"log_level": "warning", **stack})  # a test may ask for another
         st.start()
         try:
             yield GatewayUnderTest(st, fake, "", cfg)

@@ -29,6 +29,7 @@ ROUTER = "async envoy.service.ext_proc.v3.ExternalProcessor.Process egress"  # E
 def _tweak(addr: str, *, enabled: bool) -> Callable[[dict[str, Any]], None]:
     def tweak(cfg: dict[str, Any]) -> None:
         cfg["tracing"] = {"enabled": enabled, "otlp_endpoint": addr, "sampling": 1.0}
+        cfg["access_log"] = {"enabled": enabled}  # off: the translators log each request themselves
         cfg["models"].append({"name": FAILOVER, "price": PRICES["gpt-test"], "deployments": [
             {"deployment": "ant", "priority": 0}, {"deployment": "oai", "priority": 1}]})
     return tweak
@@ -38,7 +39,7 @@ def _tweak(addr: str, *, enabled: bool) -> Callable[[dict[str, Any]], None]:
 def _stack(workdir: Path, *, enabled: bool) -> Iterator[tuple[GatewayUnderTest, otlp.Receiver]]:
     with pytest.MonkeyPatch.context() as mp, otlp.running() as (rx, addr):
         mp.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")  # the translators' batches every 100 ms (default 5 s)
-        with own_stack(workdir, _tweak(addr, enabled=enabled), workers=1) as gw:
+        with own_stack(workdir, _tweak(addr, enabled=enabled), workers=1, log_level="info") as gw:
             gw.key = gw.new_key("obs", name="obs")
             # Envoy's tracer flushes every 5 s by default: every 100 ms here (an admin runtime override).
             httpx.post(f"{gw.admin}/runtime_modify?tracing.opentelemetry.flush_interval_ms=100"
@@ -226,14 +227,18 @@ def test_access_log_line_has_the_translators_facts_and_never_the_key(
     assert line["cost_usd"] == pytest.approx((21 * price["input"] + 7 * price["output"]) / 1e6)
     assert line["key_id"] and line["key_id"] != gw.key and line["ttft_ms"] > 0 and line["request_id"]
     assert gw.key not in Path(gw.stack.workdir, "logs", "envoy.log").read_text()
-    # the translator's own per-request line is folded into it (only at debug level)
-    translator_log = Path(gw.stack.workdir, "logs", "translator-0.log").read_text()
-    assert line["event_id"] not in translator_log
+    # the translator's own per-request line is folded into it: not written at info (the stack's level)
+    assert line["event_id"] not in _translator_log(gw)
+
+
+def _translator_log(gw: GatewayUnderTest) -> str:
+    return Path(gw.stack.workdir, "logs", "translator-0.log").read_text()
 
 
 def test_tracing_off_sends_nothing(tmp_path: Path) -> None:
     """tracing.enabled false (the default) with a collector configured: not one export, from Envoy or
-    the translators, for requests that even carry a traceparent."""
+    the translators, for requests that even carry a traceparent. (And with the access log off, the
+    translators write their own line per request at info.)"""
     with _stack(tmp_path, enabled=False) as (gw, rx):
         _, _, tp = _traceparent()
         client = openai.OpenAI(base_url=f"{gw.http}/v1", api_key=gw.key, max_retries=0)
@@ -244,3 +249,5 @@ def test_tracing_off_sends_nothing(tmp_path: Path) -> None:
         assert "otel_collector" not in config and "random_sampling" not in config  # no tracer, no collector
         time.sleep(1.5)  # 15 times the flush intervals set above: anything traced would have arrived
         assert (rx.exports, rx.spans) == (0, [])
+        requests = [json.loads(x) for x in _translator_log(gw).splitlines() if '"event": "request"' in x]
+        assert [r["model"] for r in requests] == ["gpt-test", FAILOVER]
