@@ -182,6 +182,12 @@ class Provider(_Strict):
         return self
 
     @property
+    def reframes_streams(self) -> bool:
+        """Its streams come in AWS's event-stream framing around its protocol's events (Bedrock's InvokeModel), so a
+        direct route sets the caller's content type (translator/flavours/bedrock.py undoes the framing)."""
+        return self.aws is not None and self.protocol.bedrock_api == "invoke"
+
+    @property
     def aws_region(self) -> str | None:
         """The AWS region a Bedrock provider signs for: ``aws.region``, else its endpoint's."""
         if self.aws is not None and self.aws.region is not None:

@@ -1,7 +1,10 @@
-"""AWS Bedrock Runtime's Converse API, as bedrock-runtime.<region>.amazonaws.com answers it.
+"""AWS Bedrock Runtime's Converse and InvokeModel APIs, as bedrock-runtime.<region>.amazonaws.com answers them.
 
-    POST /model/{modelId}/converse          a ConverseResponse (JSON)
-    POST /model/{modelId}/converse-stream   an AWS event stream (application/vnd.amazon.eventstream)
+    POST /model/{modelId}/converse                       a ConverseResponse (JSON)
+    POST /model/{modelId}/converse-stream                an AWS event stream (application/vnd.amazon.eventstream)
+    POST /model/{modelId}/invoke                         an Anthropic model's own answer (Messages JSON)
+    POST /model/{modelId}/invoke-with-response-stream    event-stream ``chunk`` frames, each ``{"bytes": <base64
+                                                         of one Anthropic stream event's JSON>}``
 
 The model id travels URL-escaped (an inference profile's ``:``, an ARN's ``/``). Checked as AWS checks them:
 
@@ -14,7 +17,9 @@ The model id travels URL-escaped (an inference profile's ``:``, an ARN's ``/``).
   as ``Authorization: Bearer`` (``API_KEY``).
 - the body: only ConverseRequest's members (no ``model``, no ``stream``), a conversation that starts with a user
   message and alternates, one member per content block, images in Bedrock's formats with base64 bytes, and a
-  ``toolConfig`` whenever the history holds tool blocks — a ``ValidationException`` (400) otherwise.
+  ``toolConfig`` whenever the history holds tool blocks — a ``ValidationException`` (400) otherwise. InvokeModel:
+  Anthropic's Messages body with ``anthropic_version: bedrock-2023-05-31`` and without ``model`` or ``stream``
+  (then the Anthropic fake's own checks).
 
 Errors are ``{"message": …}`` with the exception's name in ``x-amzn-ErrorType``; a stream's error after some
 events is an exception frame (``:message-type: exception``, ``:exception-type: throttlingException`` …). Frames
@@ -26,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import calendar
+import dataclasses
 import re
 import struct
 import time
@@ -36,6 +42,7 @@ from urllib.parse import unquote
 
 import orjson
 
+from fakes.anthropic import AnthropicCodec
 from fakes.codec import (
     Answer,
     BadRequest,
@@ -63,7 +70,8 @@ API_KEY = "ABSKQmVkcm9ja0FQSUtleS1mYWtlLWtleS0wMDAx"  # a Bedrock API key (beare
 REGION = "us-east-1"
 SERVICE = "bedrock"
 MAX_SKEW_S = 300
-_PATH = re.compile(r"^/model/(?P<model>[^/]+)/(?P<op>converse|converse-stream)$")
+_PATH = re.compile(r"^/model/(?P<model>[^/]+)/(?P<op>converse|converse-stream|invoke|invoke-with-response-stream)$")
+ANTHROPIC_VERSION = "bedrock-2023-05-31"
 # The model ids and ARNs Converse takes (simplified from botocore's ConversationalModelId pattern).
 _MODEL_ID = re.compile(r"^(arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{0,12}:[a-z-]+/[a-zA-Z0-9-:._/]+"
                        r"|[a-zA-Z0-9-:._]+)$")
@@ -190,7 +198,9 @@ def route(request: RecordedRequest, api_key: str = API_KEY) -> Route | Response:
     if not _MODEL_ID.fullmatch(model):
         return error(400, "ValidationException", f"1 validation error detected: Value '{model}' at 'modelId' failed "
                      "to satisfy constraint: Member must satisfy regular expression pattern")
-    return Route(CONVERSE, Kind.GENERATE, model=model, stream=match["op"] == "converse-stream")
+    op = match["op"]
+    codec = INVOKE if op.startswith("invoke") else CONVERSE
+    return Route(codec, Kind.GENERATE, model=model, stream=op.endswith("stream"))
 
 
 def _check_blocks(blocks: Any, where: str) -> list[Mapping[str, Any]]:
@@ -330,3 +340,51 @@ def _usage(u: Usage) -> dict[str, int]:
 
 
 CONVERSE = ConverseCodec()
+
+
+class InvokeAnthropicCodec(AnthropicCodec):
+    """InvokeModel for an Anthropic model: the Anthropic fake's answers, the model from the path, Bedrock's framing
+    of a stream and Bedrock's errors."""
+
+    name = "bedrock-invoke"
+    sse_headers = ConverseCodec.sse_headers  # type: ignore[assignment]
+    request_id_headers = ConverseCodec.request_id_headers
+    error_headers = ConverseCodec.error_headers
+    error = ConverseCodec.error
+    new_request_id = ConverseCodec.new_request_id
+
+    def parse(self, request: RecordedRequest, route: Route) -> Call:
+        body = json_object(request)
+        extra = sorted(k for k in ("model", "stream") if k in body)
+        if extra:
+            raise BadRequest(f"Malformed input request: extraneous key [{extra[0]}] is not permitted, please reformat "
+                             "your input and try again.")
+        if body.get("anthropic_version") != ANTHROPIC_VERSION:
+            raise BadRequest(f"Malformed input request: anthropic_version must be {ANTHROPIC_VERSION!r}")
+        named = dataclasses.replace(request, body=orjson.dumps({**body, "model": route.model}))
+        return dataclasses.replace(super().parse(named, route), stream=route.stream)
+
+    def stream(self, call: Call, answer: Answer) -> list[bytes]:
+        return [self._chunk(piece) for piece in super().stream(call, answer) if b"event: ping" not in piece]
+
+    def stream_error(self, call: Call, err: ErrorReply, request_id: str, after: int) -> bytes:
+        return CONVERSE.stream_error(call, err, request_id, after)
+
+    def frame(self, payload: Mapping[str, Any]) -> bytes:
+        return self._chunk(b"data: " + orjson.dumps(payload) + b"\n\n")
+
+    @staticmethod
+    def _chunk(piece: bytes) -> bytes:
+        """An Anthropic SSE event as Bedrock streams it: its JSON, base64, in a ``chunk`` frame (the last one with
+        Bedrock's invocation metrics)."""
+        data = next(line[6:] for line in piece.split(b"\n") if line.startswith(b"data: "))
+        doc = orjson.loads(data)
+        if doc.get("type") == "message_stop":
+            doc["amazon-bedrock-invocationMetrics"] = {"inputTokenCount": 1, "outputTokenCount": 1,
+                                                       "invocationLatency": 42, "firstByteLatency": 21}
+            data = orjson.dumps(doc)
+        return encode_frame({":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"},
+                            orjson.dumps({"bytes": base64.b64encode(data).decode(), "p": _PAD[:7]}))
+
+
+INVOKE = InvokeAnthropicCodec()

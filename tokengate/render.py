@@ -268,11 +268,13 @@ def context(cfg: GatewayConfig, *, source: str, addresses: list[str],
         policy = _route_policy(cfg, m)
         d = cfg.direct_deployment(m)
         spoken = cfg.provider(d.provider).protocol if d is not None else None
-        typed = d is not None and REGISTRY.get(spoken or "").stream_content_type != SSE_CONTENT_TYPE
+        # its streams framed otherwise than SSE: by its protocol (Bedrock Converse) or by the provider (InvokeModel)
+        reframed = d is not None and cfg.provider(d.provider).reframes_streams
+        typed = reframed or (d is not None and REGISTRY.get(spoken or "").stream_content_type != SSE_CONTENT_TYPE)
         for caller in REGISTRY if d is not None else ():
             if not caller.body_routes:  # no client speaks it (Bedrock Converse): no route of its own
                 continue
-            lua = (f"status/{caller.name}" + ("/typed" if typed else "")) if caller.name != spoken else None
+            lua = (f"status/{caller.name}" + ("/typed" if typed else "")) if caller.name != spoken or reframed else None
             model_routes.append({"name": f"direct/{caller.name}/{name}", "header": direct_route(name, caller.name),
                                  "cluster": f"direct/{m.name}", "direct": True,
                                  "lua": lua if lua in maps else None, **policy})

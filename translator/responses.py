@@ -17,6 +17,7 @@ import structlog
 
 from core.usage import Usage
 from translator.errors import BadRequest, UpstreamError, UserFacingError
+from translator.flavours import Reframer
 from translator.passthrough import Passthrough
 from translator.protocols.base import Codec
 from translator.protocols.convert import (
@@ -88,6 +89,43 @@ class Guarded:
         return UpstreamError("The upstream sent a response the gateway could not read.")
 
 
+class Reframed:
+    """Any handler, fed the answer in its protocol's own wire form: a provider that frames the protocol its own way
+    (``Flavour.reframe``: Bedrock's InvokeModel) is unwrapped first. The unwrapped bytes are what the client gets
+    when the handler passes them on unchanged."""
+
+    def __init__(self, reframer: Reframer, inner: ResponseHandler) -> None:
+        self._rf, self._inner = reframer, inner
+
+    def __repr__(self) -> str:
+        return f"Reframed({self._rf!r}, {self._inner!r})"
+
+    @property
+    def usage(self) -> Usage:
+        return self._inner.usage
+
+    @property
+    def finish(self) -> str | None:
+        return self._inner.finish
+
+    @property
+    def complete(self) -> bool:
+        return self._inner.complete
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._rf.feed(chunk)
+        out = self._inner.feed(data)
+        return data if out is None else out
+
+    def flush(self) -> bytes:
+        data = self._rf.flush()
+        out = self._inner.feed(data) if data else b""
+        return (data if out is None else out) + (self._inner.flush() or b"")
+
+    def abort(self, err: UserFacingError) -> bytes:
+        return self._inner.abort(err)
+
+
 class WholeBodyTranslation:
     """A small body from an upstream of another protocol (an error, a token count),
     collected and rewritten whole at the end."""
@@ -124,14 +162,17 @@ def handler_for(
     count: bool = False,
     upstream_model: str | None = None,
     respell_errors: bool = False,
+    reframer: Reframer | None = None,
 ) -> ResponseHandler:
     """``model``: the name the client asked for; ``upstream_model``: the deployment's, when known;
     ``respell_errors``: the provider's errors may not be in its protocol's shape (``Flavour.respells_errors``),
-    so a same-protocol error is rewritten too."""
+    so a same-protocol error is rewritten too; ``reframer``: the provider's framing of the protocol, undone first
+    (``Flavour.reframe``)."""
     down = codec(client)
-    return Guarded(_handler(down, codec(upstream) if upstream is not None else down, status, stream=stream,
-                            sse=sse, include_usage=include_usage, model=model, tool_names=tool_names, count=count,
-                            upstream_model=upstream_model, respell_errors=respell_errors))
+    inner = _handler(down, codec(upstream) if upstream is not None else down, status, stream=stream,
+                     sse=sse, include_usage=include_usage, model=model, tool_names=tool_names, count=count,
+                     upstream_model=upstream_model, respell_errors=respell_errors)
+    return Guarded(inner if reframer is None else Reframed(reframer, inner))
 
 
 def _handler(client: Codec, upstream: Codec, status: int, *, stream: bool, sse: bool,

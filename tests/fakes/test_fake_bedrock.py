@@ -151,3 +151,35 @@ def test_converse_refuses_what_bedrock_refuses(fake: FakeProvider, body: dict[st
                    headers={"authorization": f"Bearer {fake_bedrock.API_KEY}"})
     assert (400, "ValidationException") == (r.status_code, r.headers["x-amzn-errortype"].split(":")[0])
     assert message in r.json()["message"]
+
+
+INVOKE_BODY = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 100,
+               "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_boto3_reads_invoke_model_and_its_stream(fake: FakeProvider) -> None:
+    """InvokeModel answers Anthropic's message; the stream is chunk frames of base64 Anthropic events, the last
+    one with Bedrock's invocation metrics."""
+    import json
+
+    c = client(fake)
+    fake.push(Reply(text="Hello", usage=Usage(input=5, output=1)))
+    whole = json.loads(c.invoke_model(modelId=MODEL, body=json.dumps(INVOKE_BODY))["body"].read())
+    assert ("message", [{"type": "text", "text": "Hello"}], MODEL) == (whole["type"], whole["content"], whole["model"])
+    fake.push(Reply(text="Hello there"))
+    stream = c.invoke_model_with_response_stream(modelId=MODEL, body=json.dumps(INVOKE_BODY))["body"]
+    events = [json.loads(e["chunk"]["bytes"]) for e in stream]
+    assert "message_start" == events[0]["type"] and "message_stop" == events[-1]["type"]
+    assert "amazon-bedrock-invocationMetrics" in events[-1]
+    assert "Hello there" == "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"model": MODEL}, "extraneous key [model]"), ({"stream": True}, "extraneous key [stream]"),
+    ({"anthropic_version": "2023-06-01"}, "anthropic_version must be 'bedrock-2023-05-31'"),
+], ids=["model", "stream", "version"])
+def test_invoke_model_refuses_what_bedrock_refuses(fake: FakeProvider, change: dict[str, Any], message: str) -> None:
+    r = httpx.post(f"{fake.base_url}/model/{MODEL}/invoke", json={**INVOKE_BODY, **change},
+                   headers={"authorization": f"Bearer {fake_bedrock.API_KEY}"})
+    assert (400, "ValidationException") == (r.status_code, r.headers["x-amzn-errortype"].split(":")[0])
+    assert message in r.json()["message"]

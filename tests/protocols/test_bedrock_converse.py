@@ -213,3 +213,93 @@ def test_the_aws_bedrock_preset_takes_an_api_key_or_sigv4_keys() -> None:
 def test_a_deployments_output_cap_lowers_max_tokens_and_the_thinking_budget(body: dict[str, Any], cap: int,
                                                                            expected: dict[str, Any]) -> None:
     assert expected == BED.limit_output(body, cap)
+
+
+# --- InvokeModel: the Anthropic answer inside Bedrock's framing -------------------------------------------
+
+
+def _invoke(monkeypatch: pytest.MonkeyPatch) -> BedrockFlavour:
+    monkeypatch.setenv("TG_UT_AWS_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("TG_UT_AWS_SK", "secret")
+    f = for_provider(Provider.model_validate({"name": "c", "protocol": "anthropic", "aws": KEYS,
+                                              "base_url": "https://bedrock-runtime.us-east-1.amazonaws.com"}))
+    assert isinstance(f, BedrockFlavour)
+    return f
+
+
+def test_invoke_model_paths_and_body(monkeypatch: pytest.MonkeyPatch) -> None:
+    f, ant = _invoke(monkeypatch), REGISTRY.get("anthropic")
+    assert "/model/us.anthropic.claude-3-5-sonnet-20241022-v2%3A0/invoke-with-response-stream" == f.upstream_path(
+        ant, "", Kind.CHAT, PROFILE, stream=True, sse=True)
+    body = {"model": "x", "stream": True, "max_tokens": 5, "messages": []}
+    assert {"max_tokens": 5, "messages": [], "anthropic_version": "bedrock-2023-05-31"} == f.body(ant, body, Kind.CHAT,
+                                                                                                 True)
+    assert "application/vnd.amazon.eventstream" == f.stream_content_type(ant)
+
+
+ANT_EVENTS = [{"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 3, "output_tokens": 1}}},
+              {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "héllo"}},
+              {"type": "message_stop", "amazon-bedrock-invocationMetrics": {"inputTokenCount": 3}}]
+
+
+def _chunk(doc: dict[str, Any]) -> bytes:
+    import base64
+
+    return fake_bedrock.encode_frame({":event-type": "chunk", ":message-type": "event"},
+                                     orjson.dumps({"bytes": base64.b64encode(orjson.dumps(doc)).decode()}))
+
+
+@pytest.mark.parametrize("size", [1, 7, 10_000], ids=["byte-by-byte", "small-chunks", "whole"])
+def test_an_invoke_stream_becomes_anthropics_sse_under_any_chunking(monkeypatch: pytest.MonkeyPatch,
+                                                                    size: int) -> None:
+    """Each chunk frame is one Anthropic event, sent on as SSE; an exception frame is Anthropic's in-band error."""
+    rf = _invoke(monkeypatch).reframe(REGISTRY.get("anthropic"), 200, True)
+    assert rf is not None
+    raw = b"".join(_chunk(d) for d in ANT_EVENTS) + fake_bedrock.exception("throttlingException", "Slow down")
+    out = b"".join(rf.feed(raw[i:i + size]) for i in range(0, len(raw), size)) + rf.flush()
+    expected = b"".join(b"event: " + d["type"].encode() + b"\ndata: " + orjson.dumps(d) + b"\n\n" for d in ANT_EVENTS)
+    assert expected + b'event: error\ndata: {"type":"error","error":{"type":"rate_limit_error","message":"Slow down"}}' \
+        b"\n\n" == out
+
+
+def test_an_invoke_error_becomes_anthropics_error_body(monkeypatch: pytest.MonkeyPatch) -> None:
+    rf = _invoke(monkeypatch).reframe(REGISTRY.get("anthropic"), 503, False)
+    assert rf is not None
+    assert b"" == rf.feed(b'{"message":"Bedrock is ') + rf.feed(b'unavailable"}')
+    assert {"type": "error", "error": {"type": "overloaded_error", "message": "Bedrock is unavailable"}} == (
+        orjson.loads(rf.flush()))
+    assert _invoke(monkeypatch).reframe(REGISTRY.get("anthropic"), 200, False) is None  # a whole answer is Anthropic's
+
+
+def test_a_reframed_passthrough_hands_the_client_the_unwrapped_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same protocol: the Anthropic caller gets the events as SSE, usage read from them, the stream complete."""
+    from translator.responses import handler_for
+
+    ant = REGISTRY.get("anthropic")
+    h = handler_for(ant, ant, 200, stream=True, sse=True, include_usage=True, model="m", tool_names=(),
+                    reframer=_invoke(monkeypatch).reframe(ant, 200, True))
+    raw = b"".join(_chunk(d) for d in ANT_EVENTS)
+    out = (h.feed(raw[:40]) or b"") + (h.feed(raw[40:]) or b"") + (h.flush() or b"")
+    assert out.startswith(b"event: message_start\ndata: ") and out.endswith(b"event: message_stop\ndata: " + orjson.dumps(
+        ANT_EVENTS[-1]) + b"\n\n")
+    assert (3, True) == (h.usage.input, h.complete)
+
+
+def test_the_demo_renders_bedrock_routes_that_set_the_callers_stream_type(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """examples/demo.yaml's Bedrock models: every caller's direct route takes the Lua that sets its stream's content
+    type (Converse for every caller; InvokeModel for the Anthropic caller too, whose answer passes through)."""
+    import yaml
+
+    from core.config import load
+    from tokengate.render import render, translator_addresses
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load(root / "examples/demo.yaml")
+    doc = yaml.safe_load(render(cfg, source="x", addresses=translator_addresses(cfg, 1)))
+    routes = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
+        "route_config"]["virtual_hosts"][0]["routes"]
+    lua = {r["name"]: r["typed_per_filter_config"].get("tokengate.status", {}).get("name") for r in routes
+           if r["name"].startswith("direct/") and "/bedrock-" in r["name"]}
+    assert {f"direct/{c}/{m}": f"status/{c}/typed" for c in ("openai", "anthropic", "gemini", "openai-responses")
+            for m in ("bedrock-nova", "bedrock-claude")} == lua

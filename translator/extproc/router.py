@@ -352,7 +352,8 @@ class RouterProcessor:
             ep.codec, t.codec if t else None, self.status, stream=self.stream, sse=ep.sse,
             include_usage=self.include_usage, model=self.asked, tool_names=self.tool_names,
             count=ep.kind is Kind.COUNT_TOKENS, upstream_model=t.model if t else None,
-            respell_errors=t is not None and t.flavour.respells_errors)
+            respell_errors=t is not None and t.flavour.respells_errors,
+            reframer=t.flavour.reframe(t.codec, self.status, self.stream) if t is not None else None)
 
     # --- end --------------------------------------------------------------------
 

@@ -118,12 +118,18 @@ def attempt_headers(caller: Codec, kind: Kind, stream: bool, sse: bool, t: Targe
     keep = FORWARDED | also_kept if also_kept else FORWARDED
     if not same:
         headers["content-type"] = "application/json"
-        if stream and (not sse or up.stream_content_type != caller.stream_content_type):
-            # the translated stream is one JSON array, or SSE where the upstream's framing is another (AWS's)
-            headers[RESPONSE_TYPE_HEADER] = stream_type(caller, sse)
+    if stream and ((not same and not sse) or reframes(caller, t)):
+        # the translated stream is one JSON array, or SSE where the upstream's framing is another (AWS's)
+        headers[RESPONSE_TYPE_HEADER] = stream_type(caller, sse)
     remove = [h for h in client_headers
               if h not in keep and h not in headers and not h.startswith((":", "x-tokengate-"))]
     return headers, remove
+
+
+def reframes(caller: Codec, t: Target) -> bool:
+    """Whether a stream from ``t`` is framed otherwise than ``caller`` reads one (AWS event streams), so its content
+    type is set to the caller's."""
+    return t.flavour.stream_content_type(t.codec) != caller.stream_content_type
 
 
 def stream_type(caller: Codec, sse: bool) -> str:
@@ -228,7 +234,7 @@ class UpstreamAttempt:
                 "tokengate.deployment": t.name, "gen_ai.provider.name": t.gen_ai_provider,
                 "gen_ai.request.model": t.model, "tokengate.upstream_protocol": t.protocol.value,
                 "tokengate.protocol": caller.name, "tokengate.translated": caller is not t.codec})
-        if caller is not t.codec:
+        if caller is not t.codec or (ctx.stream and reframes(caller, t)):  # the status (and a stream's type) mapped
             resp.mode_override.CopyFrom(_TRANSLATE)
         elif not needs_body(caller, ctx.model, t, ctx.kind):
             resp.mode_override.CopyFrom(SKIP_BODY)  # nothing in the body changes
@@ -247,8 +253,7 @@ class UpstreamAttempt:
         headers = {":status": str(mapped)} if mapped != status else {}
         if self.ctx.stream and not self.ctx.sse:
             headers["content-type"] = "application/json"
-        elif self.ctx.stream and status == 200 and self.target is not None and (
-                self.target.codec.stream_content_type != self.caller.stream_content_type):
+        elif self.ctx.stream and status == 200 and self.target is not None and reframes(self.caller, self.target):
             headers["content-type"] = stream_type(self.caller, True)
         return m.response_headers(m.common(set_headers=headers or None))
 

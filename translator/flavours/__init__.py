@@ -11,7 +11,7 @@ path asks it on every attempt (``translator/extproc/upstream.py``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from core.config import Provider
 from translator.endpoints import Kind
@@ -56,13 +56,29 @@ class Flavour:
         attempt sets and the body bytes (only with ``needs_body``)."""
         return {}
 
+    def stream_content_type(self, codec: Codec) -> str:
+        """The content type of its streams: the protocol's, unless the provider frames them its own way."""
+        return codec.stream_content_type
+
+    def reframe(self, codec: Codec, status: int, stream: bool) -> Reframer | None:
+        """What turns its answer into the protocol's own bytes, before anything reads it (None: it is already;
+        Bedrock's InvokeModel wraps each Anthropic event in an event-stream frame, its errors are AWS's)."""
+        return None
+
+
+class Reframer(Protocol):
+    """A provider's answer -> the same answer in its protocol's wire form, chunk by chunk (sans-I/O)."""
+
+    def feed(self, chunk: bytes) -> bytes: ...
+    def flush(self) -> bytes: ...
+
 
 PLAIN = Flavour()
 
 
 def for_provider(p: Provider, base: Path = Path(".")) -> Flavour:
-    """The provider's flavour (its config says which); ``base``: where credential files are found (the config's
-    folder)."""
+    """The provider's flavour (its config says which); ``base``: where relative credential files are found (the
+    translator's working directory, as for ``api_key``)."""
     if p.azure is not None:
         from translator.flavours.azure import AzureFlavour
         return AzureFlavour(p.azure)

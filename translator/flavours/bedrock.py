@@ -8,19 +8,30 @@
 The signature covers the host Envoy sends (the cluster rewrites Host to the provider's host name,
 ``auto_host_rewrite``), the path as sent and the body bytes, so it is computed last (``sign``), after the body
 is final; the body must therefore be read on every attempt (``needs_body``). InvokeModel's body is Anthropic's
-Messages body without ``model`` and ``stream`` and with ``anthropic_version: bedrock-2023-05-31`` (``body``).
+Messages body without ``model`` and ``stream`` and with ``anthropic_version: bedrock-2023-05-31`` (``body``);
+its answers are Anthropic's, but a stream comes as event-stream frames each holding one Anthropic event and an
+error as AWS's ``{"message": …}``: ``reframe`` turns both into Anthropic's own bytes before anything reads them,
+so an Anthropic caller still gets its answer passed through (prompt caching, thinking and signatures intact)
+and any other caller a translation of it (docs/architecture.md, "Provider flavours").
 """
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from urllib.parse import quote
 
+import orjson
+
 from core.config import Provider
 from translator.endpoints import Kind
-from translator.flavours import Flavour, Json
+from translator.errors import UpstreamError
+from translator.eventstream import EventStreamDecoder, Frame
+from translator.flavours import Flavour, Json, Reframer
 from translator.flavours.sigv4 import Keys, Signer
 from translator.protocols.base import Codec
+from translator.protocols.bedrock_converse.codec import STREAM_CONTENT_TYPE
+from translator.protocols.bedrock_converse.errors import decode_error, decode_exception
 
 SERVICE = "bedrock"  # the signing name of bedrock-runtime (botocore's service model)
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
@@ -68,3 +79,65 @@ class BedrockFlavour(Flavour):
         if self.signer is None:
             return {}
         return self.signer.headers("POST", self.host, path, body)
+
+    def stream_content_type(self, codec: Codec) -> str:
+        return STREAM_CONTENT_TYPE if self.api == "invoke" else codec.stream_content_type
+
+    def reframe(self, codec: Codec, status: int, stream: bool) -> Reframer | None:
+        """InvokeModel's errors are AWS's and its streams event-stream frames around the protocol's events: both
+        become the protocol's own (Converse's are its codec's business)."""
+        if self.api != "invoke":
+            return None
+        if status >= 400:
+            return ErrorBody(codec, status)
+        return InvokeStream(codec) if stream and status == 200 else None
+
+
+class InvokeStream:
+    """InvokeModelWithResponseStream -> the Anthropic SSE stream it carries: each ``chunk`` frame's ``bytes`` is one
+    event's JSON, sent on as ``event: <its type>``; an exception frame is the protocol's in-band error."""
+
+    def __init__(self, codec: Codec) -> None:
+        self._codec = codec
+        self._frames = EventStreamDecoder()
+
+    def __repr__(self) -> str:
+        return f"InvokeStream({self._frames!r})"
+
+    def feed(self, chunk: bytes) -> bytes:
+        out = []
+        for f in self._frames.feed(chunk):
+            if isinstance(f, Frame) and f.message_type != "event":
+                err = decode_exception(f.event, f.data) if f.message_type == "exception" else UpstreamError(
+                    str(f.headers.get(":error-message") or "Bedrock stream error"))
+                out.append(self._codec.error_event(self._codec.for_client(err)))
+            elif f.event == "chunk":
+                doc = orjson.loads(f.data)
+                data = base64.b64decode(doc["bytes"]) if isinstance(doc, dict) else b""
+                event = orjson.loads(data).get("type") if data else None
+                if isinstance(event, str):
+                    out.append(b"event: " + event.encode() + b"\ndata: " + data + b"\n\n")
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        self._frames.flush()  # a frame cut at the end is dropped: the protocol's reader sees no end and says so
+        return b""
+
+
+class ErrorBody:
+    """An AWS error answer (``{"message": …}``, its kind by status) -> the protocol's error body."""
+
+    def __init__(self, codec: Codec, status: int) -> None:
+        self._codec, self._status = codec, status
+        self._buf = bytearray()
+
+    def __repr__(self) -> str:
+        return f"ErrorBody({self._status}, {len(self._buf)}B)"
+
+    def feed(self, chunk: bytes) -> bytes:
+        self._buf += chunk
+        return b""
+
+    def flush(self) -> bytes:
+        err = decode_error(self._status, bytes(self._buf))
+        return orjson.dumps(self._codec.error_body(self._codec.for_client(err)))
