@@ -46,6 +46,7 @@ class Settler:
         self.batch, self.block_ms = batch, block_ms
         self.claim_idle_s, self.reap_every_s, self.linger_s = claim_idle_s, reap_every_s, linger_s
         self.look_every_s = 10.0  # how often to look for shards a translator announced
+        self.keep_s = 3600.0  # settled metering entries are dropped from the streams after this
         self.streams: list[str] = []  # the metering streams this settler reads (their group made)
         self.applied = 0
         self.duplicates = 0
@@ -85,11 +86,13 @@ class Settler:
                 if now >= next_claim:
                     for stream in self.streams:
                         await self.claim_abandoned(stream)
+                        await self.trim(stream)
                     next_claim = now + self.claim_idle_s / 2
                 if now >= next_reap:
                     await self.reap()
                     await metrics.observe(self.redis, self.streams, GROUP, DEAD_LETTERS)
-                    next_reap = now + self.reap_every_s
+                    # a pass asks every account: with many it takes a while, and then runs less often
+                    next_reap = now + max(self.reap_every_s, 4 * (time.monotonic() - now))
             except redisconn.ERRORS as exc:
                 log.warning("settler_redis_error", error=str(exc))
             with contextlib.suppress(TimeoutError):
@@ -195,8 +198,41 @@ class Settler:
         await self.redis.xadd(DEAD_LETTERS, {"entry": entry_id, "error": str(exc),
                                              **{text(k): v for k, v in fields.items()}})
 
+    async def trim(self, stream: str) -> None:
+        """Drop the entries settled more than ``keep_s`` ago: older than that, than every entry still
+        pending and than every entry not yet delivered (nothing but the group's history is dropped;
+        the done markers, not the entries, stop a second application)."""
+        cutoff = (int((time.time() - self.keep_s) * 1000), 0)
+        summary: Any = await self.redis.xpending(stream, GROUP)
+        if summary["pending"]:  # kept: MINID drops only what is below it
+            cutoff = min(cutoff, _sid(summary["min"]))
+        for g in await self.redis.xinfo_groups(stream):
+            info = {text(k): v for k, v in g.items()}
+            if text(info["name"]) == GROUP:  # what was delivered may go, nothing after it
+                ms, seq = _sid(info["last-delivered-id"])
+                cutoff = min(cutoff, (ms, seq + 1))
+        if cutoff > (0, 1):
+            await self.redis.xtrim(stream, minid=f"{cutoff[0]}-{cutoff[1]}", approximate=False)
+
     async def reap(self) -> None:
-        for account in await self.redis.smembers(store.ACCOUNTS):
-            freed = await self.billing.release_expired(text(account))
-            if freed:
-                log.warning("settler_released_expired_holds", account=text(account), nano_usd=freed)
+        """Release the holds past their expiry: the accounts are asked in pipelined pages (one round
+        trip per 500 accounts), and only an account with a hold due gets the release calls."""
+        accounts = [text(a) for a in await self.redis.smembers(store.ACCOUNTS)]
+        now = time.time()
+        for start in range(0, len(accounts), 500):
+            page = accounts[start:start + 500]
+            async with self.redis.pipeline(transaction=False) as p:
+                for account in page:
+                    p.zrangebyscore(store.hold_expiries(account), "-inf", now, start=0, num=1)
+                due = await p.execute()
+            for account, first in zip(page, due, strict=True):
+                if not first:
+                    continue
+                freed = await self.billing.release_expired(account, now)
+                if freed:
+                    log.warning("settler_released_expired_holds", account=account, nano_usd=freed)
+
+
+def _sid(entry_id: Any) -> tuple[int, int]:
+    ms, _, seq = text(entry_id).partition("-")
+    return int(ms), int(seq or 0)

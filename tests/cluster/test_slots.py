@@ -29,7 +29,7 @@ from portal import users
 from portal.payments import orders, redeem
 from portal.security.ratelimit import FailureLimit
 from portal.security.sessions import Sessions
-from settler.service import Settler
+from settler.service import GROUP, Settler
 from tests.cluster.rediscluster import LocalCluster
 from translator.metering import Meter
 
@@ -179,6 +179,18 @@ async def _flow(url: str) -> dict[str, Any]:
         await until(lambda: settler.applied >= len(events), 30)
         stop.set()
         await running
+        # settled entries are dropped once older than keep_s; a pending one (read, never acknowledged) stays
+        stream = sorted(streams)[0]
+        pending_id = await r.xadd(stream, {"pb": b"x"})
+        await r.xreadgroup(GROUP, "reader-that-died", {stream: ">"}, count=10)
+        settler.keep_s = 0
+        for s in streams:
+            await settler.trim(s)
+        lengths = {s: await r.xlen(s) for s in streams}
+        assert [e[0] for e in await r.xrange(stream)] == [pending_id]
+        assert lengths == {s: int(s == stream) for s in streams}
+        await r.xack(stream, GROUP, pending_id)
+        await r.xdel(stream, pending_id)
 
         u = users.Users(r)  # the portal's scripts and transactions
         user = await u.sign_up("slots@example.com", "a long enough password 1")
