@@ -5,6 +5,8 @@
     POST /model/{modelId}/invoke                         an Anthropic model's own answer (Messages JSON)
     POST /model/{modelId}/invoke-with-response-stream    event-stream ``chunk`` frames, each ``{"bytes": <base64
                                                          of one Anthropic stream event's JSON>}``
+    POST /model/{modelId}/count-tokens                   ``{"inputTokens": n}`` for ``{"input": {"invokeModel":
+                                                         {"body": <base64 of an InvokeModel body>}}}``
 
 The model id travels URL-escaped (an inference profile's ``:``, an ARN's ``/``). Checked as AWS checks them:
 
@@ -70,7 +72,8 @@ API_KEY = "ABSKQmVkcm9ja0FQSUtleS1mYWtlLWtleS0wMDAx"  # a Bedrock API key (beare
 REGION = "us-east-1"
 SERVICE = "bedrock"
 MAX_SKEW_S = 300
-_PATH = re.compile(r"^/model/(?P<model>[^/]+)/(?P<op>converse|converse-stream|invoke|invoke-with-response-stream)$")
+_PATH = re.compile(r"^/model/(?P<model>[^/]+)/(?P<op>converse|converse-stream|invoke|invoke-with-response-stream"
+                   r"|count-tokens)$")
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 # The model ids and ARNs Converse takes (simplified from botocore's ConversationalModelId pattern).
 _MODEL_ID = re.compile(r"^(arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{0,12}:[a-z-]+/[a-zA-Z0-9-:._/]+"
@@ -199,6 +202,8 @@ def route(request: RecordedRequest, api_key: str = API_KEY) -> Route | Response:
         return error(400, "ValidationException", f"1 validation error detected: Value '{model}' at 'modelId' failed "
                      "to satisfy constraint: Member must satisfy regular expression pattern")
     op = match["op"]
+    if op == "count-tokens":
+        return Route(INVOKE, Kind.COUNT, model=model)
     codec = INVOKE if op.startswith("invoke") else CONVERSE
     return Route(codec, Kind.GENERATE, model=model, stream=op.endswith("stream"))
 
@@ -355,6 +360,14 @@ class InvokeAnthropicCodec(AnthropicCodec):
 
     def parse(self, request: RecordedRequest, route: Route) -> Call:
         body = json_object(request)
+        if route.kind is Kind.COUNT:  # CountTokens: {"input": {"invokeModel": {"body": <base64 InvokeModel body>}}}
+            inner = body.get("input", {}).get("invokeModel", {}) if isinstance(body.get("input"), dict) else {}
+            try:
+                body = orjson.loads(base64.b64decode(inner.get("body", ""), validate=True))
+            except (binascii.Error, orjson.JSONDecodeError, AttributeError):
+                raise BadRequest("input.invokeModel.body must be a base64 InvokeModel body") from None
+            if not isinstance(body, dict):
+                raise BadRequest("input.invokeModel.body must be a base64 InvokeModel body")
         extra = sorted(k for k in ("model", "stream") if k in body)
         if extra:
             raise BadRequest(f"Malformed input request: extraneous key [{extra[0]}] is not permitted, please reformat "
@@ -362,7 +375,12 @@ class InvokeAnthropicCodec(AnthropicCodec):
         if body.get("anthropic_version") != ANTHROPIC_VERSION:
             raise BadRequest(f"Malformed input request: anthropic_version must be {ANTHROPIC_VERSION!r}")
         named = dataclasses.replace(request, body=orjson.dumps({**body, "model": route.model}))
+        if route.kind is Kind.COUNT:
+            return super().parse(named, route)
         return dataclasses.replace(super().parse(named, route), stream=route.stream)
+
+    def count(self, call: Call) -> bytes:
+        return orjson.dumps({"inputTokens": call.prompt_tokens})
 
     def stream(self, call: Call, answer: Answer) -> list[bytes]:
         return [self._chunk(piece) for piece in super().stream(call, answer) if b"event: ping" not in piece]

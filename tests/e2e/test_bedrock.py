@@ -313,3 +313,19 @@ def test_invoke_model_keeps_an_anthropic_callers_caching_and_thinking(gw: Gatewa
     body = check_sent(gw, "invoke", stream=stream)
     assert {"type": "ephemeral"} == body["system"][0]["cache_control"]
     assert {"type": "enabled", "budget_tokens": 2048} == body["thinking"]
+
+
+@pytest.mark.parametrize("client", ["anthropic", "gemini"])
+def test_token_count_of_an_invoke_model_deployment_is_bedrocks_count_tokens(gw: GatewayUnderTest, caller: Caller,
+                                                                             client: str) -> None:
+    """A count asked of an InvokeModel deployment goes to Bedrock's CountTokens (the InvokeModel body it would
+    count, base64 in input.invokeModel.body) and comes back as the client's own count."""
+    import base64
+    import json
+
+    n, _ = caller.count("bedrock-claude", "one two three four")
+    sent = gw.fake.requests[-1]
+    assert f"/model/{PROFILE.replace(':', '%3A')}/count-tokens" == sent.path
+    inner = json.loads(base64.b64decode(sent.json()["input"]["invokeModel"]["body"]))
+    assert (fake_bedrock.ANTHROPIC_VERSION, "model" in inner) == (inner["anthropic_version"], False)
+    assert 4 + 3 == n  # the fake's count: prompt words + its overhead

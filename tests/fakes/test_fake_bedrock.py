@@ -183,3 +183,12 @@ def test_invoke_model_refuses_what_bedrock_refuses(fake: FakeProvider, change: d
                    headers={"authorization": f"Bearer {fake_bedrock.API_KEY}"})
     assert (400, "ValidationException") == (r.status_code, r.headers["x-amzn-errortype"].split(":")[0])
     assert message in r.json()["message"]
+
+
+def test_boto3_counts_tokens_of_an_invoke_model_body(fake: FakeProvider) -> None:
+    """CountTokens takes the InvokeModel body as a blob (base64 in the JSON, as boto3 sends it)."""
+    import json
+
+    got = client(fake).count_tokens(modelId="anthropic.claude-3-5-sonnet-20241022-v2:0",
+                                    input={"invokeModel": {"body": json.dumps(INVOKE_BODY).encode()}})
+    assert 1 + 3 == got["inputTokens"]  # "hi": one word, and the fake's overhead

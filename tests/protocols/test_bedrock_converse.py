@@ -253,7 +253,7 @@ def _chunk(doc: dict[str, Any]) -> bytes:
 def test_an_invoke_stream_becomes_anthropics_sse_under_any_chunking(monkeypatch: pytest.MonkeyPatch,
                                                                     size: int) -> None:
     """Each chunk frame is one Anthropic event, sent on as SSE; an exception frame is Anthropic's in-band error."""
-    rf = _invoke(monkeypatch).reframe(REGISTRY.get("anthropic"), 200, True)
+    rf = _invoke(monkeypatch).reframe(REGISTRY.get("anthropic"), Kind.CHAT, 200, True)
     assert rf is not None
     raw = b"".join(_chunk(d) for d in ANT_EVENTS) + fake_bedrock.exception("throttlingException", "Slow down")
     out = b"".join(rf.feed(raw[i:i + size]) for i in range(0, len(raw), size)) + rf.flush()
@@ -263,12 +263,12 @@ def test_an_invoke_stream_becomes_anthropics_sse_under_any_chunking(monkeypatch:
 
 
 def test_an_invoke_error_becomes_anthropics_error_body(monkeypatch: pytest.MonkeyPatch) -> None:
-    rf = _invoke(monkeypatch).reframe(REGISTRY.get("anthropic"), 503, False)
+    rf = _invoke(monkeypatch).reframe(REGISTRY.get("anthropic"), Kind.CHAT, 503, False)
     assert rf is not None
     assert b"" == rf.feed(b'{"message":"Bedrock is ') + rf.feed(b'unavailable"}')
     assert {"type": "error", "error": {"type": "overloaded_error", "message": "Bedrock is unavailable"}} == (
         orjson.loads(rf.flush()))
-    assert _invoke(monkeypatch).reframe(REGISTRY.get("anthropic"), 200, False) is None  # a whole answer is Anthropic's
+    assert _invoke(monkeypatch).reframe(REGISTRY.get("anthropic"), Kind.CHAT, 200, False) is None  # a whole answer is Anthropic's
 
 
 def test_a_reframed_passthrough_hands_the_client_the_unwrapped_stream(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -277,7 +277,7 @@ def test_a_reframed_passthrough_hands_the_client_the_unwrapped_stream(monkeypatc
 
     ant = REGISTRY.get("anthropic")
     h = handler_for(ant, ant, 200, stream=True, sse=True, include_usage=True, model="m", tool_names=(),
-                    reframer=_invoke(monkeypatch).reframe(ant, 200, True))
+                    reframer=_invoke(monkeypatch).reframe(ant, Kind.CHAT, 200, True))
     raw = b"".join(_chunk(d) for d in ANT_EVENTS)
     out = (h.feed(raw[:40]) or b"") + (h.feed(raw[40:]) or b"") + (h.flush() or b"")
     assert out.startswith(b"event: message_start\ndata: ") and out.endswith(b"event: message_stop\ndata: " + orjson.dumps(

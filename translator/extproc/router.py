@@ -353,7 +353,7 @@ class RouterProcessor:
             include_usage=self.include_usage, model=self.asked, tool_names=self.tool_names,
             count=ep.kind is Kind.COUNT_TOKENS, upstream_model=t.model if t else None,
             respell_errors=t is not None and t.flavour.respells_errors,
-            reframer=t.flavour.reframe(t.codec, self.status, self.stream) if t is not None else None)
+            reframer=t.flavour.reframe(t.codec, ep.kind, self.status, self.stream) if t is not None else None)
 
     # --- end --------------------------------------------------------------------
 
@@ -433,9 +433,11 @@ class RouterProcessor:
             s.ttft.observe(ttft)
         if usage.is_empty or estimated:
             return  # the conventions: no token usage (nor time per token) from counts the upstream never gave
-        s.gen_ai_input.observe(usage.prompt_total)
+        if usage.input is not None or usage.cache_read is not None or usage.cache_write is not None:
+            s.gen_ai_input.observe(usage.prompt_total)
         output = usage.completion_total
-        s.gen_ai_output.observe(output)
+        if usage.output is not None or usage.reasoning is not None:  # none: an embeddings request
+            s.gen_ai_output.observe(output)
         if ttft is not None and output > 1:
             s.tpot.observe((duration - ttft) / (output - 1))
 

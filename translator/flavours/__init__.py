@@ -60,7 +60,7 @@ class Flavour:
         """The content type of its streams: the protocol's, unless the provider frames them its own way."""
         return codec.stream_content_type
 
-    def reframe(self, codec: Codec, status: int, stream: bool) -> Reframer | None:
+    def reframe(self, codec: Codec, kind: Kind, status: int, stream: bool) -> Reframer | None:
         """What turns its answer into the protocol's own bytes, before anything reads it (None: it is already;
         Bedrock's InvokeModel wraps each Anthropic event in an event-stream frame, its errors are AWS's)."""
         return None

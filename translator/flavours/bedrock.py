@@ -59,8 +59,9 @@ class BedrockFlavour(Flavour):
     def upstream_path(self, codec: Codec, base_path: str, kind: Kind, model: str, *, stream: bool,
                       sse: bool) -> str:
         if self.api == "invoke":  # the model id escaped whole, as the Converse codec's path has it
-            return f"{base_path}/model/{quote(model, safe='')}/" + ("invoke-with-response-stream" if stream
-                                                                     else "invoke")
+            op = ("count-tokens" if kind is Kind.COUNT_TOKENS else "invoke-with-response-stream" if stream
+                  else "invoke")
+            return f"{base_path}/model/{quote(model, safe='')}/{op}"
         return codec.upstream_path(base_path, kind, model, stream=stream, sse=sse)
 
     def credential(self, codec: Codec, key: str | None) -> dict[str, str]:
@@ -73,6 +74,9 @@ class BedrockFlavour(Flavour):
             return body
         out = {k: v for k, v in body.items() if k not in ("model", "stream")}
         out["anthropic_version"] = ANTHROPIC_VERSION
+        if kind is Kind.COUNT_TOKENS:  # CountTokens takes the InvokeModel body it would count, as a blob
+            out.setdefault("max_tokens", 1)
+            return {"input": {"invokeModel": {"body": base64.b64encode(orjson.dumps(out)).decode()}}}
         return out
 
     def sign(self, path: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
@@ -83,13 +87,15 @@ class BedrockFlavour(Flavour):
     def stream_content_type(self, codec: Codec) -> str:
         return STREAM_CONTENT_TYPE if self.api == "invoke" else codec.stream_content_type
 
-    def reframe(self, codec: Codec, status: int, stream: bool) -> Reframer | None:
-        """InvokeModel's errors are AWS's and its streams event-stream frames around the protocol's events: both
-        become the protocol's own (Converse's are its codec's business)."""
+    def reframe(self, codec: Codec, kind: Kind, status: int, stream: bool) -> Reframer | None:
+        """InvokeModel's errors are AWS's, its streams event-stream frames around the protocol's events, its token
+        counts CountTokens' ``{"inputTokens"}``: each becomes the protocol's own (Converse's are its codec's)."""
         if self.api != "invoke":
             return None
         if status >= 400:
             return ErrorBody(codec, status)
+        if kind is Kind.COUNT_TOKENS:
+            return TokenCount(codec)
         return InvokeStream(codec) if stream and status == 200 else None
 
 
@@ -141,3 +147,23 @@ class ErrorBody:
     def flush(self) -> bytes:
         err = decode_error(self._status, bytes(self._buf))
         return orjson.dumps(self._codec.error_body(self._codec.for_client(err)))
+
+
+class TokenCount:
+    """CountTokens' ``{"inputTokens": n}`` -> the protocol's count answer."""
+
+    def __init__(self, codec: Codec) -> None:
+        self._codec = codec
+        self._buf = bytearray()
+
+    def __repr__(self) -> str:
+        return f"TokenCount({len(self._buf)}B)"
+
+    def feed(self, chunk: bytes) -> bytes:
+        self._buf += chunk
+        return b""
+
+    def flush(self) -> bytes:
+        doc = orjson.loads(bytes(self._buf))
+        n = doc.get("inputTokens") if isinstance(doc, dict) else None
+        return orjson.dumps(self._codec.encode_count(n)) if isinstance(n, int) else bytes(self._buf)
