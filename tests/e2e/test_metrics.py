@@ -160,3 +160,20 @@ def test_no_label_carries_an_account_a_key_or_a_request(gateway: GatewayUnderTes
     assert labelled
     for s in secrets:
         assert not [line for line in labelled if s in line], s
+
+
+def test_an_embeddings_request_counts_input_tokens_only(gateway: GatewayUnderTest) -> None:
+    """gen_ai.operation.name embeddings: its input tokens are recorded, and no output sample at all."""
+    labels = {"gen_ai_operation_name": "embeddings", "gen_ai_request_model": "embed-oai-test"}
+    before = httpx.get(gateway.metrics).text
+    client = openai.OpenAI(base_url=f"{gateway.http}/v1", api_key=gateway.key, max_retries=0)
+    assert client.embeddings.create(model="embed-oai-test", input="a few words to embed").usage.prompt_tokens > 0
+    after = _scrape_until(gateway, before, "gen_ai_client_token_usage_count", 1, gen_ai_token_type="input",
+                          **labels)
+
+    def delta(name: str, **more: str) -> float:
+        return _sample(after, name, **labels, **more) - _sample(before, name, **labels, **more)
+
+    assert 1 == delta("gen_ai_client_token_usage_count", gen_ai_token_type="input")
+    assert 0 == delta("gen_ai_client_token_usage_count", gen_ai_token_type="output")
+    assert 1 == delta("gen_ai_server_request_duration_seconds_count")
