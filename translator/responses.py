@@ -47,15 +47,11 @@ log = structlog.get_logger("tokengate.response")
 _UNREADABLE = (TypeError, AttributeError, KeyError, ValueError, IndexError, BadRequest)
 
 
-class Guarded:
-    """Any handler, with an upstream answer it cannot read (a field of the wrong type, say) turned
-    into the upstream error it is (502, in band once streaming), never the gateway's own 500."""
+class _Wrapping:
+    """A handler around another: what the answer meant, and an error added in band, are the inner one's."""
 
     def __init__(self, inner: ResponseHandler) -> None:
         self._inner = inner
-
-    def __repr__(self) -> str:
-        return f"Guarded({self._inner!r})"
 
     @property
     def usage(self) -> Usage:
@@ -68,6 +64,17 @@ class Guarded:
     @property
     def complete(self) -> bool:
         return self._inner.complete
+
+    def abort(self, err: UserFacingError) -> bytes:
+        return self._inner.abort(err)
+
+
+class Guarded(_Wrapping):
+    """Any handler, with an upstream answer it cannot read (a field of the wrong type, say) turned
+    into the upstream error it is (502, in band once streaming), never the gateway's own 500."""
+
+    def __repr__(self) -> str:
+        return f"Guarded({self._inner!r})"
 
     def feed(self, chunk: bytes) -> bytes | None:
         try:
@@ -81,36 +88,22 @@ class Guarded:
         except _UNREADABLE as exc:
             raise self._unreadable(exc) from exc
 
-    def abort(self, err: UserFacingError) -> bytes:
-        return self._inner.abort(err)
-
     def _unreadable(self, exc: Exception) -> UpstreamError:
         log.warning("upstream_response_unreadable", handler=repr(self._inner), error=repr(exc))
         return UpstreamError("The upstream sent a response the gateway could not read.")
 
 
-class Reframed:
+class Reframed(_Wrapping):
     """Any handler, fed the answer in its protocol's own wire form: a provider that frames the protocol its own way
     (``Flavour.reframe``: Bedrock's InvokeModel) is unwrapped first. The unwrapped bytes are what the client gets
     when the handler passes them on unchanged."""
 
     def __init__(self, reframer: Reframer, inner: ResponseHandler) -> None:
-        self._rf, self._inner = reframer, inner
+        super().__init__(inner)
+        self._rf = reframer
 
     def __repr__(self) -> str:
         return f"Reframed({self._rf!r}, {self._inner!r})"
-
-    @property
-    def usage(self) -> Usage:
-        return self._inner.usage
-
-    @property
-    def finish(self) -> str | None:
-        return self._inner.finish
-
-    @property
-    def complete(self) -> bool:
-        return self._inner.complete
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._rf.feed(chunk)
@@ -121,9 +114,6 @@ class Reframed:
         data = self._rf.flush()
         out = self._inner.feed(data) if data else b""
         return (data if out is None else out) + (self._inner.flush() or b"")
-
-    def abort(self, err: UserFacingError) -> bytes:
-        return self._inner.abort(err)
 
 
 class WholeBodyTranslation:

@@ -20,7 +20,7 @@ import openai
 import pytest
 from google.genai import errors as genai_errors
 
-from fakes import ErrorReply, FakeProvider, Reply, ToolCall, Usage
+from fakes import ErrorReply, Reply, ToolCall, Usage
 from fakes import bedrock as fake_bedrock
 from fakes.codec import signature as fake_signature
 from tests.e2e.test_matrix import (
@@ -37,9 +37,7 @@ from tests.e2e.test_matrix import (
     Caller,
     check_error,
 )
-from tests.harness import GatewayUnderTest, gateway_config, write_config
-from tokengate.devstack import Stack
-from tokengate.procs import free_port
+from tests.harness import GatewayUnderTest, own_stack
 
 CLIENTS = ("openai", "openai-responses", "anthropic", "gemini")
 STATIC, TEMPORARY = list(fake_bedrock.KEYS)
@@ -80,60 +78,56 @@ FORBIDDEN: dict[str, tuple[type[Exception], int, str]] = {
 }
 
 
+def bedrock_providers(cfg: dict[str, Any]) -> None:
+    """Bedrock providers on the fake: Converse signed with static keys, with temporary keys, with an API key and
+    with a wrong secret; InvokeModel signed; their models (two of them per attempt: a failover below)."""
+    os.environ.update(ENV)
+    base = cfg["providers"][1]["base_url"]  # the fake's root (its Anthropic provider)
+
+    def signed(key: str, secret: str, token: str | None = None) -> dict[str, Any]:
+        aws: dict[str, Any] = {"region": fake_bedrock.REGION, "access_key_id": {"env": key},
+                               "secret_access_key": {"env": secret}}
+        if token:
+            aws["session_token"] = {"env": token}
+        return aws
+
+    cfg["providers"] += [
+        {"name": "bedrock-keys", "protocol": "bedrock-converse", "base_url": base,
+         "aws": signed("TG_TEST_AWS_ID", "TG_TEST_AWS_SECRET")},
+        {"name": "bedrock-session", "protocol": "bedrock-converse", "base_url": base,
+         "aws": signed("TG_TEST_AWS_TMP_ID", "TG_TEST_AWS_TMP_SECRET", "TG_TEST_AWS_TMP_TOKEN")},
+        {"name": "bedrock-api-key", "protocol": "bedrock-converse", "base_url": base,
+         "api_key": {"env": "TG_TEST_BEDROCK_API_KEY"}},
+        {"name": "bedrock-wrong", "protocol": "bedrock-converse", "base_url": base,
+         "aws": signed("TG_TEST_AWS_ID", "TG_TEST_AWS_WRONG")},
+        {"name": "bedrock-invoke", "protocol": "anthropic", "base_url": base,
+         "aws": signed("TG_TEST_AWS_ID", "TG_TEST_AWS_SECRET")},
+    ]
+    cfg["deployments"] += [
+        {"name": "br-keys", "provider": "bedrock-keys", "model": PROFILE},
+        {"name": "br-session", "provider": "bedrock-session", "model": ARN},
+        {"name": "br-api-key", "provider": "bedrock-api-key", "model": "amazon.nova-lite-v1:0"},
+        {"name": "br-wrong", "provider": "bedrock-wrong", "model": PROFILE},
+        {"name": "br-invoke", "provider": "bedrock-invoke", "model": PROFILE},
+    ]
+    cfg["models"] += [
+        {"name": "bedrock-sigv4", "deployments": ["br-keys"], "price": PRICE},
+        {"name": "bedrock-session", "deployments": ["br-session"], "price": PRICE},
+        {"name": "bedrock-api-key", "deployments": ["br-api-key"], "price": PRICE},
+        {"name": "bedrock-failover", "deployments": ["br-keys", {"deployment": "oai", "priority": 1}],
+         "price": PRICE},
+        {"name": "bedrock-wrong-key", "deployments": ["br-wrong"], "price": PRICE},
+        {"name": "bedrock-claude", "deployments": ["br-invoke"], "price": PRICE},
+        {"name": "bedrock-claude-failover", "deployments": ["br-invoke", {"deployment": "ant", "priority": 1}],
+         "price": PRICE},
+    ]
+
+
 @pytest.fixture(scope="module")
 def bedrock_gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUnderTest]:
-    workdir = tmp_path_factory.mktemp("bedrock")
-    with FakeProvider.running() as fake:
-        cfg = gateway_config(fake.port, workdir)
-        os.environ.update(ENV)
-        base = f"http://127.0.0.1:{fake.port}"
-        region = fake_bedrock.REGION
-
-        def signed(key: str, secret: str, token: str | None = None) -> dict[str, Any]:
-            aws: dict[str, Any] = {"region": region, "access_key_id": {"env": key}, "secret_access_key": {"env": secret}}
-            if token:
-                aws["session_token"] = {"env": token}
-            return aws
-
-        cfg["providers"] += [
-            {"name": "bedrock-keys", "protocol": "bedrock-converse", "base_url": base,
-             "aws": signed("TG_TEST_AWS_ID", "TG_TEST_AWS_SECRET")},
-            {"name": "bedrock-session", "protocol": "bedrock-converse", "base_url": base,
-             "aws": signed("TG_TEST_AWS_TMP_ID", "TG_TEST_AWS_TMP_SECRET", "TG_TEST_AWS_TMP_TOKEN")},
-            {"name": "bedrock-api-key", "protocol": "bedrock-converse", "base_url": base,
-             "api_key": {"env": "TG_TEST_BEDROCK_API_KEY"}},
-            {"name": "bedrock-wrong", "protocol": "bedrock-converse", "base_url": base,
-             "aws": signed("TG_TEST_AWS_ID", "TG_TEST_AWS_WRONG")},
-            {"name": "bedrock-invoke", "protocol": "anthropic", "base_url": base,
-             "aws": signed("TG_TEST_AWS_ID", "TG_TEST_AWS_SECRET")},
-        ]
-        cfg["deployments"] += [
-            {"name": "br-keys", "provider": "bedrock-keys", "model": PROFILE},
-            {"name": "br-session", "provider": "bedrock-session", "model": ARN},
-            {"name": "br-api-key", "provider": "bedrock-api-key", "model": "amazon.nova-lite-v1:0"},
-            {"name": "br-wrong", "provider": "bedrock-wrong", "model": PROFILE},
-            {"name": "br-invoke", "provider": "bedrock-invoke", "model": PROFILE},
-        ]
-        cfg["models"] += [
-            {"name": "bedrock-sigv4", "deployments": ["br-keys"], "price": PRICE},
-            {"name": "bedrock-session", "deployments": ["br-session"], "price": PRICE},
-            {"name": "bedrock-api-key", "deployments": ["br-api-key"], "price": PRICE},
-            {"name": "bedrock-failover", "deployments": ["br-keys", {"deployment": "oai", "priority": 1}],
-             "price": PRICE},
-            {"name": "bedrock-wrong-key", "deployments": ["br-wrong"], "price": PRICE},
-            {"name": "bedrock-claude", "deployments": ["br-invoke"], "price": PRICE},
-            {"name": "bedrock-claude-failover", "deployments": ["br-invoke", {"deployment": "ant", "priority": 1}],
-             "price": PRICE},
-        ]
-        stack = Stack(write_config(cfg, workdir / "gateway.yaml"), workdir=workdir, workers=1,
-                      redis_port=free_port(), log_level="warning")
-        stack.start()
-        try:
-            gw = GatewayUnderTest(stack, fake, "", cfg)
-            gw.key = gw.new_key("bedrock", name="e2e-bedrock")
-            yield gw
-        finally:
-            stack.stop()
+    with own_stack(tmp_path_factory.mktemp("bedrock"), bedrock_providers, workers=1) as gw:
+        gw.key = gw.new_key("bedrock", name="e2e-bedrock")
+        yield gw
 
 
 @pytest.fixture

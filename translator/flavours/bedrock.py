@@ -18,6 +18,7 @@ and any other caller a translation of it (docs/architecture.md, "Provider flavou
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -93,9 +94,9 @@ class BedrockFlavour(Flavour):
         if self.api != "invoke":
             return None
         if status >= 400:
-            return ErrorBody(codec, status)
+            return error_body(codec, status)
         if kind is Kind.COUNT_TOKENS:
-            return TokenCount(codec)
+            return token_count(codec)
         return InvokeStream(codec) if stream and status == 200 else None
 
 
@@ -130,40 +131,34 @@ class InvokeStream:
         return b""
 
 
-class ErrorBody:
+class WholeBody:
+    """A small answer collected and rewritten whole at its end (an error, a token count)."""
+
+    def __init__(self, rewrite: Callable[[bytes], bytes], what: str) -> None:
+        self._rewrite, self._what = rewrite, what
+        self._buf = bytearray()
+
+    def __repr__(self) -> str:
+        return f"WholeBody({self._what}, {len(self._buf)}B)"
+
+    def feed(self, chunk: bytes) -> bytes:
+        self._buf += chunk
+        return b""
+
+    def flush(self) -> bytes:
+        return self._rewrite(bytes(self._buf))
+
+
+def error_body(codec: Codec, status: int) -> WholeBody:
     """An AWS error answer (``{"message": …}``, its kind by status) -> the protocol's error body."""
-
-    def __init__(self, codec: Codec, status: int) -> None:
-        self._codec, self._status = codec, status
-        self._buf = bytearray()
-
-    def __repr__(self) -> str:
-        return f"ErrorBody({self._status}, {len(self._buf)}B)"
-
-    def feed(self, chunk: bytes) -> bytes:
-        self._buf += chunk
-        return b""
-
-    def flush(self) -> bytes:
-        err = decode_error(self._status, bytes(self._buf))
-        return orjson.dumps(self._codec.error_body(self._codec.for_client(err)))
+    return WholeBody(lambda raw: orjson.dumps(codec.error_body(codec.for_client(decode_error(status, raw)))),
+                     f"{status} error")
 
 
-class TokenCount:
-    """CountTokens' ``{"inputTokens": n}`` -> the protocol's count answer."""
-
-    def __init__(self, codec: Codec) -> None:
-        self._codec = codec
-        self._buf = bytearray()
-
-    def __repr__(self) -> str:
-        return f"TokenCount({len(self._buf)}B)"
-
-    def feed(self, chunk: bytes) -> bytes:
-        self._buf += chunk
-        return b""
-
-    def flush(self) -> bytes:
-        doc = orjson.loads(bytes(self._buf))
+def token_count(codec: Codec) -> WholeBody:
+    """CountTokens' ``{"inputTokens": n}`` -> the protocol's count answer (anything else as it came)."""
+    def rewrite(raw: bytes) -> bytes:
+        doc = orjson.loads(raw)
         n = doc.get("inputTokens") if isinstance(doc, dict) else None
-        return orjson.dumps(self._codec.encode_count(n)) if isinstance(n, int) else bytes(self._buf)
+        return orjson.dumps(codec.encode_count(n)) if isinstance(n, int) else raw
+    return WholeBody(rewrite, "token count")
