@@ -7,7 +7,9 @@
                                                  ``rediss+cluster://`` for TLS); db is always 0
     redis+sentinel://[user:pass@]s1:p1,s2:p2/<service>[/db]
                                                  the primary Sentinel names ``<service>``, followed
-                                                 across failovers (``rediss+sentinel://``: TLS to it)
+                                                 across failovers (``rediss+sentinel://``: TLS to it);
+                                                 user:pass are the primary's, not the Sentinels'
+                                                 (Sentinels with a password: not supported yet)
 
 and two query parameters of tokengate's own, on any of them:
 
@@ -87,8 +89,8 @@ def connect(url: str, **kwargs: Any) -> aioredis.Redis:
         if not path:
             raise ValueError("redis URL: redis+sentinel://host:port,.../<service name>[/db]")
         tls: dict[str, Any] = {"ssl": True} if scheme == "rediss" else {}
-        sentinel = Sentinel(_hosts(parts.netloc, 26379), sentinel_kwargs={**auth, **tls, **kwargs},
-                            **auth, **tls, **kwargs)
+        # the URL's credentials are the primary's and replicas'; Sentinels are asked without them
+        sentinel = Sentinel(_hosts(parts.netloc, 26379), sentinel_kwargs={**tls, **kwargs}, **auth, **tls, **kwargs)
         client = sentinel.master_for(path[0], redis_class=_SentinelPrimary, db=int(path[1]) if len(path) > 1 else 0)
     else:
         plain = parts._replace(query=urlencode(query)).geturl()
