@@ -182,6 +182,11 @@ class Provider(_Strict):
         return self
 
     @property
+    def price_provider(self) -> str:
+        """Where genai-prices files its models: ``aws`` for any AWS Bedrock provider, else the protocol's."""
+        return "aws" if self.aws is not None else self.protocol.price_provider
+
+    @property
     def reframes_streams(self) -> bool:
         """Its streams come in AWS's event-stream framing around its protocol's events (Bedrock's InvokeModel), so a
         direct route sets the caller's content type (translator/flavours/bedrock.py undoes the framing)."""
@@ -512,9 +517,10 @@ class GatewayConfig(_Strict):
             return pricing.from_usd_per_mtok(m.price.model_dump(exclude_none=True))
         for dep in m.deployment_names:
             d = self.deployment(dep)
-            protocol = self.provider(d.provider).protocol
+            provider = self.provider(d.provider)
             for name in (m.name, d.model):
-                if (p := pricing.catalogue(name, protocol, input_only=m.kind == "embedding")) is not None:
+                if (p := pricing.catalogue(name, provider.protocol, input_only=m.kind == "embedding",
+                                           provider=provider.price_provider)) is not None:
                     return p
         return None
 

@@ -96,13 +96,15 @@ def _tiered(value: Any) -> tuple[Decimal | None, list[tuple[int, Decimal]]]:
 
 
 def catalogue(model: str, protocol: Protocol, when: dt.datetime | None = None, *,
-              input_only: bool = False) -> Price | None:
+              input_only: bool = False, provider: str | None = None) -> Price | None:
     """The genai-prices price of ``model`` at ``protocol``'s provider, or None if unknown.
-    ``input_only``: an embedding model, which the catalogue prices by input alone."""
+    ``input_only``: an embedding model, which the catalogue prices by input alone; ``provider``: the catalogue's
+    provider when it is not the protocol's (AWS Bedrock's ``aws`` for Claude through InvokeModel)."""
     from genai_prices import data_snapshot
 
+    provider = provider or protocol.price_provider
     try:
-        _, info = data_snapshot.get_snapshot().find_provider_model(model, None, protocol.price_provider, None)
+        _, info = data_snapshot.get_snapshot().find_provider_model(model, None, provider, None)
     except LookupError:
         return None
     mp = info.get_prices(when or dt.datetime.now(dt.UTC))
@@ -119,7 +121,7 @@ def catalogue(model: str, protocol: Protocol, when: dt.datetime | None = None, *
             starts.update(s for s, _ in tiers)
     if "input" not in base or ("output" not in base and not input_only):
         return None
-    source = f"genai-prices:{protocol.price_provider}/{info.id}"
+    source = f"genai-prices:{provider}/{info.id}"
 
     def at(start: int) -> Rates:
         spec = {k: next((p for s, p in reversed(tiered[k]) if s <= start), v) for k, v in base.items()}

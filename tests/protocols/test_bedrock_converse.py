@@ -303,3 +303,15 @@ def test_the_demo_renders_bedrock_routes_that_set_the_callers_stream_type(tmp_pa
            if r["name"].startswith("direct/") and "/bedrock-" in r["name"]}
     assert {f"direct/{c}/{m}": f"status/{c}/typed" for c in ("openai", "anthropic", "gemini", "openai-responses")
             for m in ("bedrock-nova", "bedrock-claude")} == lua
+
+
+@pytest.mark.parametrize("protocol", ["bedrock-converse", "anthropic"])
+def test_a_bedrock_model_without_a_price_gets_genai_prices_aws_price(protocol: str) -> None:
+    """Bedrock's own prices from the catalogue (provider aws), for Converse and for Claude through InvokeModel."""
+    from core.config import parse
+
+    cfg = parse({"providers": [{"name": "b", "protocol": protocol, "api_key": {"env": "K"}, "aws": {},
+                                "base_url": "https://bedrock-runtime.us-east-1.amazonaws.com"}],
+                 "deployments": [{"name": "d", "provider": "b", "model": PROFILE}],
+                 "models": [{"name": "claude", "deployments": ["d"]}]}, "test")
+    assert cfg.prices()["claude"].source.startswith("genai-prices:aws/")
