@@ -30,9 +30,9 @@ $(GEN): $(PROTOS) proto/generate.py $(STAMP)
 
 venv: $(STAMP) $(GEN)  ## create .venv, install exactly the locked dependencies and tokengate, compile proto/
 
-lock:  ## refresh requirements.lock (newest releases pyproject.toml allows), reinstall, re-pin the image
+lock:  ## re-lock after a pyproject.toml change, keeping every other pin (UPGRADE=1: newest releases allowed), reinstall, re-pin the image
 	@test -x $(UV) || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/python -m pip install -q uv==$(UV_VERSION); }
-	$(UV) pip compile -q --upgrade --generate-hashes --extra dev --python-version 3.11 \
+	$(UV) pip compile -q $(if $(UPGRADE),--upgrade) --generate-hashes --extra dev --python-version 3.11 \
 	  --custom-compile-command 'make lock' -o requirements.lock pyproject.toml
 	$(MAKE) venv
 	$(BIN)/python deploy/image/lock.py > deploy/image/requirements.txt  # the image installs the same versions
