@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core import store
+from core import keys, store
 from core.config import load
 from fakes import FakeProvider, Reply, Usage
 from settler.service import GROUP
@@ -134,6 +134,20 @@ def test_a_keys_rate_limit_holds_across_both_gateways(gateways: list[GatewayUnde
     assert (10, 20) == (statuses.count(200), statuses.count(429))
     by_gateway = Counter(i % 2 for i, s in enumerate(statuses) if s == 200)
     assert sum(by_gateway.values()) == 10
+
+
+def test_a_revoked_key_is_refused_by_both_gateways(gateways: list[GatewayUnderTest]) -> None:
+    """Both gateways serve a key (each holding a lease on its account, so admitting it in process),
+    then it is revoked: both refuse it within their key cache time (1 s here, key_cache_s)."""
+    gw = gateways[0]
+    key = gw.new_key("revoked", fund_usd=10)
+    gw.fake.push(Reply(text="ok", usage=USAGE, times=None))
+    assert [post(g, key)[0] for g in gateways for _ in range(3)] == [200] * 6
+    assert gw._billing(lambda b: keys.revoke_key(b.redis, "revoked", store.key_id(store.digest(key))))
+    time.sleep(1.5)
+    refused = [post(g, key) for g in gateways]
+    assert [s for s, _ in refused] == [401, 401], refused
+    assert all("revoked" in body for _, body in refused)
 
 
 def test_usage_and_the_ledger_add_up_exactly(gateways: list[GatewayUnderTest], redis_cluster: LocalCluster) -> None:
