@@ -9,7 +9,7 @@ PROTOS := $(shell find proto -name '*.proto')
 GEN := core/_gen/__init__.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock redis-server chromium wrk run test lint check render bench clean
+.PHONY: help venv lock redis-server chromium promtool wrk run test lint check render bench clean
 UV_VERSION := 0.13.9
 UV := $(BIN)/uv
 
@@ -57,6 +57,10 @@ chromium:  ## make sure Debian's chromium exists for the portal's browser tests 
 	$(call apt_ensure,test -x /usr/bin/chromium,chromium,for the portal's browser tests,/usr/bin/chromium is \
 	  missing: install Debian's chromium package (the portal tests drive it).)
 
+promtool:  ## make sure promtool exists for the alert-rule tests (installs Debian's prometheus package as root)
+	$(call apt_ensure,command -v promtool >/dev/null,prometheus,promtool for the alert-rule tests,promtool is \
+	  missing: install Debian's prometheus package (tests/deploy check the alert rules with it).)
+
 wrk:  ## make sure wrk (the bench's load generator) exists (installs Debian's package as root)
 	$(call apt_ensure,command -v wrk >/dev/null,wrk,the bench's load generator,wrk is missing: install it \
 	  (Debian/Ubuntu: sudo apt-get install wrk).)
@@ -64,7 +68,7 @@ wrk:  ## make sure wrk (the bench's load generator) exists (installs Debian's pa
 run: $(GEN) redis-server  ## run the whole stack (demo provider unless provider keys are set); Ctrl-C stops it
 	$(BIN)/tokengate run
 
-test: $(GEN) redis-server chromium  ## run every test (real Envoy, translators, Redis, fake providers)
+test: $(GEN) redis-server chromium promtool  ## run every test (real Envoy, translators, Redis, fake providers)
 	$(BIN)/pytest
 
 lint: $(GEN)  ## ruff and mypy --strict
