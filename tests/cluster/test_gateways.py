@@ -75,6 +75,21 @@ def post(gw: GatewayUnderTest, key: str, *, stream: bool = False) -> tuple[int, 
     return r.status_code, r.text
 
 
+def post_anthropic(gw: GatewayUnderTest, key: str) -> tuple[int, str]:
+    r = httpx.post(f"{gw.http}/v1/messages", timeout=30,
+                   json={"model": "claude-test", "max_tokens": 1000, "messages": [{"role": "user", "content": "go"}]},
+                   headers={"x-api-key": key, "anthropic-version": "2023-06-01"})
+    return r.status_code, r.text
+
+
+def failed_closed(protocol: str, body: str) -> bool:
+    """A 503 in the caller's protocol's error shape."""
+    doc = httpx.Response(503, text=body).json()
+    if protocol == "anthropic":
+        return bool(doc["type"] == "error" and doc["error"]["type"] == "api_error" and doc["error"]["message"])
+    return bool(doc["error"]["message"])
+
+
 def charges(gw: GatewayUnderTest, account: str) -> list[dict[str, str]]:
     return [e for e in gw._billing(lambda b: b.ledger(account, 100_000)) if e["type"] == "charge"]
 
@@ -179,8 +194,9 @@ def test_usage_and_the_ledger_add_up_exactly(gateways: list[GatewayUnderTest], r
 def test_a_master_failover_under_load_loses_and_double_charges_nothing(
         gateways: list[GatewayUnderTest], redis_cluster: LocalCluster) -> None:
     """Kill -9 a master that serves accounts and a metering shard while both gateways serve steady
-    load; its replica is promoted; the node comes back as a replica. Clients see 200 or a 503 in
-    OpenAI's error shape; afterwards every 200 is charged exactly once."""
+    load (OpenAI and Anthropic clients); its replica is promoted; the node comes back as a replica.
+    Clients see 200 or a 503 in their protocol's error shape; afterwards every 200 is charged exactly
+    once."""
     gw = gateways[0]
     masters = {redis_cluster.master_of(store.metering_stream(i)) for i in range(SHARDS)}
     accounts = [f"fo{i}" for i in range(40)]
@@ -192,19 +208,21 @@ def test_a_master_failover_under_load_loses_and_double_charges_nothing(
     api_keys = {a: gw.new_key(a, fund_usd=10) for a in chosen}
     gw.fake.push(Reply(text="steady", usage=USAGE, delay_first_byte=0.02, times=None))
 
-    results: list[tuple[str, int, str, float]] = []
+    results: list[tuple[str, int, str, float, str]] = []
+    costs = {"openai": COST, "anthropic": expected_cost("claude-test", USAGE)}
     stop = threading.Event()
 
     def load(n: int) -> None:
         for i in itertools.count(n):
             if stop.is_set():
                 return
-            a = chosen[i % len(chosen)]
+            a, protocol = chosen[i % len(chosen)], ("openai", "anthropic")[i // 2 % 2]
             try:
-                status, body = post(gateways[i % 2], api_keys[a])
+                send = post if protocol == "openai" else post_anthropic
+                status, body = send(gateways[i % 2], api_keys[a])
             except httpx.HTTPError as exc:
                 status, body = -1, repr(exc)
-            results.append((a, status, body, time.monotonic()))
+            results.append((a, status, body, time.monotonic(), protocol))
 
     threads = [threading.Thread(target=load, args=(n,)) for n in range(6)]
     for t in threads:
@@ -226,19 +244,24 @@ def test_a_master_failover_under_load_loses_and_double_charges_nothing(
         for t in threads:
             t.join(60)
 
-    statuses = Counter(s for _, s, _, _ in results)
-    assert set(statuses) <= {200, 503}, statuses
-    for _, status, body, _ in results:
+    statuses = Counter((p, s) for _, s, _, _, p in results)
+    assert {s for _, s in statuses} <= {200, 503}, statuses
+    assert {p for p, s in statuses if s == 200} == {"openai", "anthropic"}, statuses
+    for _, status, body, _, protocol in results:
         if status == 503:
-            assert httpx.Response(503, text=body).json()["error"]["message"], body
-    assert any(s == 200 and t > promoted_at for a, s, _, t in results if a in on_victim), "no recovery"
-    assert any(s == 200 and t < killed_at for _, s, _, t in results)
-    served = Counter(a for a, s, _, _ in results if s == 200)
+            assert failed_closed(protocol, body), (protocol, body)
+    assert any(s == 200 and t > promoted_at for a, s, _, t, _ in results if a in on_victim), "no recovery"
+    assert any(s == 200 and t < killed_at for _, s, _, t, _ in results)
+    served = Counter(a for a, s, _, _, _ in results if s == 200)
+    spent = Counter({a: 0 for a in chosen})
+    for a, s, _, _, protocol in results:
+        if s == 200:
+            spent[a] += costs[protocol]
     for a in chosen:  # every served request charged exactly once; holds the failover orphaned reaped
-        expected = 10 * 1_000_000_000 - served[a] * COST
+        expected = 10 * 1_000_000_000 - spent[a]
         assert (expected, 0) == settled(gw, a, expected, HOLD_TTL_S + 45), (a, statuses, holds(gw, a))
         ch = charges(gw, a)
         assert len(ch) == served[a] == len({e["ref"] for e in ch}), a
         u = usage_today(gw, a)
-        assert (u["requests"] - u["reaped"], u["cost"]) == (served[a], served[a] * COST), a
+        assert (u["requests"] - u["reaped"], u["cost"]) == (served[a], spent[a]), a
     assert all(n == 0 for n in pending(redis_cluster).values())
