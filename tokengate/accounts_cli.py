@@ -104,8 +104,11 @@ async def _accounts(r: aioredis.Redis, args: argparse.Namespace) -> int:
         amount = parse_usd(args.usd)
         if args.sub == "topup" and amount <= 0:
             raise ValueError("a top-up must be positive; use 'accounts adjust' to debit")
-        new = await b.credit(args.account, amount, kind=args.sub, ref=args.ref or uuid.uuid4().hex,
-                             reason=args.reason)
+        ref = args.ref or uuid.uuid4().hex
+        try:
+            new = await b.credit(args.account, amount, kind=args.sub, ref=ref, reason=args.reason)
+        except redisconn.NotReplicated as exc:
+            raise redisconn.NotReplicated(f"{exc}; its ref: {ref}") from exc
         print(f"already applied: {args.ref}" if new is None else f"balance {format_usd(new)}")
     elif args.sub == "show":
         bal, held = await b.balance(args.account)

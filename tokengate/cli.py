@@ -21,7 +21,7 @@ import signal
 import sys
 from pathlib import Path
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from core import keys, presets, redisconn
 from core.billing.ops import Billing
@@ -313,7 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"tokengate: {exc}", file=sys.stderr)
         return 2
-    except RedisError as exc:
+    except redisconn.NotReplicated as exc:  # a top-up that a failover could still lose
+        print(f"tokengate: not confirmed by a Redis replica in time ({exc}); it may have been applied: "
+              "repeating it with the same ref (--ref) applies it once", file=sys.stderr)
+        return 1
+    except (RedisError, RedisClusterException) as exc:
         print(f"tokengate: cannot reach Redis ({exc})", file=sys.stderr)
         return 1
     except ValueError as exc:
