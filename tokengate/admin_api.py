@@ -83,6 +83,11 @@ def build(redis: aioredis.Redis, admin_token: str) -> Starlette:
                 return JSONResponse({"error": str(exc)}, status_code=exc.status)
             except ValueError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
+            except redisconn.NotReplicated as exc:  # a credit a failover could still lose
+                return JSONResponse({"error": f"not confirmed by a Redis replica in time ({exc}); it may have "
+                                              "been applied: repeat it with the same ref"}, status_code=503)
+            except redisconn.ERRORS as exc:
+                return JSONResponse({"error": f"Redis unavailable ({exc})"}, status_code=503)
         return handler
 
     async def list_accounts(request: Request) -> Response:

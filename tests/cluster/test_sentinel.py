@@ -11,12 +11,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from redis.asyncio.cluster import RedisCluster
 
 from core import redisconn
 from core.billing.ops import Billing
+from tokengate import admin_api
 from tokengate.devstack import redis_binary
 from tokengate.procs import Child, Supervisor, free_port, port_open
 
@@ -130,3 +132,34 @@ def test_the_urls_connect_reads() -> None:
                      ("redis+cluster://:1", "no host")):
         with pytest.raises(ValueError, match=why):
             redisconn.connect(bad)
+
+
+def test_the_admin_api_says_a_credit_was_not_confirmed(tmp_path: Path) -> None:
+    """A lone Redis asked to wait for a replica: the credit is applied but unconfirmed, and the admin
+    API answers 503 saying so (repeating it with its ref applies it once)."""
+    sup, port = Supervisor(tmp_path / "logs"), free_port()
+    child = sup.start("redis", [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
+                                "--save", "", "--appendonly", "no"])
+    try:
+        sup.wait_until(child, lambda: port_open(port), 10, "accepting connections")
+
+        async def run() -> list[tuple[int, str]]:
+            r = redisconn.connect(f"redis://127.0.0.1:{port}/0?wait_replicas=1&wait_ms=50")
+            app = admin_api.build(r, "t")
+            try:
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
+                    out = []
+                    for _ in range(2):
+                        res = await c.post("/admin/accounts/lone/credits", json={"usd": "5", "ref": "once"},
+                                           headers={"authorization": "Bearer t"})
+                        out.append((res.status_code, res.json()["error"]))
+                    return out
+            finally:
+                await r.aclose()
+
+        answers = asyncio.run(run())
+        assert [s for s, _ in answers] == [503, 503]
+        assert all("not confirmed" in e and "same ref" in e for _, e in answers)
+        assert redis.Redis(port=port).hget("tg:{lone}:account", "balance") == b"5000000000"  # once
+    finally:
+        sup.stop_all()
