@@ -124,3 +124,10 @@ def response_headers(c: pb.CommonResponse) -> pb.ProcessingResponse:
 
 
 CONTINUE_RESPONSE_BODY = response_body(pb.CommonResponse())
+
+
+def metadata(resp: pb.ProcessingResponse, namespace: str) -> Any:
+    """The fields of ``resp``'s dynamic metadata under ``namespace``, to be set one by one
+    (``f[name].string_value = …``): a few µs, where ``Struct.update`` from a dict, pure Python in
+    protobuf, takes 2–3 times that."""
+    return resp.dynamic_metadata.fields[namespace].struct_value.fields

@@ -524,23 +524,25 @@ class RouterProcessor:
         """``resp`` carrying the request's facts as dynamic metadata (namespace ``tokengate``), which
         Envoy's access log reads when the request ends; what is not known is left out."""
         self.logged = True
-        f: dict[str, Any] = {"event_id": self.event_id, "protocol": self.codec.name}
+        f = m.metadata(resp, "tokengate")
+        f["event_id"].string_value = self.event_id
+        f["protocol"].string_value = self.codec.name
         if self.key is not None:
-            f["account"], f["key_id"] = self.key.account, self.key.key_id
+            f["account"].string_value, f["key_id"].string_value = self.key.account, self.key.key_id
         if self.model:
-            f["model"] = self.model
+            f["model"].string_value = self.model
         if self.error:
-            f["error"] = self.error
+            f["error"].string_value = self.error
         if self._settled is not None:
             _, usage, _, cost, _, _, ev = self._settled[1]
-            f.update(attempts=ev.attempts, stream=ev.stream, cost_usd=cost / 1e9)
+            f["attempts"].number_value, f["cost_usd"].number_value = ev.attempts, cost / 1e9
+            f["stream"].bool_value = ev.stream
             if ev.deployment:
-                f["deployment"], f["upstream_protocol"] = ev.deployment, ev.upstream_protocol
+                f["deployment"].string_value, f["upstream_protocol"].string_value = ev.deployment, ev.upstream_protocol
             for bucket, n in usage.as_dict().items():
-                f[f"{bucket}_tokens"] = n
+                f[f"{bucket}_tokens"].number_value = n
         if self.first_byte:
-            f["ttft_ms"] = round((self.first_byte - self.started) * 1000, 3)
-        resp.dynamic_metadata.update({"tokengate": f})
+            f["ttft_ms"].number_value = round((self.first_byte - self.started) * 1000, 3)
         return resp
 
     def _end_trace(self, t: Trace) -> None:
