@@ -110,10 +110,14 @@ return take_from_lease(ARGV[1], tonumber(ARGV[2]))
 # ledger and recent requests written. Usage, tpm counters and last use are added up in the
 # batch and written once per field. An event that comes after the reaper gave up on it (its
 # reaped marker: what the reaper charged) is charged the difference and not counted again.
+# Usage days expire, and ledger entries are trimmed (approximately: XTRIM MINID ~, whole
+# stream nodes, whenever the batch charged), KEEP_DAYS after they were written.
 # The events were checked by the caller (Settlement.of); returns 'ok' or 'duplicate' per event.
 SETTLE_ARGS = 7
+KEEP_DAYS = 400  # usage aggregates and ledger entries (docs/billing.md, "What is kept")
 SETTLE = _TAKE_FROM_LEASE + """
 local ttl = ARGV[1]
+local charged = false
 local buckets = {'input', 'cache_read', 'cache_write', 'output', 'reasoning'}
 local names = {'requests', 'input', 'cache_read', 'cache_write', 'output', 'reasoning', 'cost', 'failed'}
 local function str(v) if v ~= '' then return v end return '-' end
@@ -155,6 +159,7 @@ for i = 0, (#ARGV - 1) / per - 1 do
         entry[#entry + 1] = 'settled after the reaper recorded it'
       end
       redis.call('XADD', KEYS[4], '*', unpack(entry))
+      charged = true
     end
     local tokens = 0
     local values = {requests = reaped and 0 or 1, cost = charge, failed = n[2]}
@@ -174,7 +179,7 @@ for i = 0, (#ARGV - 1) / per - 1 do
 end
 for _, h in ipairs(usage_order) do
   for field, n in pairs(usage[h]) do redis.call('HINCRBY', h, field, n) end
-  redis.call('EXPIRE', h, 60 * 60 * 24 * 400)
+  redis.call('EXPIRE', h, 60 * 60 * 24 * """ + str(KEEP_DAYS) + """)
 end
 for _, c in ipairs(tpm_order) do
   redis.call('INCRBY', c, tpm[c].n)
@@ -182,6 +187,10 @@ for _, c in ipairs(tpm_order) do
 end
 for key, ts in pairs(last) do
   if tonumber(ts) > tonumber(redis.call('HGET', KEYS[6], key) or '0') then redis.call('HSET', KEYS[6], key, ts) end
+end
+if charged then
+  local min = tonumber(redis.call('TIME')[1]) - 60 * 60 * 24 * """ + str(KEEP_DAYS) + """
+  redis.call('XTRIM', KEYS[4], 'MINID', '~', string.format('%d', min * 1000))
 end
 return out
 """
@@ -215,7 +224,7 @@ if info then
     redis.call('HINCRBY', KEYS[6], f .. 'reaped', 1)
     if charge > 0 then redis.call('HINCRBY', KEYS[6], f .. 'cost', charge) end
   end
-  redis.call('EXPIRE', KEYS[6], 60 * 60 * 24 * 400)
+  redis.call('EXPIRE', KEYS[6], 60 * 60 * 24 * """ + str(KEEP_DAYS) + """)
   redis.call('SET', KEYS[7], charge, 'EX', ARGV[3])
 end
 return hold
