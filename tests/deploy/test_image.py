@@ -185,11 +185,12 @@ def test_the_build_compiles_proto_before_installing_the_package_and_drops_the_bu
     processes import, and removes grpcio-tools and setuptools before the runtime stage copies the venv."""
     build = "\n".join(_stages()[0])
     steps = ["pip install --no-deps --only-binary=:all: -r /tmp/requirements.txt",
+             "pip install --no-deps --only-binary=:all: --force-reinstall -r /tmp/shadowed.txt",  # tests/test_deps.py
              "pip install --no-deps --only-binary=:all: -r /tmp/build-requirements.txt",
              "COPY proto /src/proto",
              "python /src/proto/generate.py",
              "pip install --no-deps --no-build-isolation /src",
-             'python -c "import translator.main, settler.service, portal.app"',
+             'python -c "import translator.main, settler.service, portal.app, opentelemetry.exporter.otlp',
              "pip uninstall -y -q grpcio-tools setuptools pip"]
     at = [build.find(s) for s in steps]
     assert -1 not in at and at == sorted(at), dict(zip(steps, at, strict=True))
