@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -23,6 +24,7 @@ from translator.extproc.upstream import attempt_body, attempt_headers, needs_bod
 from translator.flavours import for_provider
 from translator.flavours.gcp_tokens import AccessTokens
 from translator.flavours.vertex import VertexClaude, VertexFlavour, VertexGemini
+from translator.main import flavours_ready
 from translator.protocols import REGISTRY
 from translator.responses import handler_for
 from translator.state import Target
@@ -268,3 +270,28 @@ def test_an_unreadable_key_file_is_a_503_naming_it(tmp_path: Path) -> None:
             tokens.current()
     finally:
         tokens.close()
+
+
+def test_a_start_waits_for_the_first_token_but_not_for_a_dead_endpoint(fake: FakeProvider, tmp_path: Path) -> None:
+    """translator.main.flavours_ready: a translator reports itself healthy once its flavours' first refresh
+    ended (so its first requests find a token), and no later than its deadline when the endpoint never answers."""
+    tokens = AccessTokens(key_file(fake, tmp_path)).start()
+    broken = AccessTokens(str(tmp_path / "missing.json"), max_backoff_s=0.1).start()
+    hanging = AccessTokens(str(tmp_path / "never.json"))  # never started: its first refresh never ends
+    try:
+        gw = SimpleNamespace(targets={
+            "a": target(VertexGemini(GLOBAL, tokens), "gemini-2.5-flash", key=None),
+            "b": target(VertexGemini(GLOBAL, tokens), "gemini-2.5-pro", key=None),
+            "c": target(VertexGemini(GLOBAL, broken), "gemini-2.5-flash", key=None),
+        })
+        flavours_ready(gw, time.monotonic() + 30)  # type: ignore[arg-type]
+        assert tokens.current().startswith("ya29.fake-")  # no 503 for the first request
+        assert broken.error is not None  # ended too: with an error (its requests get the 503 naming it)
+
+        gw.targets["d"] = target(VertexGemini(GLOBAL, hanging), "gemini-2.5-flash", key=None)
+        started = time.monotonic()
+        flavours_ready(gw, started + 0.3)  # type: ignore[arg-type]
+        assert 0.25 < time.monotonic() - started < 5
+    finally:
+        for t in (tokens, broken):
+            t.close()

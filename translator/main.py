@@ -15,6 +15,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -32,6 +33,10 @@ from translator.metering import Meter
 from translator.spool import Spool, default_root, worker_dir
 from translator.state import Gateway
 from translator.tracing import Tracing
+
+# The longest a starting translator waits for its providers' flavours to fetch what they need (a first
+# Google access token) before it reports itself healthy.
+STARTUP_WAIT_S = 5.0
 
 log = structlog.get_logger("tokengate.translator")
 MAX_MESSAGE = 64 * 1024 * 1024  # request bodies up to the listener's limit, with room
@@ -110,6 +115,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
             metrics.serve(args.metrics_listen, f"http://127.0.0.1:{cfg.server.admin_port}/stats/prometheus")
         except OSError as exc:  # a taken port must not take the data path down with it
             log.error("metrics_listen_failed", address=args.metrics_listen, error=str(exc))
+    await asyncio.to_thread(flavours_ready, gw, time.monotonic() + STARTUP_WAIT_S)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info("translator_started", listen=args.listen, pid=os.getpid())
 
@@ -127,6 +133,12 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     await redis.aclose()
     log.info("translator_stopped")
     return 0
+
+
+def flavours_ready(gw: Gateway, deadline: float) -> None:
+    """Give each provider's flavour until ``deadline`` (monotonic) to fetch what it needs at start."""
+    for f in {id(t.flavour): t.flavour for t in gw.targets.values()}.values():
+        f.ready(max(0.0, deadline - time.monotonic()))
 
 
 def record_unfinished(inflight: Inflight, spool: Spool, meter: Meter) -> int:

@@ -42,6 +42,10 @@ class Flavour:
         """The credential headers of an attempt (called on every attempt: a token may be refreshed)."""
         return codec.credential(key)
 
+    def ready(self, timeout: float) -> None:
+        """Wait (blocking, at most ``timeout`` seconds) for what the flavour fetches at start, e.g. a
+        first access token; called once before the translator reports itself healthy."""
+
     def rewrites(self, kind: Kind) -> bool:
         """Whether ``body`` changes a request of this kind, so that its body must be read (always with
         ``needs_body``; a flavour may change only some kinds, e.g. token counts)."""

@@ -8,8 +8,10 @@ token in hand stays good.
 
 A request reads the token in hand and never waits for one: before the first token arrived, or once
 the last one expired with every refresh since failing, the attempt is refused with a 503 in the
-caller's shape that names the reason (``ServiceUnavailable``). A translator therefore starts serving
-at once, whatever the token endpoint does, and its other providers are never held up by one.
+caller's shape that names the reason (``ServiceUnavailable``). A starting translator waits for the
+first answer of the token endpoint (a token or an error) at most a few seconds before it reports
+itself healthy (``first_attempt``): its first requests find a token, and a slow or dead endpoint holds
+up neither the start nor the other providers for longer.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class AccessTokens:
         self._error: str | None = None  # why the last refresh failed
         self.refreshes = 0  # tokens obtained (tests and logs)
         self._stop = threading.Event()
+        self._attempted = threading.Event()  # the first refresh ended, with a token or an error
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
@@ -71,6 +74,10 @@ class AccessTokens:
             self._thread = threading.Thread(target=self._run, name="gcp-token-refresh", daemon=True)
             self._thread.start()
         return self
+
+    def first_attempt(self, timeout: float) -> bool:
+        """Wait (blocking) at most ``timeout`` seconds for the first refresh to end; whether it did."""
+        return self._attempted.wait(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -110,4 +117,5 @@ class AccessTokens:
                 log.warning("gcp_token_refresh_failed", file=self.credentials_file, error=self._error,
                             retry_in_s=backoff)
                 wait, backoff = backoff, min(backoff * 2, self.max_backoff_s)
+            self._attempted.set()
             self._stop.wait(wait)

@@ -50,6 +50,10 @@ class VertexFlavour(Flavour):
         v = self.vertex
         return f"{type(self).__name__}({v.project}/{v.location})"
 
+    def ready(self, timeout: float) -> None:
+        if self.tokens is not None:
+            self.tokens.first_attempt(timeout)
+
     def models_path(self, base_path: str) -> str:
         v = self.vertex
         return (f"{base_path}/v1/projects/{v.project}/locations/{v.location}/publishers/{self.publisher}"
