@@ -187,5 +187,11 @@ def test_an_openai_stream_asks_for_usage_and_the_caller_does_not_see_the_usage_c
         [event] = ex.events
         assert (event["stream"], event["complete"], event["cut_short"], event["usage"]) == (
             True, True, False, {"input": 5, "output": 2})
+        # [DONE]'s reply carries the access log's facts already (a client that has it all may hang up
+        # before the end of the stream reaches Envoy); the end's reply carries them again.
+        assert [bool(r.HasField("dynamic_metadata")) for r in replies] == [False, False, True, True]
+        for r in replies[2:]:
+            logged = MessageToDict(r.dynamic_metadata)["tokengate"]
+            assert (logged["input_tokens"], logged["output_tokens"], logged["stream"]) == (5, 2, True)
 
     run(redis_url, scenario)

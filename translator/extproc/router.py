@@ -324,6 +324,15 @@ class RouterProcessor:
                 resp = m.response_body(m.common(body=out))
                 self._settle(False)
                 return self._log_in_envoy(resp)
+        elif self.handler.complete and not self.logged and self.gw.access_log:
+            # The answer's own last event (a stream's [DONE], message_stop …) is in this chunk: its reply
+            # carries the facts too, since a client that has it all may hang up before Envoy hands over
+            # the end of the stream, and Envoy then logs the request with the metadata it has. A snapshot:
+            # the end of the stream (or meter()) computes the request's figures again.
+            self._settle(False)
+            resp = self._log_in_envoy(m.response_body(m.common(body=out)))
+            self._settled = None
+            return resp
         if out is None:
             return m.CONTINUE_RESPONSE_BODY
         return m.response_body(m.common(body=out))
