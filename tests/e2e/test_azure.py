@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -30,9 +31,7 @@ from tests.e2e.test_matrix import (
     _openai_stream,
     check_error,
 )
-from tests.harness import GatewayUnderTest, gateway_config, write_config
-from tokengate.devstack import Stack
-from tokengate.procs import free_port
+from tests.harness import GatewayUnderTest, own_stack
 
 AZURE_KEY_ENV = "TG_TEST_AZURE_KEY"
 CLIENTS = ("openai", "openai-responses", "anthropic", "gemini")
@@ -64,43 +63,37 @@ class AzureCaller(Caller):
         return _openai_stream(chunks[1:])
 
 
+def _azure_providers(fake: FakeProvider, cfg: dict[str, Any], workdir: Path) -> None:
+    os.environ[AZURE_KEY_ENV] = fake_azure.AZURE_KEY
+    base = f"http://127.0.0.1:{fake.port}"
+    cfg["providers"] += [
+        {"name": "azure-dep", "protocol": "openai", "base_url": base, "api_key": {"env": AZURE_KEY_ENV},
+         "azure": {"api": "deployments", "api_version": API_VERSION}},
+        {"name": "azure-v1", "protocol": "openai", "base_url": base, "api_key": {"env": AZURE_KEY_ENV},
+         "azure": {"api": "v1"}},
+        {"name": "azure-v1-resp", "protocol": "openai-responses", "base_url": base,
+         "api_key": {"env": AZURE_KEY_ENV}, "azure": {"api": "v1"}},
+        {"name": "azure-wrong-key", "protocol": "openai", "base_url": base,
+         "api_key": {"env": "TG_TEST_OPENAI_KEY"}, "azure": {"api": "v1"}},
+    ]
+    cfg["deployments"] += [
+        {"name": "az-dep", "provider": "azure-dep", "model": DEPLOYMENT},
+        {"name": "az-v1", "provider": "azure-v1", "model": DEPLOYMENT},
+        {"name": "az-v1-resp", "provider": "azure-v1-resp", "model": DEPLOYMENT},
+        {"name": "az-bad", "provider": "azure-wrong-key", "model": DEPLOYMENT},
+    ]
+    price = {"input": 2.5, "output": 10}
+    cfg["models"] += [{"name": "azure-dep", "deployments": ["az-dep"], "price": price},
+                      {"name": "azure-v1", "deployments": ["az-v1"], "price": price},
+                      {"name": "azure-v1-resp", "deployments": ["az-v1-resp"], "price": price},
+                      {"name": "azure-bad-key", "deployments": ["az-bad"], "price": price}]
+
+
 @pytest.fixture(scope="module")
 def azure_gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUnderTest]:
-    workdir = tmp_path_factory.mktemp("azure")
-    with FakeProvider.running() as fake:
-        cfg = gateway_config(fake.port, workdir)
-        os.environ[AZURE_KEY_ENV] = fake_azure.AZURE_KEY
-        base = f"http://127.0.0.1:{fake.port}"
-        cfg["providers"] += [
-            {"name": "azure-dep", "protocol": "openai", "base_url": base, "api_key": {"env": AZURE_KEY_ENV},
-             "azure": {"api": "deployments", "api_version": API_VERSION}},
-            {"name": "azure-v1", "protocol": "openai", "base_url": base, "api_key": {"env": AZURE_KEY_ENV},
-             "azure": {"api": "v1"}},
-            {"name": "azure-v1-resp", "protocol": "openai-responses", "base_url": base,
-             "api_key": {"env": AZURE_KEY_ENV}, "azure": {"api": "v1"}},
-            {"name": "azure-wrong-key", "protocol": "openai", "base_url": base,
-             "api_key": {"env": "TG_TEST_OPENAI_KEY"}, "azure": {"api": "v1"}},
-        ]
-        cfg["deployments"] += [
-            {"name": "az-dep", "provider": "azure-dep", "model": DEPLOYMENT},
-            {"name": "az-v1", "provider": "azure-v1", "model": DEPLOYMENT},
-            {"name": "az-v1-resp", "provider": "azure-v1-resp", "model": DEPLOYMENT},
-            {"name": "az-bad", "provider": "azure-wrong-key", "model": DEPLOYMENT},
-        ]
-        price = {"input": 2.5, "output": 10}
-        cfg["models"] += [{"name": "azure-dep", "deployments": ["az-dep"], "price": price},
-                          {"name": "azure-v1", "deployments": ["az-v1"], "price": price},
-                          {"name": "azure-v1-resp", "deployments": ["az-v1-resp"], "price": price},
-                          {"name": "azure-bad-key", "deployments": ["az-bad"], "price": price}]
-        stack = Stack(write_config(cfg, workdir / "gateway.yaml"), workdir=workdir, workers=1,
-                      redis_port=free_port(), log_level="warning")
-        stack.start()
-        try:
-            gw = GatewayUnderTest(stack, fake, "", cfg)
-            gw.key = gw.new_key("azure", name="e2e-azure")
-            yield gw
-        finally:
-            stack.stop()
+    with own_stack(tmp_path_factory.mktemp("azure"), workers=1, prepare=_azure_providers) as gw:
+        gw.key = gw.new_key("azure", name="e2e-azure")
+        yield gw
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -20,9 +21,7 @@ import openai
 import pytest
 
 from fakes import FakeProvider, Reply, ToolCall, Usage
-from tests.harness import GatewayUnderTest, gateway_config, write_config
-from tokengate.devstack import Stack
-from tokengate.procs import free_port
+from tests.harness import GatewayUnderTest, own_stack
 
 KEY_ENV = "TG_TEST_OPENAI_KEY"
 PRICE = {"input": 1, "output": 2}
@@ -54,43 +53,37 @@ ANT_MESSAGES: list[Any] = [
 ]
 
 
+def _quirks_providers(fake: FakeProvider, cfg: dict[str, Any], workdir: Path) -> None:
+    base = f"http://127.0.0.1:{fake.port}"
+    key = {"env": KEY_ENV}
+    cfg["providers"] += [
+        {"name": "mistral", "preset": "mistral", "base_url": f"{base}/mistral/v1", "api_key": key},
+        {"name": "mistral-raw", "preset": "mistral", "base_url": f"{base}/mistral/v1", "api_key": key,
+         "quirks": []},
+        {"name": "mistral-ids", "preset": "mistral", "base_url": f"{base}/mistral/v1", "api_key": key,
+         "quirks": ["no_stream_options", "max_tokens_only", "no_reasoning_history", "no_developer_role"]},
+        {"name": "deepseek", "preset": "deepseek", "base_url": f"{base}/deepseek", "api_key": key},
+        {"name": "deepseek-uncapped", "preset": "deepseek", "base_url": f"{base}/deepseek", "api_key": key},
+        {"name": "quiet", "protocol": "openai", "base_url": f"{base}/quiet/v1", "api_key": key,
+         "quirks": ["no_stream_options"]},
+    ]
+    cfg["deployments"] += [
+        {"name": "mistral-d", "provider": "mistral", "model": "mistral-large-latest"},
+        {"name": "mistral-raw-d", "provider": "mistral-raw", "model": "mistral-large-latest"},
+        {"name": "mistral-ids-d", "provider": "mistral-ids", "model": "mistral-large-latest"},
+        {"name": "deepseek-d", "provider": "deepseek", "model": "deepseek-chat", "max_output_tokens": 8192},
+        {"name": "deepseek-uncapped-d", "provider": "deepseek-uncapped", "model": "deepseek-chat"},
+        {"name": "quiet-d", "provider": "quiet", "model": "quiet-model"},
+    ]
+    names = ("mistral", "mistral-raw", "mistral-ids", "deepseek", "deepseek-uncapped", "quiet")
+    cfg["models"] += [{"name": name, "deployments": [f"{name}-d"], "price": PRICE} for name in names]
+
+
 @pytest.fixture(scope="module")
 def quirks_gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUnderTest]:
-    workdir = tmp_path_factory.mktemp("quirks")
-    with FakeProvider.running() as fake:
-        cfg = gateway_config(fake.port, workdir)
-        base = f"http://127.0.0.1:{fake.port}"
-        key = {"env": KEY_ENV}
-        cfg["providers"] += [
-            {"name": "mistral", "preset": "mistral", "base_url": f"{base}/mistral/v1", "api_key": key},
-            {"name": "mistral-raw", "preset": "mistral", "base_url": f"{base}/mistral/v1", "api_key": key,
-             "quirks": []},
-            {"name": "mistral-ids", "preset": "mistral", "base_url": f"{base}/mistral/v1", "api_key": key,
-             "quirks": ["no_stream_options", "max_tokens_only", "no_reasoning_history", "no_developer_role"]},
-            {"name": "deepseek", "preset": "deepseek", "base_url": f"{base}/deepseek", "api_key": key},
-            {"name": "deepseek-uncapped", "preset": "deepseek", "base_url": f"{base}/deepseek", "api_key": key},
-            {"name": "quiet", "protocol": "openai", "base_url": f"{base}/quiet/v1", "api_key": key,
-             "quirks": ["no_stream_options"]},
-        ]
-        cfg["deployments"] += [
-            {"name": "mistral-d", "provider": "mistral", "model": "mistral-large-latest"},
-            {"name": "mistral-raw-d", "provider": "mistral-raw", "model": "mistral-large-latest"},
-            {"name": "mistral-ids-d", "provider": "mistral-ids", "model": "mistral-large-latest"},
-            {"name": "deepseek-d", "provider": "deepseek", "model": "deepseek-chat", "max_output_tokens": 8192},
-            {"name": "deepseek-uncapped-d", "provider": "deepseek-uncapped", "model": "deepseek-chat"},
-            {"name": "quiet-d", "provider": "quiet", "model": "quiet-model"},
-        ]
-        names = ("mistral", "mistral-raw", "mistral-ids", "deepseek", "deepseek-uncapped", "quiet")
-        cfg["models"] += [{"name": name, "deployments": [f"{name}-d"], "price": PRICE} for name in names]
-        stack = Stack(write_config(cfg, workdir / "gateway.yaml"), workdir=workdir, workers=1,
-                      redis_port=free_port(), log_level="warning")
-        stack.start()
-        try:
-            gw = GatewayUnderTest(stack, fake, "", cfg)
-            gw.key = gw.new_key("quirks", name="e2e-quirks")
-            yield gw
-        finally:
-            stack.stop()
+    with own_stack(tmp_path_factory.mktemp("quirks"), workers=1, prepare=_quirks_providers) as gw:
+        gw.key = gw.new_key("quirks", name="e2e-quirks")
+        yield gw
 
 
 @pytest.fixture
