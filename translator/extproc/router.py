@@ -48,7 +48,7 @@ from translator.errors import (
     kind_for_status,
 )
 from translator.extproc import messages as m
-from translator.extproc.upstream import Ctx, attempt_body, attempt_headers, needs_body, signed
+from translator.extproc.upstream import Ctx, attempt_body, attempt_headers, needs_body, signed, waited
 from translator.passthrough import array_error
 from translator.protocols import REGISTRY
 from translator.protocols.base import Codec, estimate_tokens
@@ -254,7 +254,8 @@ class RouterProcessor:
         direct = self.gw.direct.get(model)
         if direct is not None:  # one provider and model: set once what every attempt needs (no upstream filter)
             self.direct = direct
-            headers, remove = attempt_headers(codec, ep.kind, self.stream, ep.sse, direct, self.header_names)
+            headers, remove = await waited(
+                lambda: attempt_headers(codec, ep.kind, self.stream, ep.sse, direct, self.header_names))
             headers[ROUTE_HEADER] = direct_route(model, codec.name)
             if needs_body(codec, asked, direct, ep.kind):
                 body = attempt_body(codec, ep.kind, self.stream, direct, body)

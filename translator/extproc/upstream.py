@@ -12,12 +12,13 @@ upstream untouched.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import functools
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
@@ -29,6 +30,7 @@ from core.protocols import Protocol
 from translator.endpoints import Kind
 from translator.errors import GatewayError, UpstreamError, UserFacingError
 from translator.extproc import messages as m
+from translator.flavours import NOT_READY_WAIT_S, NotReady
 from translator.protocols import REGISTRY, embeddings
 from translator.protocols.base import Codec
 from translator.protocols.convert import translate_count_request, translate_request
@@ -36,6 +38,7 @@ from translator.state import Gateway, Target
 from translator.tracing import Trace, fail
 from translator.upstream_http import CTX_HEADER, RESPONSE_TYPE_HEADER
 
+T = TypeVar("T")
 CTX_ATTR = f"request.headers['{CTX_HEADER}']"
 # The caller's headers a provider gets (besides what each attempt sets itself). x-forwarded-proto
 # stays because Envoy finds no route for a request without it.
@@ -126,6 +129,17 @@ def attempt_headers(caller: Codec, kind: Kind, stream: bool, sse: bool, t: Targe
     return headers, remove
 
 
+async def waited(call: Callable[[], T]) -> T:
+    """``call()``; when a credential it needs is still being fetched for the first time (``NotReady``: a
+    translator just started), once more after that fetch ended, waited for off the event loop and at
+    most ``NOT_READY_WAIT_S``."""
+    try:
+        return call()
+    except NotReady as exc:
+        await asyncio.to_thread(exc.wait, NOT_READY_WAIT_S)
+        return call()
+
+
 def reframes(caller: Codec, t: Target) -> bool:
     """Whether a stream from ``t`` is framed otherwise than ``caller`` reads one (AWS event streams), so its content
     type is set to the caller's."""
@@ -194,7 +208,7 @@ class UpstreamAttempt:
         """One message of the attempt's stream (the servicer's dispatch)."""
         kind = req.WhichOneof("request")
         if kind == "request_headers":
-            return self.on_request_headers(req)
+            return await waited(lambda: self.on_request_headers(req))
         if kind == "request_body":
             return self.on_request_body(req)
         if kind == "response_headers":

@@ -10,14 +10,27 @@ path asks it on every attempt (``translator/extproc/upstream.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from core.config import Provider
 from translator.endpoints import Kind
+from translator.errors import ServiceUnavailable
 from translator.protocols.base import Codec
 
 Json = dict[str, Any]
+# How long an attempt waits for a credential still being fetched at start (NotReady) before its 503.
+NOT_READY_WAIT_S = 10.0
+
+
+class NotReady(ServiceUnavailable):
+    """The attempt's credential is still being fetched for the first time (a translator just started):
+    the attempt may wait for the fetch to end, ``wait(timeout)`` (blocking), and ask again once."""
+
+    def __init__(self, message: str, wait: Callable[[float], bool]) -> None:
+        super().__init__(message)
+        self.wait = wait
 
 
 class Flavour:

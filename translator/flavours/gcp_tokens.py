@@ -6,12 +6,13 @@ lifetime is left, and at most ``margin_s`` (5 minutes) before the end, so a one-
 renewed after 55 minutes. A failed refresh is tried again after 1, 2, 4 … up to 30 seconds while the
 token in hand stays good.
 
-A request reads the token in hand and never waits for one: before the first token arrived, or once
-the last one expired with every refresh since failing, the attempt is refused with a 503 in the
-caller's shape that names the reason (``ServiceUnavailable``). A starting translator waits for the
-first answer of the token endpoint (a token or an error) at most a few seconds before it reports
-itself healthy (``first_attempt``): its first requests find a token, and a slow or dead endpoint holds
-up neither the start nor the other providers for longer.
+A request reads the token in hand and never waits for a refresh: once the last token expired with
+every refresh since failing, or the first refresh failed, the attempt is refused with a 503 in the
+caller's shape that names the reason (``ServiceUnavailable``). Only the first fetch is waited for: a
+starting translator waits for the token endpoint's first answer (a token or an error) at most a few
+seconds before it reports itself healthy (``first_attempt``), and an attempt that comes while that
+fetch still runs (a slow endpoint, a loaded machine) waits for its end, off the event loop and at
+most ``NOT_READY_WAIT_S`` (``NotReady``; translator/extproc/upstream.py), rather than failing.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import structlog
 
 from translator.errors import ServiceUnavailable
+from translator.flavours import NotReady
 
 log = structlog.get_logger("tokengate.gcp_tokens")
 
@@ -91,7 +93,10 @@ class AccessTokens:
             return token[0]
         why = f"the last refresh failed: {self._error}" if self._error else "the first one is being fetched"
         state = "expired" if token is not None else "not available yet"
-        raise ServiceUnavailable(f"The Google Cloud access token for this model is {state} ({why}).")
+        message = f"The Google Cloud access token for this model is {state} ({why})."
+        if token is None and not self._attempted.is_set():
+            raise NotReady(message, self._attempted.wait)
+        raise ServiceUnavailable(message)
 
     def refresh(self) -> float:
         """Fetch a new token now (blocking: the refresh thread's, and tests'); seconds until the next refresh."""
