@@ -10,11 +10,10 @@ from typing import Any
 
 import orjson
 import pytest
-import redis
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
-from core import event
+from core import event, store
 from core.event import MeteringEvent
 from tokengate.procs import free_port
 from translator.metering import Meter
@@ -211,36 +210,6 @@ def test_a_full_memory_buffer_keeps_events_in_the_spool(tmp_path: Path) -> None:
     assert [f"e{i}" for i in range(5)] == [event.from_line(x).event_id for x in on_disk(tmp_path)]
 
 
-class FakeRedis:
-    """Just what the Meter's writer uses: pipelined XADDs (kept as the events they hold), answered or refused."""
-
-    def __init__(self) -> None:
-        self.stream: list[MeteringEvent] = []
-        self.down = False
-
-    def pipeline(self, transaction: bool = False) -> FakeRedis._Pipeline:
-        return FakeRedis._Pipeline(self)
-
-    class _Pipeline:
-        def __init__(self, r: FakeRedis) -> None:
-            self.r, self.queued = r, []  # type: ignore[var-annotated]
-
-        async def __aenter__(self) -> FakeRedis._Pipeline:
-            return self
-
-        async def __aexit__(self, *exc: object) -> None:
-            return None
-
-        def xadd(self, stream: str, fields: dict[str, bytes]) -> None:
-            self.queued.append(event.from_entry(fields))
-
-        async def execute(self) -> None:
-            await asyncio.sleep(0)
-            if self.r.down:
-                raise redis.ConnectionError("Connection refused")
-            self.r.stream += self.queued
-
-
 async def until(cond: Any, within: float = 5.0) -> None:
     async with asyncio.timeout(within):
         while not cond():  # noqa: ASYNC110 - plain state, no event to wait on
@@ -255,21 +224,29 @@ def test_the_writer_replays_what_an_earlier_process_left_and_the_spool_ends_empt
     die(dead)
 
     async def next_start() -> list[MeteringEvent]:
-        r = FakeRedis()
-        r.down = True  # Redis is away when the new process starts: the backlog waits, nothing is lost
+        port = free_port()  # Redis is away when the new process starts: the backlog waits, nothing is lost
+        r = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=0.2)
         sp = opened(tmp_path)
-        meter = Meter(r, spool=sp)  # type: ignore[arg-type]
+        meter = Meter(r, spool=sp)
         meter.start()
         with capture_logs() as logs:
             for i in range(3, 5):
                 meter.record(ev(i))
             await until(lambda: any(e["event"] == "metering_retry" for e in logs))
             assert (2, 1) == (meter.pending, len(sp.backlog))
-            r.down = False
-            await until(lambda: len(r.stream) == 5 and not sp.backlog)
-            await until(lambda: on_disk(tmp_path) == [])
-            await meter.close()
-        return r.stream
+            server = await asyncio.create_subprocess_exec(
+                "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", str(tmp_path), stdout=asyncio.subprocess.DEVNULL)
+            try:
+                await until(lambda: meter.pending == 0 and not sp.backlog, within=15)
+                await until(lambda: on_disk(tmp_path) == [])
+                await meter.close()
+                entries = await r.xrange(store.METERING_STREAM)
+            finally:
+                await r.aclose()
+                server.terminate()
+                await server.wait()
+        return [event.from_entry(fields) for _, fields in entries]
 
     stream = asyncio.run(next_start())
     assert [f"e{i}" for i in range(5)] == sorted(e.event_id for e in stream)
