@@ -20,8 +20,8 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from enum import Enum
 from typing import Any
 
@@ -104,7 +104,7 @@ class RouterProcessor:
         self.started = time.monotonic()
         self.first_byte = 0.0  # monotonic: the response's first chunk reached us (time to first token)
         self.request_id = ""  # Envoy's x-request-id, for correlating logs (a client may choose it)
-        self.event_id = uuid.uuid4().hex  # ours: the hold and the metering event are keyed by it
+        self.event_id = os.urandom(16).hex()  # the hold and the event are keyed by it (uuid4: 5x the time)
         self.hold = 0
         self.lease_id = ""  # admitted against this process's lease on the account (no hold of its own)
         self.body_len = 0
