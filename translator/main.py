@@ -120,11 +120,14 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     log.info("translator_started", listen=args.listen, pid=os.getpid())
 
     leases = asyncio.create_task(_give_back_idle_leases(gw))
+    tally = asyncio.create_task(metrics.flush_every())
     await stop.wait()
     log.info("translator_stopping", grace=args.grace)
     await health_servicer.enter_graceful_shutdown()  # NOT_SERVING: Envoy stops opening streams
     await asyncio.gather(*(srv.stop(args.grace) for srv in servers))
     leases.cancel()
+    tally.cancel()
+    metrics.TALLY.flush()  # the last requests' samples
     await gw.admitter.give_back(idle_only=False)
     await meter.close()
     if gw.tracing is not None:

@@ -419,7 +419,8 @@ class RouterProcessor:
 
     def _metrics(self, status: int, usage: Usage, estimated: bool, cost: int, duration: float,
                  cut_short: bool) -> None:
-        """The request's samples (translator/metrics.py): one cached lookup of every child, then the values."""
+        """The request's samples (translator/metrics.py): one cached lookup of every child, then the values
+        added to the process's tally."""
         error = "" if 0 < status < 400 and not cut_short else (
             kind_for_status(status) if status >= 400 else "no_response" if not status else "cut_short")
         t = self.target
@@ -427,29 +428,30 @@ class RouterProcessor:
         codec = self.codec
         s = metrics.series(self.model, self.deployment, codec.name, str(status), kind, codec.gen_ai_operation,
                            t.gen_ai_provider if t else "", t.model if t else "", error)
-        s.requests.inc()
-        s.duration.observe(duration)
-        s.gen_ai_duration.observe(duration)
+        tally = metrics.TALLY
+        tally.inc(s.requests)
+        tally.observe(s.duration, duration)
+        tally.observe(s.gen_ai_duration, duration)
         for bucket, n in usage.as_dict().items():
-            s.tokens[bucket].inc(n)
+            tally.inc(s.tokens[bucket], n)
         if cost:
-            s.cost.inc(cost)
+            tally.inc(s.cost, cost)
         if self.attempts:
-            s.attempts.inc(self.attempts)
+            tally.inc(s.attempts, self.attempts)
             if self.attempts > 1:
-                s.failovers.inc()
+                tally.inc(s.failovers)
         ttft = self.first_byte - self.started if self.stream and not error and self.first_byte else None
         if ttft is not None:
-            s.ttft.observe(ttft)
+            tally.observe(s.ttft, ttft)
         if usage.is_empty or estimated:
             return  # the conventions: no token usage (nor time per token) from counts the upstream never gave
         if usage.input is not None or usage.cache_read is not None or usage.cache_write is not None:
-            s.gen_ai_input.observe(usage.prompt_total)
+            tally.observe(s.gen_ai_input, usage.prompt_total)
         output = usage.completion_total
         if usage.output is not None or usage.reasoning is not None:  # none: an embeddings request
-            s.gen_ai_output.observe(output)
+            tally.observe(s.gen_ai_output, output)
         if ttft is not None and output > 1:
-            s.tpot.observe((duration - ttft) / (output - 1))
+            tally.observe(s.tpot, (duration - ttft) / (output - 1))
 
     def _event(self, status: int, usage: Usage, estimated: bool, cost: int, *, complete: bool, cut_short: bool,
                finish: str | None, duration_s: float) -> MeteringEvent:
