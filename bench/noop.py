@@ -15,15 +15,22 @@ metering, no translation, no logging.
 
 What tokengate costs above this server is "our code"; what this server costs above
 bare Envoy is the design's floor.
+
+``NOOP_BURN_US=<µs>`` in its environment makes it spend that much pure-Python CPU on each
+request body before answering: the floor with a given amount of per-request Python, to
+measure what each microsecond of the translator's own work costs the whole stack
+(docs/performance.md, "What a microsecond of Python costs").
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -63,6 +70,8 @@ class NoOp(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
                                   if h.key == ":path"), "")
                 yield _CONTINUE_HEADERS
             elif kind == "request_body":
+                if BURN_STEPS:
+                    spin(BURN_STEPS)
                 yield self._route(path_seen, req.request_body.body)
             else:
                 yield m.CONTINUE_RESPONSE_BODY
@@ -89,6 +98,26 @@ class NoOp(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
         resp = m.request_headers(m.common(set_headers=headers))
         resp.mode_override.CopyFrom(SKIP_BODY)
         return resp
+
+
+def spin(n: int) -> int:
+    x = 0
+    for i in range(n):
+        x ^= i
+    return x
+
+
+def calibrated(seconds: float) -> int:
+    """How many ``spin`` steps take ``seconds`` of CPU here (interpreter work holding the GIL, as a
+    handler's is)."""
+    if not seconds:
+        return 0
+    steps, start = 200_000, time.process_time()
+    spin(steps)
+    return int(steps * seconds / (time.process_time() - start))
+
+
+BURN_STEPS = calibrated(float(os.environ.get("NOOP_BURN_US") or 0) / 1e6)
 
 
 async def main(argv: list[str]) -> int:

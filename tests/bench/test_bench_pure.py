@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from bench import passthrough, procs, report, stats, wrk
+from bench.noop import calibrated, spin
 from bench.sse_server import content_event, frame
 from bench.stream_client import ResponseReader
 
@@ -280,3 +281,11 @@ def test_cpu_units_cancel_a_slow_phase_of_the_machine() -> None:
     assert 6.0 == report.cpu_units(doc, "N") and 7.5 == report.cpu_units(doc, "C")
     [goal] = [g for g in report.goals(doc) if g.measure.startswith("N/C CPU")]
     assert (0.8, False) == (goal.value, goal.met)
+
+
+def test_the_floor_burns_python_only_when_asked() -> None:
+    """bench.noop's NOOP_BURN_US: no steps without it; steps in proportion to the time asked."""
+    assert 0 == calibrated(0.0)
+    one, ten = calibrated(0.0001), calibrated(0.001)
+    assert 0 < one < ten
+    assert spin(4) == 0 ^ 1 ^ 2 ^ 3
