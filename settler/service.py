@@ -39,7 +39,7 @@ DEAD_LETTERS = "tg:metering:dead"
 class Settler:
     def __init__(self, redis: aioredis.Redis, *, consumer: str | None = None, batch: int = 200,
                  block_ms: int = 500, claim_idle_s: float = 30.0, reap_every_s: float = 2.0,
-                 linger_s: float = 0.05) -> None:
+                 linger_s: float = 0.2) -> None:
         self.redis = redis
         self.billing = Billing(redis)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
