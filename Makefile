@@ -9,7 +9,7 @@ PROTOS := $(shell find proto -name '*.proto')
 GEN := core/_gen/__init__.py
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock redis-server chromium promtool wrk run test lint check render bench bench-scale clean
+.PHONY: help venv lock redis-server chromium promtool wrk run test lint check render bench bench-scale dashboard-png clean
 UV_VERSION := 0.13.9
 SHADOWED := opentelemetry-proto googleapis-common-protos  # their files, not xds-protos' copies (tests/test_deps.py)
 UV := $(BIN)/uv
@@ -90,6 +90,9 @@ bench: $(GEN) redis-server wrk  ## benchmark vs bare Envoy and LiteLLM (PROFILE=
 
 bench-scale: $(GEN) redis-server  ## admission, settlement and reaper cost at 100 vs 100,000 accounts (about 3 minutes)
 	$(BIN)/python -m bench.scale
+
+dashboard-png: $(GEN) redis-server promtool  ## draw the Grafana dashboard on a local stack under 3 minutes of load (needs prometheus)
+	$(BIN)/python deploy/k8s/components/monitoring/demo.py -o docs/observability/dashboard.png
 
 clean:  ## remove .venv, var/ (local data, logs, dev certificate) and the code generated from proto/
 	rm -rf $(VENV) var core/_gen
