@@ -79,6 +79,7 @@ test: $(GEN) redis-server chromium promtool  ## run every test (real Envoy, tran
 lint: $(GEN)  ## ruff and mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/mypy --strict deploy/k8s/components/monitoring/render.py deploy/k8s/components/monitoring/demo.py
 
 check: lint test  ## lint, then test
 
