@@ -48,7 +48,6 @@ from translator.state import Target, direct_targets, targets
 from translator.upstream_http import ROUTE_HEADER, direct_route
 
 _MODEL = re.compile(rb'"model"\s*:\s*"([^"]+)"')
-_CONTINUE_HEADERS = m.request_headers(pb.CommonResponse())
 
 
 class NoOp(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
@@ -68,7 +67,7 @@ class NoOp(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
             elif kind == "request_headers":
                 path_seen = next((h.raw_value.decode() for h in req.request_headers.headers.headers
                                   if h.key == ":path"), "")
-                yield _CONTINUE_HEADERS
+                yield m.CONTINUE_REQUEST_HEADERS
             elif kind == "request_body":
                 if BURN_STEPS:
                     spin(BURN_STEPS)
@@ -88,7 +87,7 @@ class NoOp(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
         if ep is not None and t is not None:
             headers, remove = attempt_headers(ep.codec, ep.kind, False, ep.sse, t, ())
             headers[ROUTE_HEADER] = direct_route(model, ep.protocol)
-        return m.request_body(m.common(set_headers=headers, remove_headers=remove, clear_route_cache=True))
+        return m.routed(headers, remove)
 
     def _upstream_headers(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
         meta = m.tokengate_metadata(str(m.attributes(req).get("xds.upstream_host_metadata") or ""))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from translator.endpoints import Endpoint, Kind, classify, client_key
@@ -58,3 +60,28 @@ def test_classify(method: str, path: str, headers: dict[str, str], expected: End
 def test_client_key_is_found_wherever_the_protocol_puts_it(headers: dict[str, str], query_key: str | None, expected: str | None) -> None:
     """Authorization Bearer, x-api-key, x-goog-api-key and ?key= are all accepted."""
     assert expected == client_key(Endpoint(G, Kind.CHAT, query_key=query_key), headers)
+
+
+def test_a_post_path_is_classified_once_and_a_key_in_it_is_not_remembered() -> None:
+    """The registry remembers a POST's endpoint per path (the hot path asks once per request); a path with
+    a caller's key in its query is classified every time, so the key is not kept in memory."""
+    calls: list[str] = []
+    real = REGISTRY._classify
+
+    def counted(method: str, full_path: str, headers: Mapping[str, str]) -> Endpoint | None:
+        calls.append(full_path)
+        return real(method, full_path, headers)
+
+    REGISTRY._posts.clear()
+    REGISTRY._classify = counted  # type: ignore[method-assign]
+    try:
+        for _ in range(3):
+            assert classify("POST", "/v1/chat/completions", {}) == Endpoint(OAI, Kind.CHAT)
+            assert classify("POST", "/v1/completions", {}) is None  # not ours: remembered too
+            assert classify("POST", "/v1beta/models/g:generateContent?key=k1", {}).query_key == "k1"  # type: ignore[union-attr]
+            assert classify("GET", "/v1/models", {}) == Endpoint(OAI, Kind.LIST_MODELS)  # GETs read headers
+    finally:
+        del REGISTRY._classify
+    assert calls.count("/v1/chat/completions") == calls.count("/v1/completions") == 1
+    assert calls.count("/v1beta/models/g:generateContent?key=k1") == calls.count("/v1/models") == 3
+    assert "/v1beta/models/g:generateContent?key=k1" not in REGISTRY._posts

@@ -105,6 +105,31 @@ def test_same_protocol_direct_route_sets_route_and_credential_and_passes_the_ans
     run(redis_url, scenario)
 
 
+def test_the_routing_reply_of_an_unchanged_body_is_built_once_per_header_set(redis_url: str) -> None:
+    """Requests of one route with the same headers share one reply to their body (building it is most of
+    its cost); other headers get their own; a whole request leaves the shared reply as it was."""
+    async def scenario(tg: InProcess) -> pb.ProcessingResponse:
+        key = await tg.key("acme")
+
+        async def routed(extra: dict[str, str]) -> tuple[RouterProcessor, pb.ProcessingResponse]:
+            proc = RouterProcessor(tg.gw)
+            await proc.on_request_headers(request_headers(CHAT, {**bearer(key), **extra}))
+            return proc, await proc.on_request_body(request_body(chat("gpt-test")))
+
+        proc, first = await routed({})
+        before = first.SerializeToString()
+        for c in (response_body(OPENAI_ANSWER, status=200, deployment="oai"), response_body(b"", end=True)):
+            proc.on_response_body(c)
+        proc.meter()
+        assert (await routed({}))[1] is first and first.SerializeToString() == before
+        other = (await routed(SDK_EXTRAS))[1]
+        assert other is not first and removed_headers(other) == set(SDK_EXTRAS)
+        return first
+
+    first = run(redis_url, scenario)
+    assert set_headers(first)[":path"] == "/v1/chat/completions" and not removed_headers(first)
+
+
 def test_openai_caller_of_an_anthropic_model_gets_both_bodies_translated(redis_url: str) -> None:
     """The request goes out as Anthropic Messages, the Anthropic answer comes back as a chat.completion."""
     async def scenario(tg: InProcess) -> None:

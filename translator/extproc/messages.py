@@ -59,7 +59,8 @@ def tokengate_metadata(text: str) -> dict[str, str]:
 def header_map(headers: pb.HttpHeaders) -> dict[str, str]:
     out: dict[str, str] = {}
     for h in headers.headers.headers:
-        out[h.key] = h.raw_value.decode("latin-1") if h.raw_value else h.value
+        raw = h.raw_value  # what Envoy sends; ``value`` only from older ones
+        out[h.key] = raw.decode("latin-1") if raw else h.value
     return out
 
 
@@ -107,6 +108,24 @@ def common(
     return resp
 
 
+_ROUTED: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], pb.ProcessingResponse] = {}
+MAX_ROUTED = 1024
+
+
+def routed(set_headers: Mapping[str, str], remove_headers: Iterable[str]) -> pb.ProcessingResponse:
+    """The reply to a request body that stays as it is: these headers set and removed, the route cache
+    cleared. Built once per distinct header set (a route's requests mostly share theirs: building the
+    message is most of the reply's cost); never mutate it."""
+    key = (tuple(set_headers.items()), tuple(remove_headers))
+    resp = _ROUTED.get(key)
+    if resp is None:
+        if len(_ROUTED) >= MAX_ROUTED:  # credentials that change (tokens refreshed), request ids …: afresh
+            _ROUTED.clear()
+        resp = _ROUTED[key] = request_body(common(set_headers=set_headers, remove_headers=key[1],
+                                                  clear_route_cache=True))
+    return resp
+
+
 def request_body(c: pb.CommonResponse) -> pb.ProcessingResponse:
     return pb.ProcessingResponse(request_body=pb.BodyResponse(response=c))
 
@@ -123,6 +142,8 @@ def response_headers(c: pb.CommonResponse) -> pb.ProcessingResponse:
     return pb.ProcessingResponse(response_headers=pb.HeadersResponse(response=c))
 
 
+# Answers that change nothing, built once (gRPC serializes a reply as it sends it; never mutate these).
+CONTINUE_REQUEST_HEADERS = request_headers(pb.CommonResponse())
 CONTINUE_RESPONSE_BODY = response_body(pb.CommonResponse())
 
 

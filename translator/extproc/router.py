@@ -150,7 +150,8 @@ class RouterProcessor:
 
     def answered(self, req: pb.ProcessingRequest, resp: pb.ProcessingResponse) -> bool:
         """Envoy sends nothing more after an immediate response or the response's last chunk."""
-        return bool(resp.HasField("immediate_response") or req.response_body.end_of_stream)
+        kind = resp.WhichOneof("response")
+        return kind == "immediate_response" or (kind == "response_body" and bool(req.response_body.end_of_stream))
 
     def close(self) -> None:
         """The stream is over: meter the request (a no-op when an error already did)."""
@@ -180,7 +181,7 @@ class RouterProcessor:
         headers = m.header_map(req.request_headers)
         self.request_id = headers.get("x-request-id", "")
         ep = self.endpoint = classify(headers.get(":method", ""), headers.get(":path", ""), headers)
-        if any(h.startswith("x-tokengate-") for h in headers):
+        if " x-tokengate-" in " " + " ".join(headers):  # one scan of the names (none has a space)
             raise BadRequest("Headers named x-tokengate-* are reserved for the gateway.")
         if ep is None:
             raise NotFound("Unknown request URL.")
@@ -193,7 +194,7 @@ class RouterProcessor:
                 raise Unauthorized(NO_KEY)
             if req.request_headers.end_of_stream:
                 raise BadRequest("A JSON request body is required.")
-            return m.request_headers(m.common())  # the rest waits for the body
+            return m.CONTINUE_REQUEST_HEADERS  # the rest waits for the body
         key = await authenticate(self.gw.redis, client_key(ep, headers))
         self.key = key
         if ep.kind is Kind.LIST_MODELS:
@@ -263,11 +264,12 @@ class RouterProcessor:
         else:
             ctx = Ctx(self.protocol, ep.kind, self.stream, ep.sse, asked)
             headers, remove = {ROUTE_HEADER: model, CTX_HEADER: ctx.encode()}, list(CLIENT_CREDENTIAL_HEADERS)
-        out = orjson.dumps(body) if changed else None
-        if out is not None:
-            headers["content-length"] = str(len(out))
-            if direct is not None:
-                headers.update(signed(direct, headers, out))
+        if not changed:
+            return m.routed(headers, remove)
+        out = orjson.dumps(body)
+        headers["content-length"] = str(len(out))
+        if direct is not None:
+            headers.update(signed(direct, headers, out))
         return m.request_body(m.common(body=out, set_headers=headers, remove_headers=remove, clear_route_cache=True))
 
     def _model(self, ep: Endpoint, body: dict[str, Any]) -> str:

@@ -16,6 +16,8 @@ from translator.errors import GatewayError
 from translator.protocols import anthropic, bedrock_converse, gemini, openai, openai_responses
 from translator.protocols.base import Codec, Endpoint, Json
 
+MAX_REMEMBERED_PATHS = 4096
+
 
 class Registry:
     def __init__(self, *codecs: Codec, fallback: Codec) -> None:
@@ -25,6 +27,8 @@ class Registry:
         self.match_order: tuple[Codec, ...] = ()
         # Every header a caller may carry its key in, besides ``Authorization``, in registry order.
         self.key_headers: tuple[str, ...] = ()
+        # POST paths seen -> their endpoint (a POST's depends on its path alone; cleared when protocols change)
+        self._posts: dict[str, Endpoint | None] = {}
         for c in codecs:
             self.add(c)
 
@@ -52,6 +56,7 @@ class Registry:
         # the fallback takes what is left.
         self.match_order = (*(c for c in self._codecs if c is not self.fallback), self.fallback)
         self.key_headers = tuple(h for c in self._codecs for h in c.key_headers)
+        self._posts = {}
 
     def get(self, name: str) -> Codec:
         """The codec of protocol ``name``; a ``GatewayError`` for a name no codec has."""
@@ -72,6 +77,17 @@ class Registry:
 
     def classify(self, method: str, full_path: str, headers: Mapping[str, str]) -> Endpoint | None:
         """The endpoint for ``method`` and ``full_path`` (query included), or None: not ours (404)."""
+        remember = method == "POST" and "key=" not in full_path  # a caller's key stays out of memory
+        if remember and full_path in self._posts:
+            return self._posts[full_path]
+        ep = self._classify(method, full_path, headers)
+        if remember:
+            if len(self._posts) >= MAX_REMEMBERED_PATHS:  # junk paths, many models: start afresh
+                self._posts.clear()
+            self._posts[full_path] = ep
+        return ep
+
+    def _classify(self, method: str, full_path: str, headers: Mapping[str, str]) -> Endpoint | None:
         path, _, query = full_path.partition("?")
         q = parse_qs(query) if query else {}
         for codec in self.match_order:

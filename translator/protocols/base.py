@@ -159,7 +159,8 @@ class Codec(ABC):
 
     @abstractmethod
     def endpoint(self, method: str, path: str, query: Query, headers: Mapping[str, str]) -> Endpoint | None:
-        """This protocol's endpoint for the request, or None when it is not one of ours."""
+        """This protocol's endpoint for the request, or None when it is not one of ours. A POST's may
+        depend on its path and query only (the registry remembers it per path); ``headers`` tell GETs apart."""
 
     # --- upstream -------------------------------------------------------------------
 
