@@ -97,41 +97,43 @@ class Phase(Enum):
 
 class RouterProcessor:
     role = "router"
+    # A request's state starts as these class attributes; __init__ sets only what differs per request
+    # (the hot path makes one of these a request: each attribute set in __init__ costs it).
+    first_byte: float = 0.0  # monotonic: the response's first chunk reached us (time to first token)
+    request_id: str = ""  # Envoy's x-request-id, for correlating logs (a client may choose it)
+    hold: int = 0
+    lease_id: str = ""  # admitted against this process's lease on the account (no hold of its own)
+    body_len: int = 0
+    endpoint: Endpoint | None = None
+    api_key: str | None = None
+    key: KeyInfo | None = None
+    model: str = ""  # the model's own name (an alias resolved): metering, prices, allow-lists
+    asked: str = ""  # the caller's spelling of it: what its body says and its answer names
+    stream: bool = False
+    include_usage: bool = False
+    status: int = 0
+    deployment: str = ""
+    attempts: int = 0  # upstream attempts Envoy made (retries and failovers included)
+    upstream_protocol: Protocol | None = None
+    target: Target | None = None  # the deployment that answered (None: Envoy's own reply)
+    handler: ResponseHandler | None = None
+    tool_names: tuple[str, ...] = ()
+    header_names: tuple[str, ...] = ()  # what the caller sent (only some go on to a provider)
+    direct: Target | None = None  # the one deployment of a direct route
+    embed: EmbedMeta | None = None  # an embeddings request: what its answer needs
+    ended: bool = False  # the response's last chunk was answered: meter() does not call it cut short
+    _ev: MeteringEvent | None = None  # the metering event, built once (see _event)
+    _settled: tuple[bool, Settled] | None = None  # the request's end as computed (see _settle)
+    error: str = ""  # the kind of the error the caller was answered with
+    logged: bool = False  # Envoy's access log carries the request (its last reply set the metadata)
+    trace: Trace | None = None  # this stream's span, when Envoy traces the request (translator/tracing.py)
+    _response_span: Any = None  # first to last response chunk
 
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
         self.phase = Phase.REQUEST
         self.started = time.monotonic()
-        self.first_byte = 0.0  # monotonic: the response's first chunk reached us (time to first token)
-        self.request_id = ""  # Envoy's x-request-id, for correlating logs (a client may choose it)
         self.event_id = os.urandom(16).hex()  # the hold and the event are keyed by it (uuid4: 5x the time)
-        self.hold = 0
-        self.lease_id = ""  # admitted against this process's lease on the account (no hold of its own)
-        self.body_len = 0
-        self.endpoint: Endpoint | None = None
-        self.api_key: str | None = None
-        self.key: KeyInfo | None = None
-        self.model = ""  # the model's own name (an alias resolved): metering, prices, allow-lists
-        self.asked = ""  # the caller's spelling of it: what its body says and its answer names
-        self.stream = False
-        self.include_usage = False
-        self.status = 0
-        self.deployment = ""
-        self.attempts = 0  # upstream attempts Envoy made (retries and failovers included)
-        self.upstream_protocol: Protocol | None = None
-        self.target: Target | None = None  # the deployment that answered (None: Envoy's own reply)
-        self.handler: ResponseHandler | None = None
-        self.tool_names: tuple[str, ...] = ()
-        self.header_names: tuple[str, ...] = ()  # what the caller sent (only some go on to a provider)
-        self.direct: Target | None = None  # the one deployment of a direct route
-        self.embed: EmbedMeta | None = None  # an embeddings request: what its answer needs
-        self.ended = False  # the response's last chunk was answered: meter() does not call it cut short
-        self._ev: MeteringEvent | None = None  # the metering event, built once (see _event)
-        self._settled: tuple[bool, Settled] | None = None  # the request's end as computed (see _settle)
-        self.error = ""  # the kind of the error the caller was answered with
-        self.logged = False  # Envoy's access log carries the request (its last reply set the metadata)
-        self.trace: Trace | None = None  # this stream's span, when Envoy traces the request (translator/tracing.py)
-        self._response_span: Any = None  # first to last response chunk
 
     def __repr__(self) -> str:
         return (f"RouterProcessor(request_id={self.request_id!r}, phase={self.phase.value}, model={self.model!r}, "
