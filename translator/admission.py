@@ -77,7 +77,7 @@ class Lease:
 
 @dataclass(frozen=True, slots=True)
 class CachedKey:
-    key_id: str
+    key: KeyInfo  # account and key id, as each request admitted with it carries them
     expires_at: int  # unix seconds; 0: never
     models: frozenset[str]  # empty: every model
     until: float  # monotonic
@@ -136,7 +136,7 @@ class Admitter:
             if cached.models and model not in cached.models:
                 raise Forbidden(f"This API key may not use the model '{model}'.")
             self._local.inc()
-            return self._on_lease(account, lease, cached.key_id, hold, now)
+            return self._on_lease(lease, cached.key, hold, now)
         lc = self.cfg.lease
         ask = LeaseAsk()
         if lc.enabled and hold > 0:
@@ -153,7 +153,8 @@ class Admitter:
             raise ServiceUnavailable("The gateway cannot check keys and balances right now; retry shortly.") from exc
         if a.outcome == "lease":
             models = frozenset(m for m in a.models.split(",") if m)
-            self._keys[digest] = CachedKey(a.key_id, a.expires_at, models, now + lc.key_cache_s)
+            key = KeyInfo(account=account, key_id=a.key_id)
+            self._keys[digest] = CachedKey(key, a.expires_at, models, now + lc.key_cache_s)
             current = self.leases.get(account)
             if lease is None and current is not None:
                 # another request of this process was granted a lease while this one asked (one lease
@@ -162,22 +163,22 @@ class Admitter:
                 # releases at the lease's TTL)
                 if current.available >= hold:
                     self._give_back_soon(account, ask.lease_id, a.leased)
-                    return self._on_lease(account, current, a.key_id, hold, now)
+                    return self._on_lease(current, key, hold, now)
                 self._give_back_soon(account, ask.lease_id, a.leased - hold)
-                return Admitted(KeyInfo(account=account, key_id=a.key_id), ask.lease_id)
+                return Admitted(key, ask.lease_id)
             if lease is None:
                 lease = self.leases[account] = Lease(ask.lease_id)
             lease.granted += a.leased
             lease.renew_at, lease.dead_at = now + lc.ttl_s / 2, now + lc.ttl_s * 0.9
-            return self._on_lease(account, lease, a.key_id, hold, now)
+            return self._on_lease(lease, key, hold, now)
         self._keys.pop(digest, None)
         return Admitted(_accepted(a, account, model, hold))
 
     @staticmethod
-    def _on_lease(account: str, lease: Lease, key_id: str, hold: int, now: float) -> Admitted:
+    def _on_lease(lease: Lease, key: KeyInfo, hold: int, now: float) -> Admitted:
         lease.inflight += hold
         lease.last_used = now
-        return Admitted(KeyInfo(account=account, key_id=key_id), lease.id)
+        return Admitted(key, lease.id)
 
     def _give_back_soon(self, account: str, lease_id: str, amount: int) -> None:
         async def give() -> None:
