@@ -130,6 +130,20 @@ def test_the_routing_reply_of_an_unchanged_body_is_built_once_per_header_set(red
     assert set_headers(first)[":path"] == "/v1/chat/completions" and not removed_headers(first)
 
 
+def test_only_headers_named_x_tokengate_are_reserved(redis_url: str) -> None:
+    """A header whose name merely contains ``x-tokengate-`` is the caller's own (and not passed on)."""
+    async def scenario(tg: InProcess) -> pb.ProcessingResponse:
+        key = await tg.key("acme")
+        proc = RouterProcessor(tg.gw)
+        extra = {"my-x-tokengate-trace": "1", "zx-tokengate-": "2"}
+        await proc.on_request_headers(request_headers(CHAT, {**bearer(key), **extra}))
+        return await proc.on_request_body(request_body(chat("gpt-test")))
+
+    routed = run(redis_url, scenario)
+    assert routed.WhichOneof("response") == "request_body"
+    assert {"my-x-tokengate-trace", "zx-tokengate-"} <= removed_headers(routed)
+
+
 def test_openai_caller_of_an_anthropic_model_gets_both_bodies_translated(redis_url: str) -> None:
     """The request goes out as Anthropic Messages, the Anthropic answer comes back as a chat.completion."""
     async def scenario(tg: InProcess) -> None:
