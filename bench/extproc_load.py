@@ -34,14 +34,12 @@ from typing import Any
 
 import grpc
 import orjson
-import redis.asyncio as aioredis
 from envoy.config.core.v3.base_pb2 import HeaderMap, HeaderValue
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from google.protobuf.struct_pb2 import Struct
 
 from bench import gateway, sse_server, upstream
-from core import keys
 from tokengate.procs import free_port, port_open
 from translator.extproc.messages import ATTR_NAMESPACE
 from translator.upstream_http import DEPLOYMENT_ATTR
@@ -116,16 +114,6 @@ async def load(sock: str, key: str, requests: int, concurrency: int, stream: boo
             "first_three_p50_us": statistics.median(firsts) * 1e6}
 
 
-async def new_key(redis_url: str) -> str:
-    r = aioredis.Redis.from_url(redis_url)
-    try:
-        key = await keys.create_key(r, gateway.ACCOUNT, name="bench")
-        await gateway._top_up(r)
-        return key
-    finally:
-        await r.aclose()
-
-
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     os.environ.update(gateway.SECRETS)
     cfg = gateway.write(gateway.config(work, free_port(), free_port(), 1), work / "gateway.yaml")
@@ -141,7 +129,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         deadline = time.monotonic() + 10
         while not port_open(redis_port) and time.monotonic() < deadline:
             time.sleep(0.05)
-        key = asyncio.run(new_key(redis_url))
+        key = asyncio.run(gateway.new_key(redis_url))
         server = subprocess.Popen([*pre, sys.executable, "-m", *module, "--config", str(cfg), "--listen", sock],
                                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
         stack.callback(server.wait)

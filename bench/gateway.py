@@ -117,14 +117,15 @@ def start(workdir: Path, upstream_port: int, stream_port: int, *, workers: int, 
     stack.start()
     gw = Gateway(stack, cfg)
     try:
-        gw.key = asyncio.run(_new_key(stack.effective_redis_url))
+        gw.key = asyncio.run(new_key(stack.effective_redis_url))
     except BaseException:
         stack.stop()
         raise
     return gw
 
 
-async def _new_key(url: str) -> str:
+async def new_key(url: str) -> str:
+    """A key of the bench account, funded (the bench's and bench.extproc_load's)."""
     r = aioredis.Redis.from_url(url)
     try:
         key = await keys.create_key(r, ACCOUNT, name="bench")

@@ -119,7 +119,7 @@ def routed(set_headers: Mapping[str, str], remove_headers: Iterable[str]) -> pb.
     key = (tuple(set_headers.items()), tuple(remove_headers))
     resp = _ROUTED.get(key)
     if resp is None:
-        if len(_ROUTED) >= MAX_ROUTED:  # credentials that change (tokens refreshed), request ids …: afresh
+        if len(_ROUTED) >= MAX_ROUTED:  # credentials that change (tokens refreshed), many routes: afresh
             _ROUTED.clear()
         resp = _ROUTED[key] = request_body(common(set_headers=set_headers, remove_headers=key[1],
                                                   clear_route_cache=True))
