@@ -30,17 +30,23 @@ def test_requests_tokens_cost_and_rejections_are_counted_across_workers(gateway:
         httpx.post(f"{gateway.http}/v1/chat/completions", headers={"authorization": f"Bearer {gateway.key}"},
                    json={"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]}).raise_for_status()
     httpx.post(f"{gateway.http}/v1/chat/completions", json={"model": "gpt-test", "messages": []})  # no key: 401
-    deadline = time.monotonic() + 5  # each worker writes its metric files as it finishes a request
-    while True:
-        after = httpx.get(gateway.metrics).text
-        done = _sample(after, "tokengate_requests_total", model="gpt-test", deployment="oai", status="200") \
-            - _sample(before, "tokengate_requests_total", model="gpt-test", deployment="oai", status="200")
-        if done >= 4 or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
+    after = before
 
     def delta(name: str, **labels: str) -> float:
         return _sample(after, name, **labels) - _sample(before, name, **labels)
+
+    # Each worker writes its tally once a second, one sample after another: a scrape may see a flush
+    # half done, so wait until every series below has its requests (or time is up).
+    deadline = time.monotonic() + 5
+    while True:
+        after = httpx.get(gateway.metrics).text
+        if (delta("tokengate_requests_total", model="gpt-test", deployment="oai", status="200") >= 4
+                and delta("tokengate_request_seconds_count", model="gpt-test") >= 4
+                and delta("tokengate_tokens_total", model="gpt-test", bucket="input") >= 40
+                and delta("tokengate_cost_nano_usd_total", model="gpt-test") >= 4 * (10 * 2500 + 3 * 10000)
+                and delta("tokengate_rejected_total", kind="authentication") >= 1) or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
 
     assert 4 == delta("tokengate_requests_total", model="gpt-test", deployment="oai", status="200")
     assert 40 == delta("tokengate_tokens_total", model="gpt-test", bucket="input")
