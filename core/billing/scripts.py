@@ -106,77 +106,97 @@ return take_from_lease(ARGV[1], tonumber(ARGV[2]))
 #       status is >= 400 or it is not complete, else 0), usage input, cache read, cache write,
 #       output, reasoning (0 when unset). Fewer, larger arguments: each costs the settler to send.
 # Settles a batch of one account's metering events; each is applied once (its done marker),
-# in order: hold released, cost charged (out of its lease's hold, as far as that still holds),
-# ledger and recent requests written. Usage, tpm counters and last use are added up in the
-# batch and written once per field. An event that comes after the reaper gave up on it (its
-# reaped marker: what the reaper charged) is charged the difference and not counted again.
-# Usage days expire, and ledger entries are trimmed (approximately: XTRIM MINID ~, whole
-# stream nodes, whenever the batch charged), KEEP_DAYS after they were written.
+# in order: hold released, cost charged, ledger and recent requests written. An event admitted
+# against a lease placed no hold of its own (its cost comes out of the lease's hold: what the
+# batch's events of each lease cost is taken once, as far as that hold still holds). Usage, tpm
+# counters and last use are added up in the batch and written once per field. An event that
+# comes after the reaper gave up on it (its reaped marker: what the reaper charged) is charged the
+# difference and not counted again. Usage days expire, and ledger entries are trimmed
+# (approximately: XTRIM MINID ~, whole stream nodes, whenever the batch charged), KEEP_DAYS after
+# they were written. Per event the script makes the calls it must (4 for an event of a lease) and
+# little else: docs/performance.md, "Settlement".
 # The events were checked by the caller (Settlement.of); returns 'ok' or 'duplicate' per event.
 SETTLE_ARGS = 7
 KEEP_DAYS = 400  # usage aggregates and ledger entries (docs/billing.md, "What is kept")
 SETTLE = _TAKE_FROM_LEASE + """
 local ttl = ARGV[1]
 local charged = false
-local buckets = {'input', 'cache_read', 'cache_write', 'output', 'reasoning'}
 local names = {'requests', 'input', 'cache_read', 'cache_write', 'output', 'reasoning', 'cost', 'failed'}
-local function str(v) if v ~= '' then return v end return '-' end
-local out, usage, usage_order, tpm, tpm_order, last = {}, {}, {}, {}, {}, {}
-local function add(t, order, key, field, n)
-  if n == 0 then return end
-  if not t[key] then t[key] = {}; order[#order + 1] = key end
-  t[key][field] = (t[key][field] or 0) + n
+local out, usage, usage_order, tpm, tpm_order, last, leases, lease_order = {}, {}, {}, {}, {}, {}, {}, {}
+local fields = {}  -- "model|" or "key|model|" -> its eight usage field names, made once a batch
+local function slot(t, order, key)  -- t[key], a table made (and key remembered in order) on first use
+  local v = t[key]
+  if not v then v = {}; t[key] = v; order[#order + 1] = key end
+  return v
+end
+local function add_usage(h, prefix, v)
+  local f = fields[prefix]
+  if not f then
+    f = {}
+    for j = 1, 8 do f[j] = prefix .. names[j] end
+    fields[prefix] = f
+  end
+  for j = 1, 8 do
+    if v[j] ~= 0 then h[f[j]] = (h[f[j]] or 0) + v[j] end
+  end
 end
 local per = """ + str(SETTLE_ARGS) + """
 for i = 0, (#ARGV - 1) / per - 1 do
   local a = 1 + per * i
-  local raw, ts = ARGV[a + 1], ARGV[a + 2]
   local k = 7 + 4 * i
   if not redis.call('SET', KEYS[k + 1], '1', 'NX', 'EX', ttl) then
     out[#out + 1] = 'duplicate'
   else
-    local id, model, key, lease = ARGV[a + 3], str(ARGV[a + 4]), str(ARGV[a + 5]), ARGV[a + 6]
-    local n = {}
-    for v in string.gmatch(ARGV[a + 7], '%-?%d+') do n[#n + 1] = tonumber(v) end
-    local hold = tonumber(redis.call('HGET', KEYS[2], id) or '0')
-    if hold > 0 then
-      redis.call('HDEL', KEYS[2], id)
-      redis.call('ZREM', KEYS[3], id)
-      redis.call('HDEL', KEYS[7], id)
-      redis.call('HINCRBY', KEYS[1], 'held', -hold)
+    local ts, id, model, key, lease = ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
+    if model == '' then model = '-' end
+    if key == '' then key = '-' end
+    local cost, failed, input, cread, cwrite, output, reasoning =
+      string.match(ARGV[a + 7], '^(%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+) (%-?%d+)$')
+    cost, failed = tonumber(cost), tonumber(failed)
+    input, cread, cwrite = tonumber(input), tonumber(cread), tonumber(cwrite)
+    output, reasoning = tonumber(output), tonumber(reasoning)
+    if lease == '' then
+      local hold = tonumber(redis.call('HGET', KEYS[2], id) or '0')
+      if hold > 0 then
+        redis.call('HDEL', KEYS[2], id)
+        redis.call('ZREM', KEYS[3], id)
+        redis.call('HDEL', KEYS[7], id)
+        redis.call('HINCRBY', KEYS[1], 'held', -hold)
+      end
+    elseif cost > 0 then
+      local l = slot(leases, lease_order, lease)
+      l.n = (l.n or 0) + cost
     end
-    local cost = n[1]
-    if lease ~= '' and cost > 0 then take_from_lease(lease, cost) end
     local reaped = redis.call('GET', KEYS[k + 4])
     local charge = cost - (tonumber(reaped) or 0)
     if reaped then redis.call('DEL', KEYS[k + 4]) end
     if charge ~= 0 then  -- HINCRBY by -0 is refused ('-0' is not an integer to Redis)
       local balance = redis.call('HINCRBY', KEYS[1], 'balance', -charge)
-      local entry = {'type', charge > 0 and 'charge' or 'adjust', 'amount', -charge, 'balance', balance,
-                     'ref', id, 'model', model, 'key', key, 'ts', ts}
+      local kind = charge > 0 and 'charge' or 'adjust'
       if reaped then
-        entry[#entry + 1] = 'reason'
-        entry[#entry + 1] = 'settled after the reaper recorded it'
+        redis.call('XADD', KEYS[4], '*', 'type', kind, 'amount', -charge, 'balance', balance, 'ref', id,
+                   'model', model, 'key', key, 'ts', ts, 'reason', 'settled after the reaper recorded it')
+      else
+        redis.call('XADD', KEYS[4], '*', 'type', kind, 'amount', -charge, 'balance', balance, 'ref', id,
+                   'model', model, 'key', key, 'ts', ts)
       end
-      redis.call('XADD', KEYS[4], '*', unpack(entry))
       charged = true
     end
-    local tokens = 0
-    local values = {requests = reaped and 0 or 1, cost = charge, failed = n[2]}
-    for j, b in ipairs(buckets) do
-      values[b] = n[2 + j]
-      tokens = tokens + n[2 + j]
+    local v = {reaped and 0 or 1, input, cread, cwrite, output, reasoning, charge, failed}
+    local u = slot(usage, usage_order, KEYS[k + 2])
+    add_usage(u, model .. '|', v)
+    add_usage(u, key .. '|' .. model .. '|', v)
+    local tokens = input + cread + cwrite + output + reasoning
+    if tokens ~= 0 then
+      local c = slot(tpm, tpm_order, KEYS[k + 3])
+      c.n = (c.n or 0) + tokens
     end
-    for _, name in ipairs(names) do
-      add(usage, usage_order, KEYS[k + 2], model .. '|' .. name, values[name])
-      add(usage, usage_order, KEYS[k + 2], key .. '|' .. model .. '|' .. name, values[name])
-    end
-    add(tpm, tpm_order, KEYS[k + 3], 'n', tokens)
-    redis.call('XADD', KEYS[5], 'MAXLEN', '~', 1000, '*', 'pb', raw)
+    redis.call('XADD', KEYS[5], 'MAXLEN', '~', 1000, '*', 'pb', ARGV[a + 1])
     if key ~= '-' and (last[key] == nil or tonumber(ts) > tonumber(last[key])) then last[key] = ts end
     out[#out + 1] = 'ok'
   end
 end
+for _, lease in ipairs(lease_order) do take_from_lease(lease, leases[lease].n) end
 for _, h in ipairs(usage_order) do
   for field, n in pairs(usage[h]) do redis.call('HINCRBY', h, field, n) end
   redis.call('EXPIRE', h, 60 * 60 * 24 * """ + str(KEEP_DAYS) + """)

@@ -76,7 +76,7 @@ def test_a_script_names_its_keys_only_through_KEYS(name: str) -> None:
         # a loop variable: `for _, h in ipairs(order)`, where `order` only ever gets KEYS[…]
         loop = re.search(rf"for _, {re.escape(first)} in ipairs\((\w+)\)", src)
         assert loop, f"{name}: {command} on {first!r}, not a KEYS entry"
-        fills = re.findall(rf"add\(\w+, {loop.group(1)}, ([^,]+),", src)
+        fills = re.findall(rf"(?:add|slot)\(\w+, {loop.group(1)}, ([^,)]+)[,)]", src)
         assert fills and all(f.strip().startswith("KEYS[") for f in fills), (name, command, first, fills)
 
 
