@@ -114,7 +114,7 @@ return take_from_lease(ARGV[1], tonumber(ARGV[2]))
 # difference and not counted again. Usage days expire, and ledger entries are trimmed
 # (approximately: XTRIM MINID ~, whole stream nodes, whenever the batch charged), KEEP_DAYS after
 # they were written. Per event the script makes the calls it must (4 for an event of a lease) and
-# little else: docs/performance.md, "Settlement".
+# little else: docs/performance.md, "Settlement and the access log".
 # The events were checked by the caller (Settlement.of); returns 'ok' or 'duplicate' per event.
 SETTLE_ARGS = 7
 KEEP_DAYS = 400  # usage aggregates and ledger entries (docs/billing.md, "What is kept")
