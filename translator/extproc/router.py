@@ -269,10 +269,12 @@ class RouterProcessor:
         if not changed:
             return m.routed(headers, remove)
         out = orjson.dumps(body)
-        headers["content-length"] = str(len(out))
-        if direct is not None:
+        if direct is not None and direct.flavour.needs_body:  # signed over this request's own bytes
+            headers["content-length"] = str(len(out))
             headers.update(signed(direct, headers, out))
-        return m.request_body(m.common(body=out, set_headers=headers, remove_headers=remove, clear_route_cache=True))
+            return m.request_body(m.common(body=out, set_headers=headers, remove_headers=remove,
+                                           clear_route_cache=True))
+        return m.routed(headers, remove, out)
 
     def _model(self, ep: Endpoint, body: dict[str, Any]) -> str:
         model = ep.model if ep.model is not None else body.get("model")

@@ -1,0 +1,24 @@
+"""Building ext_proc replies: the shared reply to a routed request body, and its copies with a body."""
+
+from __future__ import annotations
+
+from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+
+from translator.extproc import messages as m
+
+
+def test_a_routed_reply_with_a_body_is_a_copy_of_the_shared_one_given_the_body() -> None:
+    headers, remove = {"x-tokengate-model": "gpt-test#openai", ":path": "/v1/chat/completions"}, ["api-key"]
+    shared = m.routed(headers, remove)
+    one, two = m.routed(headers, remove, b'{"a":1}'), m.routed(headers, remove, b'{"bb":22}')
+
+    def sets(r: pb.ProcessingResponse) -> dict[str, bytes]:
+        return {h.header.key: h.header.raw_value for h in r.request_body.response.header_mutation.set_headers}
+
+    assert sets(one) == {"x-tokengate-model": b"gpt-test#openai", ":path": b"/v1/chat/completions",
+                         "content-length": b"7"}
+    assert sets(two)["content-length"] == b"9" and two.request_body.response.body_mutation.body == b'{"bb":22}'
+    assert list(one.request_body.response.header_mutation.remove_headers) == ["api-key"]
+    assert one.request_body.response.clear_route_cache
+    assert m.routed(headers, remove) is shared and "content-length" not in sets(shared)
+    assert not shared.request_body.response.HasField("body_mutation")
