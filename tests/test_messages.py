@@ -22,3 +22,9 @@ def test_a_routed_reply_with_a_body_is_a_copy_of_the_shared_one_given_the_body()
     assert one.request_body.response.clear_route_cache
     assert m.routed(headers, remove) is shared and "content-length" not in sets(shared)
     assert not shared.request_body.response.HasField("body_mutation")
+
+
+def test_a_body_reply_is_the_common_response_it_stands_for() -> None:
+    for body in (None, b"", b'data: {"x":1}\n\n'):
+        assert m.body_reply(body).SerializeToString() == m.response_body(m.common(body=body)).SerializeToString()
+    assert m.body_reply(b"").response_body.response.body_mutation.clear_body

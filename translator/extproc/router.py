@@ -309,7 +309,7 @@ class RouterProcessor:
     def on_response_body(self, req: pb.ProcessingRequest) -> pb.ProcessingResponse:
         chunk = req.response_body.body
         if self.phase is Phase.DONE:
-            return m.response_body(m.common(body=b""))  # after an in-band error: swallow the rest
+            return m.body_reply(b"")  # after an in-band error: swallow the rest
         if self.phase is Phase.REQUEST:
             # Envoy answered before the request was admitted (413: body over the limit): its own reply,
             # already in the caller's shape; nobody to charge, so no metering event, only a count.
@@ -328,7 +328,7 @@ class RouterProcessor:
             if self._response_span is not None:
                 self._response_span.end()
             if self.gw.access_log:  # the request's facts for Envoy's access log, with the last reply
-                resp = m.response_body(m.common(body=out))
+                resp = m.body_reply(out)
                 self._settle(False)
                 return self._log_in_envoy(resp)
         elif self.handler.complete and not self.logged and self.gw.access_log:
@@ -337,12 +337,12 @@ class RouterProcessor:
             # the end of the stream, and Envoy then logs the request with the metadata it has. A snapshot:
             # the end of the stream (or meter()) computes the request's figures again.
             self._settle(False)
-            resp = self._log_in_envoy(m.response_body(m.common(body=out)))
+            resp = self._log_in_envoy(m.body_reply(out))
             self._settled = None
             return resp
         if out is None:
             return m.CONTINUE_RESPONSE_BODY
-        return m.response_body(m.common(body=out))
+        return m.body_reply(out)
 
     def _start_response(self, attrs: dict[str, Any]) -> None:
         self.first_byte = time.monotonic()
@@ -515,7 +515,7 @@ class RouterProcessor:
             body = array_error(self.codec.error_body(err), b"")
         else:
             body = self.codec.error_event(err)
-        resp = m.response_body(m.common(body=body))
+        resp = m.body_reply(body)
         return self._log_in_envoy(resp) if self.logged else resp
 
     def error_response(self, err: UserFacingError) -> pb.ProcessingResponse:
