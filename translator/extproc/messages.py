@@ -101,11 +101,16 @@ def common(
     if set_headers or remove_headers:
         resp.header_mutation.CopyFrom(header_mutation(set_headers, remove_headers))
     if body is not None:
-        if body:
-            resp.body_mutation.body = body
-        else:
-            resp.body_mutation.clear_body = True
+        _set_body(resp, body)
     return resp
+
+
+def _set_body(c: pb.CommonResponse, body: bytes) -> None:
+    """The body replaced by ``body``; ``b""`` clears it."""
+    if body:
+        c.body_mutation.body = body
+    else:
+        c.body_mutation.clear_body = True
 
 
 _ROUTED: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], tuple[pb.ProcessingResponse, bytes]] = {}
@@ -132,10 +137,7 @@ def routed(set_headers: Mapping[str, str], remove_headers: Iterable[str],
     c = resp.request_body.response
     c.header_mutation.set_headers.add(header=HeaderValue(key="content-length", raw_value=b"%d" % len(body)),
                                       append_action=_OVERWRITE)
-    if body:
-        c.body_mutation.body = body
-    else:
-        c.body_mutation.clear_body = True
+    _set_body(c, body)
     return resp
 
 
@@ -158,10 +160,8 @@ def body_reply(body: bytes | None) -> pb.ProcessingResponse:
     resp = pb.ProcessingResponse()
     if body is None:
         resp.response_body.response.SetInParent()
-    elif body:
-        resp.response_body.response.body_mutation.body = body
     else:
-        resp.response_body.response.body_mutation.clear_body = True
+        _set_body(resp.response_body.response, body)
     return resp
 
 
