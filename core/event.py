@@ -24,6 +24,8 @@ read as an event: base64 of a cut message can still be a valid, shorter message.
 from __future__ import annotations
 
 import binascii
+import itertools
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,7 +45,7 @@ except ImportError as exc:  # a checkout where proto/ was never compiled
 
 __all__ = ["ENTRY_FIELD", "LEGACY_ENTRY_FIELD", "LINE_END", "READS", "VERSION", "BadEvent", "MeteringEvent",
            "UsageMessage", "as_json", "entry", "entry_of_line", "from_entry", "from_json", "from_json_bytes",
-           "from_line", "line", "parse", "set_usage", "usage"]
+           "from_line", "line", "new_id", "parse", "set_usage", "usage"]
 
 VERSION = 1
 READS = frozenset({0, 1})
@@ -58,11 +60,40 @@ class BadEvent(ValueError):
 
 # --- building ---------------------------------------------------------------------------------
 
+_id_prefix = os.urandom(8).hex()
+_id_count = itertools.count()
+
+
+def _new_prefix() -> None:
+    global _id_prefix, _id_count
+    _id_prefix, _id_count = os.urandom(8).hex(), itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_prefix)  # a forked child never counts on from its parent's ids
+
+
+def new_id() -> str:
+    """A new event id: 32 hex digits, a random prefix drawn once per process and a count (no system call
+    a request, as ``os.urandom`` makes). Unique across processes and restarts as 64 random bits are."""
+    return f"{_id_prefix}{next(_id_count):016x}"
+
+
 
 def set_usage(ev: MeteringEvent, u: Usage) -> None:
-    """``ev.usage`` becomes ``u``: its set buckets set, the others unset."""
-    ev.usage.CopyFrom(UsageMessage(input=u.input, cache_read=u.cache_read, cache_write=u.cache_write,
-                                   output=u.output, reasoning=u.reasoning))
+    """``ev.usage`` becomes ``u``: its set buckets set, the others unset (in place: half the time of a
+    new message copied in)."""
+    m = ev.usage
+    m.Clear()
+    if u.input is not None:
+        m.input = u.input
+    if u.cache_read is not None:
+        m.cache_read = u.cache_read
+    if u.cache_write is not None:
+        m.cache_write = u.cache_write
+    if u.output is not None:
+        m.output = u.output
+    if u.reasoning is not None:
+        m.reasoning = u.reasoning
 
 
 def usage(ev: MeteringEvent) -> Usage:

@@ -24,7 +24,7 @@ BUCKETS = ("input", "cache_read", "cache_write", "output", "reasoning")
 
 def count(v: Any) -> int | None:
     """``v`` when it is a token count (a non-negative integer), else None: for reading usage objects."""
-    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+    return v if type(v) is int and v >= 0 else None  # not a bool (an int subclass), nor any other
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Building ext_proc replies: the shared reply to a routed request body, and its copies with a body."""
+"""Building ext_proc replies (the shared reply to a routed request body, and its copies with a body), and
+reading the attributes Envoy sends."""
 
 from __future__ import annotations
 
@@ -28,3 +29,11 @@ def test_a_body_reply_is_the_common_response_it_stands_for() -> None:
     for body in (None, b"", b'data: {"x":1}\n\n'):
         assert m.body_reply(body).SerializeToString() == m.response_body(m.common(body=body)).SerializeToString()
     assert m.body_reply(b"").response_body.response.body_mutation.clear_body
+
+
+def test_attribute_values_are_the_named_attributes_of_attributes() -> None:
+    req = pb.ProcessingRequest()
+    assert m.attribute_values(req, "response.code", "x") == [None, None]  # no attributes sent
+    req.attributes[m.ATTR_NAMESPACE].update({"response.code": 200, "upstream.request_attempt_count": 2, "d": "oai"})
+    names = ("response.code", "d", "missing", "upstream.request_attempt_count")
+    assert m.attribute_values(req, *names) == [m.attributes(req).get(n) for n in names] == [200, "oai", None, 2]

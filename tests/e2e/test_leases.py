@@ -123,13 +123,19 @@ def test_a_lease_past_its_ttl_is_never_used(gateway: GatewayUnderTest) -> None:
     assert first != second and first and second
 
 
-def _admissions(gw: GatewayUnderTest) -> dict[str, float]:
-    out = {"lease": 0.0, "redis": 0.0}
-    for line in httpx.get(gw.metrics).text.splitlines():
-        for path in out:
-            if line.startswith(f'tokengate_admissions_total{{path="{path}"}}'):
-                out[path] = float(line.split()[-1])
-    return out
+def _admissions(gw: GatewayUnderTest, since: dict[str, float] | None = None, want: int = 0) -> dict[str, float]:
+    """tokengate_admissions_total per path; with ``since``, once ``want`` more admissions than it are counted
+    (each translator hands its tally to /metrics once a second), or after 5 s."""
+    deadline = time.monotonic() + 5
+    while True:
+        out = {"lease": 0.0, "redis": 0.0}
+        for line in httpx.get(gw.metrics).text.splitlines():
+            for path in out:
+                if line.startswith(f'tokengate_admissions_total{{path="{path}"}}'):
+                    out[path] = float(line.split()[-1])
+        if since is None or sum(out.values()) - sum(since.values()) >= want or time.monotonic() > deadline:
+            return out
+        time.sleep(0.05)
 
 
 def test_requests_through_the_gateway_are_admitted_against_leases(gateway: GatewayUnderTest) -> None:
@@ -146,7 +152,7 @@ def test_requests_through_the_gateway_are_admitted_against_leases(gateway: Gatew
                    json={"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]}).raise_for_status()
     elapsed = time.monotonic() - began
     events = gateway.wait_metering(since, 20)
-    after = _admissions(gateway)
+    after = _admissions(gateway, before, 20)
     # One call per translator, and again per translator each time its key cache ran out, or its lease
     # was given back idle (idle_s 0.3; the give-back looks once a second) and taken anew: both only on
     # a machine slow enough to take a second or more for 20 requests.

@@ -11,6 +11,7 @@ import pytest
 from core import keys
 from fakes import ErrorReply, Reply, Usage
 from tests.harness import GatewayUnderTest
+from translator import metrics
 
 
 def _sample(text: str, name: str, **labels: str) -> float:
@@ -24,7 +25,7 @@ def _sample(text: str, name: str, **labels: str) -> float:
 
 def test_requests_tokens_cost_and_rejections_are_counted_across_workers(gateway: GatewayUnderTest) -> None:
     """Requests served by either worker show up on the one /metrics endpoint, by model and deployment."""
-    before = httpx.get(gateway.metrics).text
+    before = _scrape_settled(gateway)
     for _ in range(4):
         gateway.fake.push(Reply(text="x", usage=Usage(input=10, output=3)))
         httpx.post(f"{gateway.http}/v1/chat/completions", headers={"authorization": f"Bearer {gateway.key}"},
@@ -41,6 +42,13 @@ def test_requests_tokens_cost_and_rejections_are_counted_across_workers(gateway:
     assert 4 * (10 * 2500 + 3 * 10000) == delta("tokengate_cost_nano_usd_total", model="gpt-test")
     assert 1 == delta("tokengate_rejected_total", kind="authentication")
     assert 4 == delta("tokengate_request_seconds_count", model="gpt-test")
+
+
+def _scrape_settled(gateway: GatewayUnderTest) -> str:
+    """/metrics once the samples of every earlier request are in it: a translator hands its tally over once a
+    second, so an earlier test's last request could otherwise land between this test's two scrapes."""
+    time.sleep(metrics.FLUSH_S + 0.2)
+    return httpx.get(gateway.metrics).text
 
 
 def _scrape_until(gateway: GatewayUnderTest, before: str, name: str, want: float, **labels: str) -> str:
@@ -67,7 +75,7 @@ def test_a_stream_is_measured_under_the_gen_ai_names(gateway: GatewayUnderTest) 
     to first token (no earlier than the provider's first byte) and its time per output token, under the
     GenAI conventions' Prometheus names and attributes."""
     client = openai.OpenAI(base_url=f"{gateway.http}/v1", api_key=gateway.key)
-    before = httpx.get(gateway.metrics).text
+    before = _scrape_settled(gateway)
     gateway.fake.push(Reply(text="one two three four", usage=Usage(input=10, cache_read=2, output=5, reasoning=1),
                             delay_first_byte=0.05))
     chunks = list(client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}],
@@ -94,7 +102,7 @@ def test_a_retried_request_and_an_error_are_counted_per_deployment(gateway: Gate
     """A 500 then a 200: two attempts and a failover on the deployment that answered; 500s on every attempt:
     the request's duration carries error_type (the error's kind)."""
     client = openai.OpenAI(base_url=f"{gateway.http}/v1", api_key=gateway.key, max_retries=0)
-    before = httpx.get(gateway.metrics).text
+    before = _scrape_settled(gateway)
     gateway.fake.push(Reply(error=ErrorReply(500, "boom")))
     gateway.fake.push(Reply(text="fine"))
     client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
@@ -117,14 +125,16 @@ def test_a_retried_request_and_an_error_are_counted_per_deployment(gateway: Gate
 def test_admission_outcomes_are_counted(gateway: GatewayUnderTest) -> None:
     """Admitted and refused for want of balance, each under its outcome."""
     broke = gateway.new_key("metricsbroke", fund_usd=0)
-    before = httpx.get(gateway.metrics).text
+    before = _scrape_settled(gateway)
     gateway.fake.push(Reply(text="x"))
     body = {"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]}
     httpx.post(f"{gateway.http}/v1/chat/completions", headers={"authorization": f"Bearer {gateway.key}"},
                json=body).raise_for_status()
     assert 429 == httpx.post(f"{gateway.http}/v1/chat/completions", headers={"authorization": f"Bearer {broke}"},
                              json=body).status_code
-    after = _scrape_until(gateway, before, "tokengate_admission_outcomes_total", 1, outcome="insufficient_balance")
+    _scrape_until(gateway, before, "tokengate_admission_outcomes_total", 1, outcome="insufficient_balance")
+    # the two requests may have been two translators', whose tallies reach /metrics up to a second apart
+    after = _scrape_until(gateway, before, "tokengate_admission_outcomes_total", 1, outcome="admitted")
     for outcome in ("admitted", "insufficient_balance"):
         assert 1 <= _sample(after, "tokengate_admission_outcomes_total", outcome=outcome) \
             - _sample(before, "tokengate_admission_outcomes_total", outcome=outcome), outcome
@@ -164,7 +174,7 @@ def test_no_label_carries_an_account_a_key_or_a_request(gateway: GatewayUnderTes
 def test_an_embeddings_request_counts_input_tokens_only(gateway: GatewayUnderTest) -> None:
     """gen_ai.operation.name embeddings: its input tokens are recorded, and no output sample at all."""
     labels = {"gen_ai_operation_name": "embeddings", "gen_ai_request_model": "embed-oai-test"}
-    before = httpx.get(gateway.metrics).text
+    before = _scrape_settled(gateway)
     client = openai.OpenAI(base_url=f"{gateway.http}/v1", api_key=gateway.key, max_retries=0)
     assert client.embeddings.create(model="embed-oai-test", input="a few words to embed").usage.prompt_tokens > 0
     after = _scrape_until(gateway, before, "gen_ai_client_token_usage_count", 1, gen_ai_token_type="input",

@@ -42,6 +42,15 @@ def attributes(req: pb.ProcessingRequest) -> dict[str, Any]:
     return {k: _value(v) for k, v in s.fields.items()}
 
 
+def attribute_values(req: pb.ProcessingRequest, *names: str) -> list[Any]:
+    """The CEL attributes ``names`` of this message as plain Python values (None: not sent), without
+    converting the others (the hot path reads three of a response's)."""
+    if ATTR_NAMESPACE not in req.attributes:
+        return [None] * len(names)
+    fields = req.attributes[ATTR_NAMESPACE].fields
+    return [_value(fields[n]) if n in fields else None for n in names]
+
+
 _FIELD = re.compile(r'key: "(\w+)" value \{ string_value: "([^"]*)" \}')
 
 

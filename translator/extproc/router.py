@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from enum import Enum
 from typing import Any
@@ -30,7 +29,7 @@ import structlog
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
 from core.event import VERSION as EVENT_VERSION
-from core.event import MeteringEvent, as_json, set_usage
+from core.event import MeteringEvent, as_json, new_id, set_usage
 from core.protocols import Protocol
 from core.store import KeyInfo
 from core.usage import Usage
@@ -71,6 +70,7 @@ Settled = tuple[int, Usage, bool, int, float, bool, MeteringEvent]
 
 MAX_HEADER_BYTES = 64 * 1024  # Envoy reads up to 1 MiB (max_request_headers_kb) so that this 431 has the caller's shape
 MAX_DEPTH = 128  # JSON nesting a request may have: orjson writes at most 254, translation adds a few
+RESPONSE_ATTRS = ("response.code", "upstream.request_attempt_count", DEPLOYMENT_ATTR)  # what _start_response reads
 _PROTOCOLS = {p.value: p for p in Protocol}  # a codec's name -> the name metering and the context carry
 
 
@@ -133,7 +133,7 @@ class RouterProcessor:
         self.gw = gw
         self.phase = Phase.REQUEST
         self.started = time.monotonic()
-        self.event_id = os.urandom(16).hex()  # the hold and the event are keyed by it (uuid4: 5x the time)
+        self.event_id = new_id()  # the hold and the event are keyed by it
 
     def __repr__(self) -> str:
         return (f"RouterProcessor(request_id={self.request_id!r}, phase={self.phase.value}, model={self.model!r}, "
@@ -318,7 +318,7 @@ class RouterProcessor:
                 metrics.REJECTED.labels(self.codec.name, "envoy_local_reply").inc()
             return m.CONTINUE_RESPONSE_BODY
         if self.handler is None:
-            self._start_response(m.attributes(req))
+            self._start_response(req)
         assert self.handler is not None
         out = self.handler.feed(chunk)
         if req.response_body.end_of_stream:
@@ -344,12 +344,13 @@ class RouterProcessor:
             return m.CONTINUE_RESPONSE_BODY
         return m.body_reply(out)
 
-    def _start_response(self, attrs: dict[str, Any]) -> None:
+    def _start_response(self, req: pb.ProcessingRequest) -> None:
         self.first_byte = time.monotonic()
         self.phase = Phase.RESPONDING
-        self.status = int(attrs.get("response.code") or 0)
-        self.attempts = int(attrs.get("upstream.request_attempt_count") or 1)
-        self.deployment = str(attrs.get(DEPLOYMENT_ATTR) or "")
+        code, attempts, deployment = m.attribute_values(req, *RESPONSE_ATTRS)
+        self.status = int(code or 0)
+        self.attempts = int(attempts or 1)
+        self.deployment = str(deployment or "")
         # No deployment: Envoy's own reply (no healthy upstream), shaped by the request headers as they
         # went upstream. On a direct route those are the deployment's (its path and version header),
         # so the reply is read as that protocol's error; elsewhere they are the caller's own.
@@ -470,10 +471,10 @@ class RouterProcessor:
             ev = self._ev = MeteringEvent(
                 version=EVENT_VERSION, event_id=self.event_id, request_id=self.request_id,
                 account=key.account if key else "", key_id=key.key_id if key else "", model=self.model,
-                protocol=self.protocol.value, stream=self.stream, hold_nano=self.hold, lease=self.lease_id)
+                protocol=self.codec.name, stream=self.stream, hold_nano=self.hold, lease=self.lease_id)
         ev.deployment = self.deployment
         ev.attempts = self.attempts
-        ev.upstream_protocol = self.upstream_protocol.value if self.upstream_protocol else ""
+        ev.upstream_protocol = self.upstream_protocol or ""  # a StrEnum: its value
         ev.status = status
         ev.complete = complete
         ev.cut_short = cut_short
