@@ -35,9 +35,11 @@ class Usage:
     output: int | None = None
     reasoning: int | None = None
 
+    # Written out field by field (not over BUCKETS): every request calls these.
     @property
     def is_empty(self) -> bool:
-        return all(getattr(self, b) is None for b in BUCKETS)
+        return (self.input is None and self.cache_read is None and self.cache_write is None and self.output is None
+                and self.reasoning is None)
 
     @property
     def prompt_total(self) -> int:
@@ -49,7 +51,23 @@ class Usage:
 
     def merge(self, newer: Usage) -> Usage:
         """Later values win per field; an unset field never erases a set one."""
-        return Usage(*(v if (v := getattr(newer, b)) is not None else getattr(self, b) for b in BUCKETS))
+        return Usage(self.input if newer.input is None else newer.input,
+                     self.cache_read if newer.cache_read is None else newer.cache_read,
+                     self.cache_write if newer.cache_write is None else newer.cache_write,
+                     self.output if newer.output is None else newer.output,
+                     self.reasoning if newer.reasoning is None else newer.reasoning)
 
     def as_dict(self) -> dict[str, int]:
-        return {b: v for b in BUCKETS if (v := getattr(self, b)) is not None}
+        """The set buckets, in BUCKETS' order."""
+        out: dict[str, int] = {}
+        if self.input is not None:
+            out["input"] = self.input
+        if self.cache_read is not None:
+            out["cache_read"] = self.cache_read
+        if self.cache_write is not None:
+            out["cache_write"] = self.cache_write
+        if self.output is not None:
+            out["output"] = self.output
+        if self.reasoning is not None:
+            out["reasoning"] = self.reasoning
+        return out
