@@ -31,9 +31,12 @@ def test_a_body_reply_is_the_common_response_it_stands_for() -> None:
     assert m.body_reply(b"").response_body.response.body_mutation.clear_body
 
 
-def test_attribute_values_are_the_named_attributes_of_attributes() -> None:
+def test_response_facts_are_what_attributes_says() -> None:
     req = pb.ProcessingRequest()
-    assert m.attribute_values(req, "response.code", "x") == [None, None]  # no attributes sent
-    req.attributes[m.ATTR_NAMESPACE].update({"response.code": 200, "upstream.request_attempt_count": 2, "d": "oai"})
-    names = ("response.code", "d", "missing", "upstream.request_attempt_count")
-    assert m.attribute_values(req, *names) == [m.attributes(req).get(n) for n in names] == [200, "oai", None, 2]
+    assert m.response_facts(req, "d") == (0, 1, "")  # no attributes sent
+    req.attributes[m.ATTR_NAMESPACE].update({"response.code": 503})
+    assert m.response_facts(req, "d") == (503, 1, "")  # Envoy's own reply: no attempt, no deployment
+    req.attributes[m.ATTR_NAMESPACE].update({"upstream.request_attempt_count": 2, "d": "oai", "other": "x"})
+    attrs = m.attributes(req)
+    assert m.response_facts(req, "d") == (attrs["response.code"], attrs["upstream.request_attempt_count"], "oai") \
+        == (503, 2, "oai")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -61,6 +62,9 @@ class Gateway:
             name: frozenset(self.targets[d].codec for d in m.deployment_names) for name, m in self.models.items()
         }
         self.direct = direct_targets(cfg, self.targets)
+        # a direct route's attempt headers (set, removed) per request shape, where they are fixed
+        # (Flavour.fixed_headers): shared by the requests of that shape, never mutated
+        self.direct_headers: dict[tuple[Any, ...], tuple[dict[str, str], list[str]]] = {}
         # docs/observability.md: the router's facts go to Envoy's access log; spans when tracing is on
         # (translator.main starts the exporter); a provider gets the trace context only when configured.
         self.access_log = cfg.access_log.enabled

@@ -1,6 +1,7 @@
 """A provider flavour that changes and signs the body (``translator/flavours``), on both routes: the
 router's direct route sets the signature with the body it sends, and the upstream filter reads the
-body on every attempt (even one that changes nothing for the protocol) and signs it in its body reply."""
+body on every attempt (even one that changes nothing for the protocol) and signs it in its body reply.
+And one whose token is refreshed: every request of a direct route carries the token of its moment."""
 
 from __future__ import annotations
 
@@ -55,8 +56,19 @@ def signature(path: str, body: bytes) -> str:
     return hashlib.sha256(path.encode() + b"\n" + body).hexdigest()
 
 
-def flavoured(tg: InProcess, deployment: str) -> None:
-    t = dataclasses.replace(tg.gw.targets[deployment], flavour=Signing())
+class Refreshing(Flavour):
+    """A token that changes from one request to the next (as Vertex AI's and Entra ID's are refreshed)."""
+
+    def __init__(self) -> None:
+        self.issued = 0
+
+    def credential(self, codec: Codec, key: str | None) -> dict[str, str]:
+        self.issued += 1
+        return {"authorization": f"Bearer token-{self.issued}"}
+
+
+def flavoured(tg: InProcess, deployment: str, flavour: Flavour | None = None) -> None:
+    t = dataclasses.replace(tg.gw.targets[deployment], flavour=flavour or Signing())
     tg.gw.targets[deployment] = t
     for model, direct in list(tg.gw.direct.items()):
         if direct.name == deployment:
@@ -96,3 +108,20 @@ def test_an_attempt_reads_and_signs_a_body_it_would_otherwise_skip(redis_url: st
                                      "x-signature": signature("/cloud/v1/chat/completions", sent)}
 
     run(redis_url, scenario)
+
+
+def test_a_refreshed_token_reaches_every_request_of_a_direct_route(redis_url: str) -> None:
+    """A direct route's headers are built once per request shape only where the flavour fixes them
+    (``Flavour.fixed_headers``): not with a token that is refreshed, nor with a signature."""
+    async def scenario(tg: InProcess) -> list[str]:
+        flavoured(tg, "oai", Refreshing())
+        key = await tg.key("acme")
+        tokens = []
+        for _ in range(3):
+            proc = RouterProcessor(tg.gw)
+            await proc.on_request_headers(request_headers(CHAT, bearer(key)))
+            tokens.append(set_headers(await proc.on_request_body(request_body(BODY)))["authorization"])
+        return tokens
+
+    assert run(redis_url, scenario) == ["Bearer token-1", "Bearer token-2", "Bearer token-3"]
+    assert Flavour().fixed_headers and not Refreshing().fixed_headers and not Signing().fixed_headers

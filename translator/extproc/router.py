@@ -69,8 +69,8 @@ log = structlog.get_logger("tokengate.request")
 Settled = tuple[int, Usage, bool, int, float, bool, MeteringEvent]
 
 MAX_HEADER_BYTES = 64 * 1024  # Envoy reads up to 1 MiB (max_request_headers_kb) so that this 431 has the caller's shape
+MAX_DIRECT_HEADERS = 4096  # request shapes whose direct-route headers are kept (Gateway.direct_headers)
 MAX_DEPTH = 128  # JSON nesting a request may have: orjson writes at most 254, translation adds a few
-RESPONSE_ATTRS = ("response.code", "upstream.request_attempt_count", DEPLOYMENT_ATTR)  # what _start_response reads
 _PROTOCOLS = {p.value: p for p in Protocol}  # a codec's name -> the name metering and the context carry
 
 
@@ -257,9 +257,7 @@ class RouterProcessor:
         direct = self.gw.direct.get(model)
         if direct is not None:  # one provider and model: set once what every attempt needs (no upstream filter)
             self.direct = direct
-            headers, remove = await waited(
-                lambda: attempt_headers(codec, ep.kind, self.stream, ep.sse, direct, self.header_names))
-            headers[ROUTE_HEADER] = direct_route(model, codec.name)
+            headers, remove = await self._direct_headers(codec, ep, direct, model)
             if needs_body(codec, asked, direct, ep.kind):
                 body = attempt_body(codec, ep.kind, self.stream, direct, body)
                 changed = True
@@ -275,6 +273,24 @@ class RouterProcessor:
             return m.request_body(m.common(body=out, set_headers=headers, remove_headers=remove,
                                            clear_route_cache=True))
         return m.routed(headers, remove, out)
+
+    async def _direct_headers(self, codec: Codec, ep: Endpoint, t: Target,
+                              model: str) -> tuple[dict[str, str], list[str]]:
+        """The headers every attempt of a direct route to ``t`` sets (its route header included) and removes. Where
+        the provider's flavour fixes them (``Flavour.fixed_headers``) they are built once per request shape and
+        shared: a caller never mutates them (one that would, a signed attempt, gets its own)."""
+        key = (codec.name, ep.kind, self.stream, ep.sse, model, t.name, self.header_names)
+        cache = self.gw.direct_headers
+        if (hit := cache.get(key)) is not None:
+            return hit
+        headers, remove = await waited(
+            lambda: attempt_headers(codec, ep.kind, self.stream, ep.sse, t, self.header_names))
+        headers[ROUTE_HEADER] = direct_route(model, codec.name)
+        if t.flavour.fixed_headers:
+            if len(cache) >= MAX_DIRECT_HEADERS:  # many shapes (clients sending ever other headers): afresh
+                cache.clear()
+            cache[key] = (headers, remove)
+        return headers, remove
 
     def _model(self, ep: Endpoint, body: dict[str, Any]) -> str:
         model = ep.model if ep.model is not None else body.get("model")
@@ -347,10 +363,7 @@ class RouterProcessor:
     def _start_response(self, req: pb.ProcessingRequest) -> None:
         self.first_byte = time.monotonic()
         self.phase = Phase.RESPONDING
-        code, attempts, deployment = m.attribute_values(req, *RESPONSE_ATTRS)
-        self.status = int(code or 0)
-        self.attempts = int(attempts or 1)
-        self.deployment = str(deployment or "")
+        self.status, self.attempts, self.deployment = m.response_facts(req, DEPLOYMENT_ATTR)
         # No deployment: Envoy's own reply (no healthy upstream), shaped by the request headers as they
         # went upstream. On a direct route those are the deployment's (its path and version header),
         # so the reply is read as that protocol's error; elsewhere they are the caller's own.

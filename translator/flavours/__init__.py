@@ -46,6 +46,12 @@ class Flavour:
     def __repr__(self) -> str:
         return type(self).__name__
 
+    @property
+    def fixed_headers(self) -> bool:
+        """Whether an attempt's headers depend on the request's shape alone (no token refreshed, no signature over
+        the body, no body of its own): the router then builds a direct route's once per shape."""
+        return type(self).credential is Flavour.credential and type(self).sign is Flavour.sign and not self.needs_body
+
     def upstream_path(self, codec: Codec, base_path: str, kind: Kind, model: str, *, stream: bool,
                       sse: bool) -> str:
         """The request path (and query) of an attempt."""
