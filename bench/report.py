@@ -118,15 +118,19 @@ def goals(doc: Mapping[str, Any]) -> list[Goal]:
 
 
 def cpu_units(doc: Mapping[str, Any], sid: str, c: int = 16) -> float | None:
+    """``upstream_units`` of scenario ``sid``'s run at ``c``."""
+    run = _run(doc, sid, c)
+    return upstream_units(run.get("cpu_per_1k", {})) if run else None
+
+
+def upstream_units(cpu_per_1k: Mapping[str, float]) -> float | None:
     """CPU per request of every process but the load generator, in units of the fast upstream's CPU
     per request: the upstream does the same work for every scenario, so a slow phase of the
     machine (which inflates everything alike) cancels out of a ratio of two scenarios."""
-    run = _run(doc, sid, c)
-    per = run.get("cpu_per_1k", {}) if run else {}
-    up = per.get("upstream envoy")
+    up = cpu_per_1k.get("upstream envoy")
     if not up:
         return None
-    return float(sum(v for k, v in per.items() if k != "wrk (client)")) / float(up)
+    return float(sum(v for k, v in cpu_per_1k.items() if k != "wrk (client)")) / float(up)
 
 
 def round_goals(doc: Mapping[str, Any]) -> list[Goal]:
@@ -145,6 +149,13 @@ def round_goals(doc: Mapping[str, Any]) -> list[Goal]:
         v = statistics.median(per)
         out.append(Goal(f"{num}/{den} req/s, c=16, median of {len(per)} interleaved rounds "
                         f"(range {min(per):.2f}–{max(per):.2f})", v, "≥ 0.85", _at_least(v, 0.85)))
+        units = rounds.get("cpu_units") or {}
+        if (num, den) == ("C", "N") and "N" in units and "C" in units:  # the same rounds' CPU, each in upstream units
+            per = [n / c for n, c in zip(units["N"], units["C"], strict=True) if n and c]
+            if per:
+                v = statistics.median(per)
+                out.append(Goal(f"N/C CPU per request in upstream units, c=16, median of {len(per)} interleaved "
+                                f"rounds (range {min(per):.2f}–{max(per):.2f})", v, "≥ 0.85", _at_least(v, 0.85)))
     streaming = rounds.get("streaming") or {}
     if "N" in streaming and "C" in streaming:
         for field, unit, what in (("chunk_us", " µs", "per-chunk"), ("ttft_ms", " ms", "TTFT")):

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import gateway, litellm, passthrough, procs, profile, soak, stream_client, upstream, wrk
-from bench.scenarios import Plan, run_fixed, run_stream, summary_json
+from bench.report import upstream_units
+from bench.scenarios import Plan, measured, run_fixed, run_stream, summary_json
 from bench.stats import Summary
 from bench.wrk import Target
 from core.config import load, parse
@@ -212,7 +213,7 @@ class Session:
         sub = Supervisor(self.workdir / "logs")
         gw: gateway.Gateway | None = None
         try:
-            url, _, _ = self._start_floor(sub, self.workdir / "n-rounds")
+            url, floor_pids, _ = self._start_floor(sub, self.workdir / "n-rounds")
             gw = gateway.start(self.workdir / "gw-rounds", self.upstream_port, self.stream_port,
                                workers=self.opts.workers, envoy_workers=self.opts.envoy_workers,
                                log_level=self.opts.log_level)
@@ -224,12 +225,17 @@ class Session:
                 wrk.run(t, self.plan.settings(16, max(self.plan.warmup_s, 1.0)))
             streams = {"N": (url, {}), "C": (gw.url, {"Authorization": f"Bearer {gw.key}"})} if self.wants("E") else {}
             order = list(targets)
+            gw_watch = self._gw_watch(gw)
+            watches = {sid: self._watch(**floor_pids) if sid == "N" else gw_watch for sid in order}
             rps: dict[str, list[float]] = {sid: [] for sid in order}
+            units: dict[str, list[float | None]] = {sid: [] for sid in order}  # CPU per request, upstream units
             chunks: dict[str, list[int]] = {sid: [] for sid in streams}
             ttft: dict[str, list[int]] = {sid: [] for sid in streams}
             for r in range(n):
                 for sid in order[r % len(order):] + order[:r % len(order)]:
-                    rps[sid].append(wrk.run(targets[sid], self.plan.settings(16, secs)).rps)
+                    run = measured(targets[sid], self.plan.settings(16, secs), watches[sid])
+                    rps[sid].append(run["rps"])
+                    units[sid].append(upstream_units(run["cpu_per_1k"]))
                 for sid, (base, headers) in streams.items():  # a few streams each, taking turns too
                     got = asyncio.run(stream_client.run(
                         int(base.rsplit(":", 1)[1]), "/v1/chat/completions", self._stream_body(), headers,
@@ -237,7 +243,7 @@ class Session:
                     chunks[sid] += got.chunk_ns
                     ttft[sid] += got.ttft_ns
                 self.log(f"  round {r + 1}: " + "  ".join(f"{sid} {v[-1]:,.0f}" for sid, v in rps.items()))
-            self.extras["rounds"] = {"count": n, "seconds": secs, "concurrency": 16, "rps": rps}
+            self.extras["rounds"] = {"count": n, "seconds": secs, "concurrency": 16, "rps": rps, "cpu_units": units}
             if streams:
                 self.extras["rounds"]["streaming"] = {
                     sid: {"chunk_us": summary_json(Summary.of([v / 1e3 for v in chunks[sid]])),

@@ -273,6 +273,18 @@ def test_round_goals_take_the_median_of_each_rounds_own_ratio() -> None:
     assert (1.1, True, 1.3, False) == (round(chunk.value, 3), chunk.met, round(ttft.value, 3), ttft.met)
 
 
+def test_the_rounds_cpu_ratio_is_the_median_of_each_rounds_own() -> None:
+    """N/C CPU from the interleaved rounds: each round's N units over its C units (a round without the
+    upstream's CPU is left out), median and range shown."""
+    doc = {"rounds": {"count": 4, "rps": {"N": [1.0] * 4, "C": [1.0] * 4},
+                      "cpu_units": {"N": [8.0, 9.0, 8.0, None], "C": [10.0, 10.0, 10.0, 10.0]}}}
+    [goal] = [g for g in report.round_goals(doc) if g.measure.startswith("N/C CPU")]
+    assert (0.8, False) == (round(goal.value, 3), goal.met)  # 0.8, 0.9, 0.8
+    assert "median of 3 interleaved rounds (range 0.80–0.90)" in goal.measure
+    doc["rounds"]["cpu_units"]["C"] = [9.0, 10.0, 9.0, 10.0]
+    assert [g.met for g in report.round_goals(doc) if g.measure.startswith("N/C CPU")] == [True]  # 0.889, 0.9, 0.889
+
+
 def test_cpu_units_cancel_a_slow_phase_of_the_machine() -> None:
     """Everything 20% dearer in N's run (the upstream too): the ratio sees only what N and C do differently."""
     doc = {"fixed": {sid: {"available": True, "runs": {"16": {"rps": 1.0, "cpu_per_1k": per}}} for sid, per in (
