@@ -78,7 +78,6 @@ def new_id() -> str:
     return f"{_id_prefix}{next(_id_count):016x}"
 
 
-
 def set_usage(ev: MeteringEvent, u: Usage) -> None:
     """``ev.usage`` becomes ``u``: its set buckets set, the others unset (in place: half the time of a
     new message copied in)."""

@@ -20,6 +20,7 @@ from core.billing.ops import Billing
 from core.config import Billing as BillingConfig
 from fakes import Reply, Usage
 from tests.harness import GatewayUnderTest
+from translator import metrics
 from translator.admission import Admitter
 from translator.errors import InsufficientQuota, Unauthorized
 
@@ -144,6 +145,7 @@ def test_requests_through_the_gateway_are_admitted_against_leases(gateway: Gatew
     key = gateway.new_key("leasee2e", fund_usd=100)
     start, _ = gateway.balance("leasee2e")
     since = gateway.last_stream_id()
+    time.sleep(metrics.FLUSH_S + 0.2)  # earlier tests' admissions reach /metrics before this one's count
     before = _admissions(gateway)
     began = time.monotonic()
     for _ in range(20):
