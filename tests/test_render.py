@@ -29,6 +29,21 @@ def test_every_example_renders_to_a_config_envoy_accepts(example: Path, tmp_path
     assert 0 == proc.returncode, proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_only_the_status_snippets_a_route_names_are_rendered(example: Path) -> None:
+    """The Lua filter holds exactly the snippets the routes name: a config with no provider whose streams
+    are framed otherwise (AWS) carries no ``/typed`` one, and one with no route to another protocol no filter."""
+    cfg = load(example)
+    hcm = yaml.safe_load(render(cfg, source="x", addresses=translator_addresses(cfg, 1))
+                         )["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    named = {r["typed_per_filter_config"]["tokengate.status"]["name"] for r in routes
+             if "tokengate.status" in r.get("typed_per_filter_config", {})}
+    lua = [f["typed_config"]["source_codes"] for f in hcm["http_filters"] if f["name"] == "tokengate.status"]
+    assert named == (set(lua[0]) if lua else set())
+    assert any(n.endswith("/typed") for n in named) == any(p.aws is not None for p in cfg.providers)
+
+
 def test_committed_reference_render_is_current() -> None:
     """envoy/envoy.yaml is what `make render` produces today (regenerate when this fails)."""
     cfg = load(ROOT / "examples/providers.yaml")
@@ -85,19 +100,39 @@ def test_a_model_on_one_provider_gets_a_direct_route_without_the_upstream_filter
     assert clusters["direct/gpt-4o"]["load_assignment"]["endpoints"] == clusters["model/gpt-4o"]["load_assignment"]["endpoints"]
 
 
+# One model on three deployments of two providers: no direct route.
+WEIGHTED = {
+    "providers": [{"name": "a", "protocol": "anthropic", "base_url": "https://api.anthropic.com"},
+                  {"name": "o", "protocol": "openai", "base_url": "http://127.0.0.1:9/v1"}],
+    "deployments": [{"name": "a1", "provider": "a", "model": "m"}, {"name": "a2", "provider": "a", "model": "m"},
+                    {"name": "o1", "provider": "o", "model": "m"}],
+    "models": [{"name": "m", "price": {"input": 1, "output": 1}, "deployments": [
+        {"deployment": "a1", "weight": 3}, {"deployment": "a2", "weight": 1},
+        {"deployment": "o1", "priority": 1}]}],
+    "routing": {"retries": 3, "per_try_timeout_s": 7},
+}
+
+
+def test_without_a_route_to_another_protocol_there_is_no_status_filter(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """No direct route, so no Lua snippet is named: the filter is left out, and Envoy accepts the config."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gw.yaml").write_text(yaml.safe_dump(WEIGHTED))
+    cfg = load(tmp_path / "gw.yaml")
+    ensure_dev_certificate(Path(cfg.server.tls_cert), Path(cfg.server.tls_key))
+    rendered = render(cfg, source="x", addresses=translator_addresses(cfg, 1))
+    hcm = yaml.safe_load(rendered)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert "tokengate.status" not in [f["name"] for f in hcm["http_filters"]]
+    (tmp_path / "envoy.yaml").write_text(rendered)
+    proc = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(tmp_path / "envoy.yaml")],
+                          capture_output=True, text=True, timeout=60)
+    assert 0 == proc.returncode, proc.stdout + proc.stderr
+
+
 def test_weights_priorities_and_retries_are_rendered(tmp_path: Path) -> None:
     """Weighted deployments share a priority, a failover deployment sits below, retries move down."""
     path = tmp_path / "gw.yaml"
-    path.write_text(yaml.safe_dump({
-        "providers": [{"name": "a", "protocol": "anthropic", "base_url": "https://api.anthropic.com"},
-                      {"name": "o", "protocol": "openai", "base_url": "http://127.0.0.1:9/v1"}],
-        "deployments": [{"name": "a1", "provider": "a", "model": "m"}, {"name": "a2", "provider": "a", "model": "m"},
-                        {"name": "o1", "provider": "o", "model": "m"}],
-        "models": [{"name": "m", "price": {"input": 1, "output": 1}, "deployments": [
-            {"deployment": "a1", "weight": 3}, {"deployment": "a2", "weight": 1},
-            {"deployment": "o1", "priority": 1}]}],
-        "routing": {"retries": 3, "per_try_timeout_s": 7},
-    }))
+    path.write_text(yaml.safe_dump(WEIGHTED))
     cfg = load(path)
     doc = yaml.safe_load(render(cfg, source="x", addresses=translator_addresses(cfg, 1)))
     cluster = doc["static_resources"]["clusters"][1]
