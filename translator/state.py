@@ -5,11 +5,14 @@ Built once at start-up; the request path only does dictionary lookups on it.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+import structlog
 
 from core.billing.ops import Billing
 from core.config import GatewayConfig, Model
@@ -23,6 +26,10 @@ from translator.metrics import gen_ai_provider
 from translator.protocols import REGISTRY
 from translator.protocols.base import Codec
 from translator.tracing import Tracing
+
+log = structlog.get_logger("tokengate.translator")
+# How long a request's end-of-stream work waits, to be done with the others that ended meanwhile (Gateway.later)
+LATER_S = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +77,24 @@ class Gateway:
         self.access_log = cfg.access_log.enabled
         self.tracing: Tracing | None = None
         self.forward_trace = cfg.tracing.enabled and cfg.tracing.forward_to_providers
+        self._later: list[Callable[[], None]] = []
+
+    def later(self, work: Callable[[], None]) -> None:
+        """``work()`` ``LATER_S`` from now, together with the work of the other requests that ended meanwhile: what a
+        request does once answered (its metering event, in-flight line, lease, metrics) is off every reply's path,
+        and runs a few requests at a time on warm caches (docs/performance.md, "Work after the answer")."""
+        self._later.append(work)
+        if len(self._later) == 1:
+            asyncio.get_running_loop().call_later(LATER_S, self.run_later)
+
+    def run_later(self) -> None:
+        """The deferred work, now (at shutdown: before the meter closes). One that fails is logged; the rest runs."""
+        due, self._later = self._later, []
+        for work in due:
+            try:
+                work()
+            except Exception:
+                log.exception("deferred_work_failed", work=repr(work))
 
 
 def targets(cfg: GatewayConfig, base: Path) -> dict[str, Target]:

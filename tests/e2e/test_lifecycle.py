@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -11,10 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 
 from fakes import FakeProvider
 from tests.harness import GatewayUnderTest, gateway_config, write_config
+from tests.inprocess import harness as h
 from tokengate.devstack import Stack, grpc_serving
 from tokengate.procs import free_port
 
@@ -87,6 +91,44 @@ def test_translator_shuts_down_in_order(gateway: GatewayUnderTest, tmp_path: Pat
     events = [ln.split('"event": "')[1].split('"')[0] for ln in out.splitlines() if '"event": "' in ln]
     assert ["translator_started", "translator_stopping", "translator_stopped"] == events
     assert not grpc_serving(sock)
+
+
+def test_a_request_answered_just_before_sigterm_is_metered(gateway: GatewayUnderTest, tmp_path: Path) -> None:
+    """A request's metering event is written a moment after its answer (Gateway.later); a SIGTERM in that moment
+    still writes it before the translator exits."""
+    sock = f"unix:{tmp_path}/t.sock"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "translator", "--config", str(gateway.stack.config_path), "--listen", sock,
+         "--redis-url", gateway.stack.effective_redis_url, "--grace", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 20
+    while not grpc_serving(sock):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    key, since = gateway.new_key("sigterm"), gateway.last_stream_id()
+    headers = h.request_headers(h.CHAT, h.bearer(key))
+    answer = {"id": "c", "object": "chat.completion", "model": "gpt-test", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}
+    sent = [headers, h.request_body({"model": "gpt-test", "messages": [{"role": "user", "content": "Hi"}]}),
+            h.response_body(answer, status=200, deployment="oai"), h.response_body(b"", end=True)]
+
+    async def one() -> None:
+        async with grpc.aio.insecure_channel(sock) as channel:
+            call = pb_grpc.ExternalProcessorStub(channel).Process(metadata=(("x-tokengate-filter", "router"),))
+            for msg in sent:
+                await call.write(msg)
+                assert (await call.read()).WhichOneof("response") in ("request_headers", "request_body",
+                                                                      "response_body")
+            await call.done_writing()
+
+    asyncio.run(one())
+    proc.send_signal(signal.SIGTERM)  # at once: within the moment the request's end waits
+    out, _ = proc.communicate(timeout=30)
+    assert 0 == proc.returncode, out
+    request_id = next(v.raw_value.decode() for v in headers.request_headers.headers.headers if v.key == "x-request-id")
+    [ev] = [e for e in gateway.metering_events(since) if e["request_id"] == request_id]
+    assert (ev["status"], ev["usage"], ev["complete"]) == (200, {"input": 5, "output": 2}, True)
 
 
 def test_redis_down_fails_closed_with_503(tmp_path: Path) -> None:

@@ -123,6 +123,7 @@ class InProcess:
         except asyncio.CancelledError:
             if then != "cancel":
                 raise
+        self.gw.run_later()  # what the stream's end left for a moment later (Gateway.later): its metering event
         return Exchange(out, self.meter.events[before:])
 
     def stream(self, messages: Iterable[pb.ProcessingRequest], *, filter_name: str | None = None,

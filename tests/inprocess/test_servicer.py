@@ -26,6 +26,8 @@ from tests.inprocess.harness import (
     response_body,
     run,
 )
+from translator import state
+from translator.state import LATER_S
 
 BODY = orjson.dumps({"model": "gpt-test", "messages": [{"role": "user", "content": "Say hello."}], "stream": True,
                      "stream_options": {"include_usage": True}})
@@ -52,17 +54,51 @@ async def requests(tg: InProcess) -> list[Any]:
 
 
 def test_the_rpc_ends_after_the_last_chunk_and_the_event_is_written_after_that_reply(redis_url: str) -> None:
-    """The generator returns without waiting for Envoy; meter() runs only once the last reply was taken."""
+    """The generator returns without waiting for Envoy; meter() runs only once the last reply was taken, and then
+    a moment later (Gateway.later)."""
     async def scenario(tg: InProcess) -> None:
         stream = tg.stream([*await requests(tg), *CHUNKS], then="forbid")
         replies = [await anext(stream) for _ in range(2 + len(CHUNKS))]
         assert tg.meter.events == []  # the last reply is out, the generator not resumed yet
         with pytest.raises(StopAsyncIteration):
             await anext(stream)  # resumed: it ends the RPC itself (never asking Envoy for more)
+        assert tg.meter.events == []  # with the other requests that end meanwhile
+        await asyncio.sleep(LATER_S * 2)
         [event] = tg.meter.events
         assert outcome(event) == COMPLETE
         assert delivered(CHUNKS, replies[2:]) == TEXT + STOP + DONE
         assert tg.gw.admitter.leases["acme"].inflight == 0
+
+    run(redis_url, scenario)
+
+
+@pytest.mark.parametrize("access_log", [True, False], ids=["access-log", "no-access-log"])
+def test_the_events_duration_ends_with_the_stream_not_when_its_metering_ran(
+        redis_url: str, access_log: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the access log the request's figures are computed by the deferred meter(), still timed to the end."""
+    monkeypatch.setattr(state, "LATER_S", 0.5)
+
+    async def scenario(tg: InProcess) -> None:
+        tg.gw.access_log = access_log
+        stream = tg.stream([*await requests(tg), *CHUNKS], then="forbid")
+        async for _ in stream:
+            pass
+        await asyncio.sleep(0.6)
+        [event] = tg.meter.events
+        assert outcome(event) == COMPLETE
+        assert event["duration_ms"] < 400  # its metering ran 500 ms after the stream ended
+
+    run(redis_url, scenario)
+
+
+def test_deferred_work_that_fails_leaves_the_rest_to_run(redis_url: str) -> None:
+    async def scenario(tg: InProcess) -> None:
+        done: list[int] = []
+        tg.gw.later(lambda: done.append(1))
+        tg.gw.later(lambda: [][0])
+        tg.gw.later(lambda: done.append(3))
+        tg.gw.run_later()
+        assert done == [1, 3]
 
     run(redis_url, scenario)
 
@@ -114,6 +150,7 @@ def test_a_stream_closed_early_is_metered_once_and_cut_short_unless_its_last_eve
         else:
             ex = await tg.process(sent, then="end")
             assert len(ex.responses) == len(sent)
+        tg.gw.run_later()  # what the stream's end left for a moment later
         [event] = tg.meter.events
         assert outcome(event) == expected
         lease = tg.gw.admitter.leases["acme"]

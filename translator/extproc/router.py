@@ -65,8 +65,8 @@ from translator.upstream_http import (
 )
 
 log = structlog.get_logger("tokengate.request")
-# How a request ended (RouterProcessor._settle): status, usage, estimated, cost, duration, cut short, its event.
-Settled = tuple[int, Usage, bool, int, float, bool, MeteringEvent]
+# How a request ended (RouterProcessor._settle): status, usage, estimated, cost, duration, cut short.
+Settled = tuple[int, Usage, bool, int, float, bool]
 
 MAX_HEADER_BYTES = 64 * 1024  # Envoy reads up to 1 MiB (max_request_headers_kb) so that this 431 has the caller's shape
 MAX_DIRECT_HEADERS = 4096  # request shapes whose direct-route headers are kept (Gateway.direct_headers)
@@ -122,6 +122,7 @@ class RouterProcessor:
     direct: Target | None = None  # the one deployment of a direct route
     embed: EmbedMeta | None = None  # an embeddings request: what its answer needs
     ended: bool = False  # the response's last chunk was answered: meter() does not call it cut short
+    closed: float = 0.0  # monotonic: the stream ended (its duration's end, however much later meter() runs)
     _ev: MeteringEvent | None = None  # the metering event, built once (see _event)
     _settled: tuple[bool, Settled] | None = None  # the request's end as computed (see _settle)
     error: str = ""  # the kind of the error the caller was answered with
@@ -156,7 +157,15 @@ class RouterProcessor:
         return kind == "immediate_response" or (kind == "response_body" and bool(req.response_body.end_of_stream))
 
     def close(self) -> None:
-        """The stream is over: meter the request (a no-op when an error already did)."""
+        """The stream is over: the request is metered (a no-op when an error already did) a moment later, with the
+        others that ended meanwhile (``Gateway.later``); a traced one now, so that its span ends on time."""
+        self.closed = time.monotonic()
+        if self.trace is None:
+            self.gw.later(self._close)
+        else:
+            self._close()
+
+    def _close(self) -> None:
         self.meter(cut_short=not self.ended)
         if self.trace is not None:
             self._end_trace(self.trace)
@@ -340,7 +349,7 @@ class RouterProcessor:
         if req.response_body.end_of_stream:
             if tail := self.handler.flush():
                 out = (chunk if out is None else out) + tail
-            self.ended = True  # the servicer calls meter() once this answer is on its way to Envoy
+            self.ended = True  # meter() runs after this answer is on its way to Envoy (close)
             if self._response_span is not None:
                 self._response_span.end()
             if self.gw.access_log:  # the request's facts for Envoy's access log, with the last reply
@@ -390,12 +399,15 @@ class RouterProcessor:
     def meter(self, *, cut_short: bool = False) -> None:
         """Write the request's one metering event (every admitted request has one); later calls do nothing.
 
-        For a response that ran to its end the servicer calls this after the last answer was sent,
-        so metering, logging and metrics are off the request's critical path."""
+        For a response that ran to its end this runs a moment after the last answer was sent (``close``), so
+        metering, logging and metrics are off the request's critical path."""
         if self.phase not in (Phase.ROUTED, Phase.RESPONDING):
             return
         with phase(self.trace, "tokengate.metering"):
-            status, usage, estimated, cost, duration, cut_short, event = self._settle(cut_short)
+            status, usage, estimated, cost, duration, cut_short = self._settle(cut_short)
+            h = self.handler
+            event = self._event(status, usage, estimated, cost, complete=bool(h and h.complete) and not cut_short,
+                                cut_short=cut_short, finish=h.finish if h else None, duration_s=duration)
             self.phase = Phase.DONE
             self.gw.meter.record(event)
             if self.gw.inflight is not None:
@@ -409,8 +421,8 @@ class RouterProcessor:
             self._metrics(status, usage, estimated, cost, duration, cut_short)
 
     def _settle(self, cut_short: bool) -> Settled:
-        """How the request ended: status, usage, whether estimated, cost, duration, cut short, and its
-        metering event. Computed once: with the last reply (for the access log), or by meter()."""
+        """How the request ended: status, usage, whether estimated, cost, duration, cut short. Computed once: with
+        the last reply (for the access log), or by meter()."""
         h = self.handler
         # The answer's own last event was seen and passed on: a stream closed after that (the client
         # hung up once it had everything, before Envoy handed over the end of stream) is not cut short.
@@ -430,10 +442,8 @@ class RouterProcessor:
             estimated = True
         status = self.status if responded else 0
         cost = self.gw.prices[self.model].cost_nano(usage) if self.model else 0
-        duration = time.monotonic() - self.started
-        event = self._event(status, usage, estimated, cost, complete=bool(h and h.complete) and not cut_short,
-                            cut_short=cut_short, finish=h.finish if h else None, duration_s=duration)
-        settled = (status, usage, estimated, cost, duration, cut_short, event)
+        duration = (self.closed or time.monotonic()) - self.started
+        settled = (status, usage, estimated, cost, duration, cut_short)
         self._settled = (cut_short, settled)
         return settled
 
@@ -566,11 +576,12 @@ class RouterProcessor:
         if self.error:
             f["error"].string_value = self.error
         if self._settled is not None:
-            _, usage, _, cost, _, _, ev = self._settled[1]
-            f["attempts"].number_value, f["cost_usd"].number_value = ev.attempts, cost / 1e9
-            f["stream"].bool_value = ev.stream
-            if ev.deployment:
-                f["deployment"].string_value, f["upstream_protocol"].string_value = ev.deployment, ev.upstream_protocol
+            _, usage, _, cost, _, _ = self._settled[1]
+            f["attempts"].number_value, f["cost_usd"].number_value = self.attempts, cost / 1e9
+            f["stream"].bool_value = self.stream
+            if self.deployment:
+                f["deployment"].string_value = self.deployment
+                f["upstream_protocol"].string_value = self.upstream_protocol or ""
             for bucket, n in usage.as_dict().items():
                 f[f"{bucket}_tokens"].number_value = n
         if self.first_byte:
@@ -593,9 +604,9 @@ class RouterProcessor:
                                  "tokengate.deployment": target.name,
                                  "tokengate.upstream_protocol": target.protocol.value})
         if self._settled is not None:
-            status, usage, estimated, cost, _, _, ev = self._settled[1]
-            span.set_attributes({"tokengate.attempts": ev.attempts, "tokengate.cost_usd": cost / 1e9,
-                                 "http.response.status_code": status, "tokengate.event_id": ev.event_id,
+            status, usage, estimated, cost, _, _ = self._settled[1]
+            span.set_attributes({"tokengate.attempts": self.attempts, "tokengate.cost_usd": cost / 1e9,
+                                 "http.response.status_code": status, "tokengate.event_id": self.event_id,
                                  "tokengate.usage_estimated": estimated})
             if usage.input is not None or usage.cache_read is not None:
                 span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_total)
