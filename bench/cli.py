@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=5,
                    help="interleaved c=16 rounds of N, C and D with both stacks up (0: none; default 5)")
     p.add_argument("--round-seconds", type=float, default=4.0)
+    p.add_argument("--round-streams", type=int, default=Options.round_streams,
+                   help="streams of N and of C per round when E runs too (default 2)")
     p.add_argument("--litellm-spec", default=Options.litellm_spec, help="pip requirement for scenario F")
     p.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--keep-workdir", action="store_true", help="keep configs and process logs")
@@ -96,6 +98,7 @@ def options(args: argparse.Namespace, stem: str) -> Options:
                    log_level=args.log_level, stream_chunks=args.stream_chunks, stream_gap_ms=args.stream_gap_ms,
                    profile=args.profile, profile_seconds=args.profile_seconds, soak_s=args.soak,
                    soak_connections=args.soak_connections, rounds=args.rounds, round_s=args.round_seconds,
+                   round_streams=args.round_streams,
                    litellm_spec=args.litellm_spec,
                    results_dir=args.results_dir, stem=stem)
 

@@ -49,6 +49,7 @@ class Options:
     soak_connections: int = 4
     rounds: int = 0  # interleaved c=16 rounds of N, C and D with both stacks up: ratios robust to noise
     round_s: float = 4.0
+    round_streams: int = 2  # streams of each side per round (E): TTFT and chunk latency taking turns
     litellm_spec: str = litellm.SPEC
     results_dir: Path = ROOT / "bench" / "results"
     stem: str = "bench"
@@ -239,7 +240,7 @@ class Session:
                 for sid, (base, headers) in streams.items():  # a few streams each, taking turns too
                     got = asyncio.run(stream_client.run(
                         int(base.rsplit(":", 1)[1]), "/v1/chat/completions", self._stream_body(), headers,
-                        streams=2, concurrency=1, max_seconds=self._stream_seconds()))
+                        streams=self.opts.round_streams, concurrency=1, max_seconds=self._stream_seconds()))
                     chunks[sid] += got.chunk_ns
                     ttft[sid] += got.ttft_ns
                 self.log(f"  round {r + 1}: " + "  ".join(f"{sid} {v[-1]:,.0f}" for sid, v in rps.items()))
