@@ -154,7 +154,7 @@ def test_charge_prompt_prices_a_reaped_hold_and_an_unfinished_request_alike(redi
                                               "lease": base.billing.lease.model_copy(update={"enabled": False})})
     cfg = base.model_copy(update={"billing": billing})
 
-    async def scenario() -> tuple[bytes | None, list[MeteringEvent], int]:
+    async def scenario() -> tuple[bytes | None, list[MeteringEvent], int, RouterProcessor]:
         async with in_process(redis_url, cfg) as tg:
             tg.gw.inflight = Inflight(tmp_path / "inflight")
             tg.gw.inflight.recover()
@@ -162,10 +162,18 @@ def test_charge_prompt_prices_a_reaped_hold_and_an_unfinished_request_alike(redi
             proc = await admitted(tg, key)
             info = await tg.redis.hget(store.hold_info("reapy"), proc.event_id)
             expected = tg.gw.prices["gpt-test"].cost_nano(Usage(input=len(BODY) // 4))
-            return info, Inflight(tmp_path / "inflight").recover(), expected
+            return info, Inflight(tmp_path / "inflight").recover(), expected, proc
 
-    info, [recovered], expected = asyncio.run(scenario())
+    info, [recovered], expected, proc = asyncio.run(scenario())
     event = as_json(recovered)
     assert info is not None and int(info.split()[0]) == expected > 0
     assert (expected, True, {"input": len(BODY) // 4}) == (event["cost_nano"], event["usage_estimated"],
                                                            event["usage"])
+    assert proc.key is not None
+    assert {k: event[k] for k in ("event_id", "request_id", "account", "key_id", "model", "protocol", "stream",
+                                  "hold_nano", "lease", "status", "complete", "cut_short", "finish", "deployment",
+                                  "attempts")} == {
+        "event_id": proc.event_id, "request_id": proc.request_id, "account": "reapy", "key_id": proc.key.key_id,
+        "model": "gpt-test", "protocol": "openai", "stream": False, "hold_nano": proc.hold, "lease": "",
+        "status": 0, "complete": False, "cut_short": True, "finish": None, "deployment": "", "attempts": 0}
+    assert event["ts"] > 0
