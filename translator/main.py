@@ -125,7 +125,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     log.info("translator_stopping", grace=args.grace)
     await health_servicer.enter_graceful_shutdown()  # NOT_SERVING: Envoy stops opening streams
     await asyncio.gather(*(srv.stop(args.grace) for srv in servers))
-    gw.run_later()  # the last requests' metering events, leases and metrics
+    gw.run_later()  # the last requests' leases, log lines and metrics
     leases.cancel()
     tally.cancel()
     metrics.TALLY.flush()  # the last requests' samples

@@ -81,14 +81,15 @@ class Gateway:
 
     def later(self, work: Callable[[], None]) -> None:
         """``work()`` ``LATER_S`` from now, together with the work of the other requests that ended meanwhile: what a
-        request does once answered (its metering event, in-flight line, lease, metrics) is off every reply's path,
-        and runs a few requests at a time on warm caches (docs/performance.md, "Work after the answer")."""
+        request does once answered and recorded (its lease told, its log line, its metrics) is off every reply's
+        path, and runs a few requests at a time on warm caches (docs/performance.md, "Work after the answer")."""
         self._later.append(work)
         if len(self._later) == 1:
             asyncio.get_running_loop().call_later(LATER_S, self.run_later)
 
     def run_later(self) -> None:
-        """The deferred work, now (at shutdown: before the meter closes). One that fails is logged; the rest runs."""
+        """The deferred work, now (at shutdown: before the leases are given back). One that fails is logged; the
+        rest runs."""
         due, self._later = self._later, []
         for work in due:
             try:

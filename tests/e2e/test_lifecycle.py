@@ -93,9 +93,10 @@ def test_translator_shuts_down_in_order(gateway: GatewayUnderTest, tmp_path: Pat
     assert not grpc_serving(sock)
 
 
-def test_a_request_answered_just_before_sigterm_is_metered(gateway: GatewayUnderTest, tmp_path: Path) -> None:
-    """A request's metering event is written a moment after its answer (Gateway.later); a SIGTERM in that moment
-    still writes it before the translator exits."""
+def test_a_request_answered_just_before_sigterm_is_metered_and_its_lease_given_back(gateway: GatewayUnderTest,
+                                                                                     tmp_path: Path) -> None:
+    """A request's lease is told what it cost a moment after its answer (Gateway.later); a SIGTERM in that moment
+    still records its event and gives the whole lease back: nothing stays held."""
     sock = f"unix:{tmp_path}/t.sock"
     proc = subprocess.Popen(
         [sys.executable, "-m", "translator", "--config", str(gateway.stack.config_path), "--listen", sock,
@@ -129,6 +130,8 @@ def test_a_request_answered_just_before_sigterm_is_metered(gateway: GatewayUnder
     request_id = next(v.raw_value.decode() for v in headers.request_headers.headers.headers if v.key == "x-request-id")
     [ev] = [e for e in gateway.metering_events(since) if e["request_id"] == request_id]
     assert (ev["status"], ev["usage"], ev["complete"]) == (200, {"input": 5, "output": 2}, True)
+    funded = 100 * 1_000_000_000
+    assert (funded - ev["cost_nano"], 0) == gateway.wait_balance("sigterm", funded - ev["cost_nano"], timeout=10)
 
 
 def test_redis_down_fails_closed_with_503(tmp_path: Path) -> None:

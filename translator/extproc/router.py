@@ -122,7 +122,6 @@ class RouterProcessor:
     direct: Target | None = None  # the one deployment of a direct route
     embed: EmbedMeta | None = None  # an embeddings request: what its answer needs
     ended: bool = False  # the response's last chunk was answered: meter() does not call it cut short
-    closed: float = 0.0  # monotonic: the stream ended (its duration's end, however much later meter() runs)
     _ev: MeteringEvent | None = None  # the metering event, built once (see _event)
     _settled: tuple[bool, Settled] | None = None  # the request's end as computed (see _settle)
     error: str = ""  # the kind of the error the caller was answered with
@@ -157,18 +156,14 @@ class RouterProcessor:
         return kind == "immediate_response" or (kind == "response_body" and bool(req.response_body.end_of_stream))
 
     def close(self) -> None:
-        """The stream is over: the request is metered (a no-op when an error already did) a moment later, with the
-        others that ended meanwhile (``Gateway.later``); a traced one now, so that its span ends on time."""
-        self.closed = time.monotonic()
-        if self.trace is None:
-            self.gw.later(self._close)
-        else:
-            self._close()
-
-    def _close(self) -> None:
-        self.meter(cut_short=not self.ended)
+        """The stream is over: the request is metered (a no-op when an error already did). Its event is recorded
+        now (a kill after this loses nothing); its lease, log line and metrics a moment later, with the other
+        requests that ended meanwhile (``Gateway.later``) — a traced request's now, so that its span ends on time."""
         if self.trace is not None:
+            self.meter(cut_short=not self.ended)
             self._end_trace(self.trace)
+        elif (settled := self._record(not self.ended)) is not None:
+            self.gw.later(lambda: self._account(*settled))
 
     def fail(self, req: pb.ProcessingRequest, err: UserFacingError) -> pb.ProcessingResponse:
         """``err`` in the caller's protocol: in band once the response started, else instead of it."""
@@ -350,7 +345,7 @@ class RouterProcessor:
         if req.response_body.end_of_stream:
             if tail := self.handler.flush():
                 out = (chunk if out is None else out) + tail
-            self.ended = True  # meter() runs after this answer is on its way to Envoy (close)
+            self.ended = True  # the request is metered once this answer is on its way to Envoy (close)
             if self._response_span is not None:
                 self._response_span.end()
             if self.gw.access_log:  # the request's facts for Envoy's access log, with the last reply
@@ -398,28 +393,39 @@ class RouterProcessor:
     # --- end --------------------------------------------------------------------
 
     def meter(self, *, cut_short: bool = False) -> None:
-        """Write the request's one metering event (every admitted request has one); later calls do nothing.
-
-        For a response that ran to its end this runs a moment after the last answer was sent (``close``), so
-        metering, logging and metrics are off the request's critical path."""
+        """Write the request's one metering event (every admitted request has one) and account for it; later
+        calls do nothing. A response that ran to its end is metered after its last answer was sent (``close``)."""
         if self.phase not in (Phase.ROUTED, Phase.RESPONDING):
             return
         with phase(self.trace, "tokengate.metering"):
-            status, usage, estimated, cost, duration, cut_short = self._settle(cut_short)
-            h = self.handler
-            event = self._event(status, usage, estimated, cost, complete=bool(h and h.complete) and not cut_short,
-                                cut_short=cut_short, finish=h.finish if h else None, duration_s=duration)
-            self.phase = Phase.DONE
-            self.gw.meter.record(event)
-            if self.gw.inflight is not None:
-                self.gw.inflight.ended(self.event_id)
-            if self.lease_id and self.key:
-                self.gw.admitter.finished(self.key.account, self.lease_id, self.hold, cost)
-            # Envoy's access log has the request: this line only at debug (docs/observability.md).
-            level = logging.DEBUG if self.logged else logging.INFO
-            if log.is_enabled_for(level):  # the event as a dict only for a log line that is written
-                log.log(level, "request", **as_json(event))
-            self._metrics(status, usage, estimated, cost, duration, cut_short)
+            if (settled := self._record(cut_short)) is not None:
+                self._account(*settled)
+
+    def _record(self, cut_short: bool) -> Settled | None:
+        """The request's event built and recorded (the spool, the writer's buffer) and its in-flight line crossed
+        off: from here a killed process loses nothing. How the request ended, or None when it was metered already."""
+        if self.phase not in (Phase.ROUTED, Phase.RESPONDING):
+            return None
+        settled = status, usage, estimated, cost, duration, cut_short = self._settle(cut_short)
+        h = self.handler
+        event = self._event(status, usage, estimated, cost, complete=bool(h and h.complete) and not cut_short,
+                            cut_short=cut_short, finish=h.finish if h else None, duration_s=duration)
+        self.phase = Phase.DONE
+        self.gw.meter.record(event)
+        if self.gw.inflight is not None:
+            self.gw.inflight.ended(self.event_id)
+        return settled
+
+    def _account(self, status: int, usage: Usage, estimated: bool, cost: int, duration: float,
+                 cut_short: bool) -> None:
+        """The rest of a recorded request's end: its lease told what it cost, its log line, its metrics."""
+        if self.lease_id and self.key:
+            self.gw.admitter.finished(self.key.account, self.lease_id, self.hold, cost)
+        # Envoy's access log has the request: this line only at debug (docs/observability.md).
+        level = logging.DEBUG if self.logged else logging.INFO
+        if log.is_enabled_for(level) and self._ev is not None:  # the event as a dict only for a line written
+            log.log(level, "request", **as_json(self._ev))
+        self._metrics(status, usage, estimated, cost, duration, cut_short)
 
     def _settle(self, cut_short: bool) -> Settled:
         """How the request ended: status, usage, whether estimated, cost, duration, cut short. Computed once: with
@@ -443,7 +449,7 @@ class RouterProcessor:
             estimated = True
         status = self.status if responded else 0
         cost = self.gw.prices[self.model].cost_nano(usage) if self.model else 0
-        duration = (self.closed or time.monotonic()) - self.started
+        duration = time.monotonic() - self.started
         settled = (status, usage, estimated, cost, duration, cut_short)
         self._settled = (cut_short, settled)
         return settled
