@@ -124,6 +124,7 @@ class RouterProcessor:
     ended: bool = False  # the response's last chunk was answered: meter() does not call it cut short
     _ev: MeteringEvent | None = None  # the metering event, built once (see _event)
     _settled: tuple[bool, Settled] | None = None  # the request's end as computed (see _settle)
+    _recorded: Settled | None = None  # its event recorded with the last reply, the rest of its end due at close
     error: str = ""  # the kind of the error the caller was answered with
     logged: bool = False  # Envoy's access log carries the request (its last reply set the metadata)
     trace: Trace | None = None  # this stream's span, when Envoy traces the request (translator/tracing.py)
@@ -157,12 +158,13 @@ class RouterProcessor:
 
     def close(self) -> None:
         """The stream is over: the request is metered (a no-op when an error already did). Its event is recorded
-        now (a kill after this loses nothing); its lease, log line and metrics a moment later, with the other
-        requests that ended meanwhile (``Gateway.later``) — a traced request's now, so that its span ends on time."""
+        by now (with the last reply, or here when the stream was cut short: a kill after this loses nothing); its
+        lease, log line and metrics follow a moment later, with the other requests that ended meanwhile
+        (``Gateway.later``) — a traced request's all here, so that its span ends on time."""
         if self.trace is not None:
             self.meter(cut_short=not self.ended)
             self._end_trace(self.trace)
-        elif (settled := self._record(not self.ended)) is not None:
+        elif (settled := self._record(not self.ended) or self._recorded) is not None:
             self.gw.later(lambda: self._account(*settled))
 
     def fail(self, req: pb.ProcessingRequest, err: UserFacingError) -> pb.ProcessingResponse:
@@ -345,9 +347,11 @@ class RouterProcessor:
         if req.response_body.end_of_stream:
             if tail := self.handler.flush():
                 out = (chunk if out is None else out) + tail
-            self.ended = True  # the request is metered once this answer is on its way to Envoy (close)
+            self.ended = True
             if self._response_span is not None:
                 self._response_span.end()
+            if self.trace is None:  # its event recorded before the caller has the end (a traced one's: at close)
+                self._recorded = self._record(False)
             if self.gw.access_log:  # the request's facts for Envoy's access log, with the last reply
                 resp = m.body_reply(out)
                 self._settle(False)
