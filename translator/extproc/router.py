@@ -397,8 +397,9 @@ class RouterProcessor:
     # --- end --------------------------------------------------------------------
 
     def meter(self, *, cut_short: bool = False) -> None:
-        """Write the request's one metering event (every admitted request has one) and account for it; later
-        calls do nothing. A response that ran to its end is metered after its last answer was sent (``close``)."""
+        """Write the request's one metering event (every admitted request has one) and account for it, now; later
+        calls do nothing. (A response that ran to its end has its event recorded with its last reply, the rest at
+        ``close``.)"""
         if self.phase not in (Phase.ROUTED, Phase.RESPONDING):
             return
         with phase(self.trace, "tokengate.metering"):
