@@ -74,9 +74,8 @@ def _serve_then_interrupt(proc: subprocess.Popen[str], cfg: dict[str, Any], tmp_
     assert [] == _processes_mentioning(str(tmp_path))
 
 
-def test_translator_shuts_down_in_order(gateway: GatewayUnderTest, tmp_path: Path) -> None:
-    """SIGTERM: health goes NOT_SERVING, the server stops, metering is flushed, Redis closed; exit 0."""
-    sock = f"unix:{tmp_path}/t.sock"
+def _serving_translator(gateway: GatewayUnderTest, sock: str) -> subprocess.Popen[str]:
+    """A translator of ``gateway``'s config on ``sock`` (its own process, output captured), once it serves."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "translator", "--config", str(gateway.stack.config_path), "--listen", sock,
          "--redis-url", gateway.stack.effective_redis_url, "--grace", "2"],
@@ -85,6 +84,13 @@ def test_translator_shuts_down_in_order(gateway: GatewayUnderTest, tmp_path: Pat
     while not grpc_serving(sock):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
+    return proc
+
+
+def test_translator_shuts_down_in_order(gateway: GatewayUnderTest, tmp_path: Path) -> None:
+    """SIGTERM: health goes NOT_SERVING, the server stops, metering is flushed, Redis closed; exit 0."""
+    sock = f"unix:{tmp_path}/t.sock"
+    proc = _serving_translator(gateway, sock)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert 0 == proc.returncode, out
@@ -98,14 +104,7 @@ def test_a_request_answered_just_before_sigterm_is_metered_and_its_lease_given_b
     """A request's lease is told what it cost a moment after its answer (Gateway.later); a SIGTERM in that moment
     still records its event and gives the whole lease back: nothing stays held."""
     sock = f"unix:{tmp_path}/t.sock"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "translator", "--config", str(gateway.stack.config_path), "--listen", sock,
-         "--redis-url", gateway.stack.effective_redis_url, "--grace", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 20
-    while not grpc_serving(sock):
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    proc = _serving_translator(gateway, sock)
     key, since = gateway.new_key("sigterm"), gateway.last_stream_id()
     headers = h.request_headers(h.CHAT, h.bearer(key))
     answer = {"id": "c", "object": "chat.completion", "model": "gpt-test", "choices": [
