@@ -51,5 +51,6 @@ class Servicer(pb_grpc.ExternalProcessorServicer):  # type: ignore[misc]
                     return  # the request is answered: nothing more comes
         finally:
             # After the last answer went out (the generator resumes once gRPC has sent it), or when
-            # Envoy or the client gave up first: the router meters the request (once, a moment later).
+            # Envoy or the client gave up first: the router meters the request (once; its lease, log line and
+            # metrics a moment later).
             proc.close()
