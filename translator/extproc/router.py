@@ -354,7 +354,7 @@ class RouterProcessor:
                 self._recorded = self._record(False)
             if self.gw.access_log:  # the request's facts for Envoy's access log, with the last reply
                 resp = m.body_reply(out)
-                self._settle(False)
+                self._settle(False)  # computed by _record already, unless traced (recorded at close)
                 return self._log_in_envoy(resp)
         elif self.handler.complete and not self.logged and self.gw.access_log:
             # The answer's own last event (a stream's [DONE], message_stop …) is in this chunk: its reply
@@ -434,7 +434,7 @@ class RouterProcessor:
 
     def _settle(self, cut_short: bool) -> Settled:
         """How the request ended: status, usage, whether estimated, cost, duration, cut short. Computed once: with
-        the last reply (for the access log), or by meter()."""
+        the last reply (its event recorded, the access log's facts), or when the request is metered later."""
         h = self.handler
         # The answer's own last event was seen and passed on: a stream closed after that (the client
         # hung up once it had everything, before Envoy handed over the end of stream) is not cut short.
