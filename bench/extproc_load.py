@@ -1,7 +1,7 @@
 """One ext_proc server under load, without Envoy: its CPU per request, and what it adds to latency.
 
     python -m bench.extproc_load [--server translator|noop] [--requests 6000] [--concurrency 16]
-                                 [--stream] [--callgrind FILE]
+                                 [--stream] [--callgrind FILE [--cache-sim]]
 
 Starts a Redis and one server on the bench's gateway config (``bench/gateway.py``) — a translator, or
 the no-op floor (``bench/noop.py``) — and sends it, over real gRPC on its unix socket, the four messages
@@ -15,7 +15,8 @@ Why beside ``make bench``: Envoy's share and the machine's phases move whole-sta
 Envoy out of the picture, the translator and the floor taken in turns show what our code costs per
 request (docs/performance.md, "Where the translator's time goes"). ``--callgrind FILE`` runs the
 server under valgrind instead: instruction counts, which do not move with the machine — the
-difference between two ``--requests`` counts, divided by theirs, is one request's.
+difference between two ``--requests`` counts, divided by theirs, is one request's; with ``--cache-sim``
+also its first-level and last-level cache misses (docs/performance.md, "Work after the answer").
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     redis_port, sock = free_port(), f"unix:{work}/extproc.sock"
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     module = ["translator", "--redis-url", redis_url] if args.server == "translator" else ["bench.noop"]
-    pre = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={args.callgrind}"] if args.callgrind else []
+    pre = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={args.callgrind}",
+           *(["--cache-sim=yes"] if args.cache_sim else [])] if args.callgrind else []
     with (work / "server.log").open("wb") as log, contextlib.ExitStack() as stack:
         redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"],
                                  stdout=subprocess.DEVNULL)
@@ -145,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--stream", action="store_true", help="a streamed request (two SSE chunks)")
     p.add_argument("--callgrind", metavar="FILE", help="run the server under valgrind's callgrind, writing FILE")
+    p.add_argument("--cache-sim", action="store_true",
+                   help="with --callgrind: simulate the caches too (instruction and data cache misses per function)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tg-extproc-load-") as work:
         result = run(args, Path(work))
