@@ -131,6 +131,6 @@ def test_watch_returns_when_told_and_supervises_meanwhile(tmp_path: Path) -> Non
 
 def test_free_port_never_hands_out_a_port_twice() -> None:
     """The kernel gives a port just closed out again: 2,000 draws from its ~28,000 ephemeral ports repeat
-    one about 70 times (a stack whose config took two equal ports failed to start: "duplicate address")."""
+    one about 140 times here (a stack whose config took two equal ports failed to start: "duplicate address")."""
     ports = [free_port() for _ in range(2000)]
     assert len(set(ports)) == len(ports)
