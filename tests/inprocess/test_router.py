@@ -235,3 +235,26 @@ def test_an_openai_stream_asks_for_usage_and_the_caller_does_not_see_the_usage_c
             assert (logged["input_tokens"], logged["output_tokens"], logged["stream"]) == (5, 2, True)
 
     run(redis_url, scenario)
+
+
+def test_a_streams_usage_option_goes_onto_the_callers_own_bytes_or_into_its_own_options(redis_url: str) -> None:
+    """A stream whose body has no stream_options goes upstream as the caller's own bytes with the option added last
+    (its spacing, escapes and number spelling kept: nothing serialized again); one whose stream_options lacks
+    include_usage gets it merged in, the caller's other options kept."""
+    async def scenario(tg: InProcess) -> None:
+        key = await tg.key("acme")
+        answer = [response_body(b"data: [DONE]\n\n", status=200, deployment="oai"), response_body(b"", end=True)]
+        raw = (b'{ "model" : "gpt-test", "messages": [{"role": "user", "content": "Say h\\u00e9llo."}],\n'
+               b' "stream": true, "temperature": 1.50 }\n')
+        ex = await tg.process([request_headers(CHAT, bearer(key)), request_body(raw), *answer])
+        sent = new_body(ex.responses[1])
+        assert sent == raw[:raw.rindex(b"}")] + b',"stream_options":{"include_usage":true}}\n'
+        assert set_headers(ex.responses[1])["content-length"] == str(len(sent))
+
+        own = chat("gpt-test", stream=True, stream_options={"include_obfuscation": False, "include_usage": False})
+        ex = await tg.process([request_headers(CHAT, bearer(key)), request_body(own), *answer])
+        sent = new_body(ex.responses[1])
+        assert sent is not None and orjson.loads(sent) == {
+            **own, "stream_options": {"include_obfuscation": False, "include_usage": True}}
+
+    run(redis_url, scenario)

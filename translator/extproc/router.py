@@ -88,6 +88,13 @@ def _depth(doc: Any) -> int:
     return deepest
 
 
+def _appended(raw: bytes, key: str, value: Any) -> bytes:
+    """``raw`` (a JSON object with keys, ``key`` not among them) with ``key: value`` added last: the caller's own
+    bytes copied, where serializing the parsed body again costs six times as much (9 against 62 µs at 175 KB)."""
+    end = raw.rindex(b"}")
+    return b"".join((raw[:end], b",", orjson.dumps(key), b":", orjson.dumps(value), raw[end:]))
+
+
 class Phase(Enum):
     REQUEST = "request"
     ROUTED = "routed"
@@ -259,21 +266,28 @@ class RouterProcessor:
             ev = self._ev = self._new_event(cut_short=True, usage_estimated=cost > 0, cost_nano=cost, ts=time.time())
             set_usage(ev, usage)
             self.gw.inflight.started(self.event_id, ev)
-        # Usage is always asked of the upstream; an event the caller did not ask for is removed on the way back.
-        changed = self.stream and not self.include_usage and codec.request_stream_usage(body)
+        # Usage is always asked of the upstream (Codec.stream_usage_option); an event the caller did not ask for is
+        # removed on the way back. A key the body did not have goes last, spliced onto the caller's own bytes.
+        option = codec.stream_usage_option if self.stream and not self.include_usage else None
+        appended = option is not None and bool(body) and option[0] not in body
+        if option is not None:
+            key, value = option
+            have = body.get(key)
+            body[key] = {**have, **value} if isinstance(have, dict) else dict(value)  # never the codec's own
+        changed = option is not None
         direct = self.gw.direct.get(model)
         if direct is not None:  # one provider and model: set once what every attempt needs (no upstream filter)
             self.direct = direct
             headers, remove = await self._direct_headers(codec, ep, direct, model)
             if needs_body(codec, asked, direct, ep.kind):
                 body = attempt_body(codec, ep.kind, self.stream, direct, body)
-                changed = True
+                changed, appended = True, False
         else:
             ctx = Ctx(self.protocol, ep.kind, self.stream, ep.sse, asked)
             headers, remove = {ROUTE_HEADER: model, CTX_HEADER: ctx.encode()}, list(CLIENT_CREDENTIAL_HEADERS)
         if not changed:
             return m.routed(headers, remove)
-        out = orjson.dumps(body)
+        out = _appended(raw, *option) if appended and option is not None else orjson.dumps(body)
         if direct is not None and direct.flavour.needs_body:  # signed over this request's own bytes
             headers["content-length"] = str(len(out))
             headers.update(signed(direct, headers, out))

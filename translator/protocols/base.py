@@ -12,7 +12,7 @@ it never tests which protocol it holds.
     translation    bodies and streams <-> IR (``translator/ir.py``)  decode_/encode_request, decode_/encode_response,
                                                                      stream_decoder(), stream_encoder(), tool_name()
     request facts  what admission and metering read in a body      output_cap(), tool_names(), asks_stream_usage(),
-                                                                     request_stream_usage()
+                                                                     stream_usage_option
     errors         the caller's error shape, in-band error events,  errors (its ``ErrorTable``), error_body(),
                    upstream errors                                   error_event(), decode_error()
     usage          the protocol's usage object                      read_usage(), write_usage()
@@ -234,10 +234,9 @@ class Codec(ABC):
         """Whether a streaming caller asked for a usage event it would otherwise not get."""
         return False
 
-    def request_stream_usage(self, body: Json) -> bool:
-        """Make a streaming request ask its upstream for usage, in place; whether the body changed.
-        Protocols whose streams always report usage change nothing."""
-        return False
+    # The top-level key and value a streaming request needs for its upstream to report usage (merged into a
+    # value of the caller's own); None: this protocol's streams always report it.
+    stream_usage_option: tuple[str, dict[str, Any]] | None = None
 
     # --- errors ---------------------------------------------------------------------
 

@@ -71,11 +71,8 @@ class OpenAICodec(Codec):
         opts = body.get("stream_options")
         return isinstance(opts, dict) and opts.get("include_usage") is True
 
-    def request_stream_usage(self, body: Json) -> bool:
-        # Usage is always asked of the upstream; the extra chunk is removed again on the way back.
-        opts = body.get("stream_options")
-        body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
-        return True
+    # Usage is always asked of the upstream; the extra chunk is removed again on the way back.
+    stream_usage_option = ("stream_options", {"include_usage": True})
 
     error_body = staticmethod(errs.error_body)
     error_event = staticmethod(errs.error_event)
