@@ -20,6 +20,7 @@ from fakes.openai import OpenAICodec
 from fakes.responses import ResponsesCodec
 from fakes.script import ToolCall, Usage
 from translator.errors import UserFacingError
+from translator.extproc.router import _depth
 from translator.passthrough import Passthrough
 from translator.protocols import REGISTRY
 from translator.protocols.convert import client_tool_names, translate_request
@@ -251,3 +252,26 @@ def test_mutated_upstream_answers_are_read_or_an_upstream_error(pair: tuple[Prot
         h.flush()
     except UserFacingError as err:
         assert err.status == 502, err
+
+
+def _nesting(doc: Any) -> int:
+    """The depth of a JSON value's containers, the plain recursive way (the reference)."""
+    if isinstance(doc, dict):
+        doc = list(doc.values())
+    elif not isinstance(doc, list):
+        return 0
+    return 1 + max(map(_nesting, doc), default=0)
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=5),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner,
+                                                                                       max_size=4), max_leaves=40)
+
+
+@PROPS
+@given(st.dictionaries(st.text(max_size=3), json_values, max_size=4) | st.lists(json_values, max_size=4))
+def test_the_routers_depth_of_a_body_is_its_nesting(doc: dict[str, Any] | list[Any]) -> None:
+    """The router refuses bodies nested more than 128 deep (tests/inprocess/test_errors.py); its level-by-level
+    count agrees with the recursive definition on any document, as parsed back from its JSON."""
+    parsed = orjson.loads(orjson.dumps(doc))
+    assert _depth(parsed) == _nesting(parsed)
