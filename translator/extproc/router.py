@@ -77,17 +77,14 @@ _PROTOCOLS = {p.value: p for p in Protocol}  # a codec's name -> the name meteri
 _CONTAINERS = frozenset((dict, list))  # what orjson parses a JSON object and array into
 
 
-def _depth(doc: dict[str, Any] | list[Any]) -> int:
-    """How deep containers nest in a parsed JSON document, ``doc`` the first: one level at a time (no recursion
-    limit), the containers of each picked out in one comprehension. A coding agent's 674 KB conversation in
-    ~1.2 ms, where walking it node by node took 4–6 times as long (and its parsing takes ~0.6–0.8)."""
+def _depth(doc: Any) -> int:
+    """How deep containers nest in a parsed JSON object or array, ``doc`` the first: one level at a time (no recursion
+    limit), each level's containers picked out in one comprehension. A coding agent's 674 KB conversation in
+    0.5–0.6 ms, where walking it node by node took 2.5–5 ms (and parsing it takes 0.5–0.9)."""
     level, todo = 0, [doc]
     while todo:
         level += 1
-        below: list[Any] = []
-        for node in todo:
-            below += [c for c in (node.values() if type(node) is dict else node) if type(c) in _CONTAINERS]
-        todo = below
+        todo = [c for node in todo for c in (node.values() if type(node) is dict else node) if type(c) in _CONTAINERS]
     return level
 
 
