@@ -49,11 +49,11 @@ def gemini(code: int, message: str, status: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "status": status}}
 
 
-def nested(levels: int, model: str = "gpt-test") -> bytes:
+def nested(levels: int, model: str = "gpt-test", say: str = "hi") -> bytes:
     """A chat body whose deepest value sits ``levels`` containers down (the body itself is the first)."""
     inner = levels - 1
-    return (b'{"model":"' + model.encode() + b'","messages":[{"role":"user","content":"hi"}],"metadata":'
-            + b"[" * inner + b"]" * inner + b"}")
+    return (b'{"model":"' + model.encode() + b'","messages":[{"role":"user","content":"' + say.encode() + b'"}],'
+            b'"metadata":' + b"[" * inner + b"]" * inner + b"}")
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,8 @@ CASES = {
     "unknown-path": Case("/v1/completions", "good", None, 404, openai("Unknown request URL.")),
     "openai-nested-129": Case(CHAT, "good", nested(129), 400, openai(TOO_DEEP)),
     "anthropic-nested-129": Case(MESSAGES, "good", nested(129, "claude-test"), 400, anthropic(TOO_DEEP)),
+    # a long body's nesting is walked without its brackets counted first (router.COUNT_BELOW)
+    "openai-nested-129-long": Case(CHAT, "good", nested(129, say="x" * 5000), 400, openai(TOO_DEEP)),
     "gemini-nested-129": Case(gemini_path("gemini-test"), "good", nested(129), 400,
                               gemini(400, TOO_DEEP, "INVALID_ARGUMENT")),
     "openai-no-balance": Case(CHAT, "poor", {"model": "gpt-test", "messages": MESSAGES_DOC}, 429,

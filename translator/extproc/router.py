@@ -71,6 +71,7 @@ Settled = tuple[int, Usage, bool, int, float, bool]
 MAX_HEADER_BYTES = 64 * 1024  # Envoy reads up to 1 MiB (max_request_headers_kb) so that this 431 has the caller's shape
 MAX_DIRECT_HEADERS = 4096  # request shapes whose direct-route headers are kept (Gateway.direct_headers)
 MAX_DEPTH = 128  # JSON nesting a request may have: orjson writes at most 254, translation adds a few
+COUNT_BELOW = 4096  # bytes: a body this long or shorter has its brackets counted before its nesting is walked
 _PROTOCOLS = {p.value: p for p in Protocol}  # a codec's name -> the name metering and the context carry
 
 
@@ -336,8 +337,10 @@ class RouterProcessor:
             raise BadRequest(f"The request body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise BadRequest("The request body must be a JSON object.")
-        # orjson reads up to 1024 levels but writes only 254: anything near that could not be sent on.
-        if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _depth(body) > MAX_DEPTH:
+        # orjson reads up to 1024 levels but writes only 254: anything near that could not be sent on. A short body
+        # with few brackets is not walked; a long one is at once (counting its brackets, 0.4 ms at 660 KB, would
+        # cost as much as the walk and find more than 128 anyway).
+        if (len(raw) > COUNT_BELOW or raw.count(b"{") + raw.count(b"[") > MAX_DEPTH) and _depth(body) > MAX_DEPTH:
             raise BadRequest(f"The request body is nested more than {MAX_DEPTH} levels deep.")
         return body
 
