@@ -24,7 +24,8 @@ from tokengate.devstack import envoy_binary
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=(__doc__ or "").split("\n")[0])
-    p.add_argument("--scenarios", default=",".join(ALL), help="comma list of A..F, or none (e.g. with --soak)")
+    p.add_argument("--scenarios", default=",".join(ALL),
+                   help=f"comma list of {', '.join(ALL)}, or none (e.g. with --soak)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measured wrk run (default 10)")
     p.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per scenario (default 2)")
     p.add_argument("--concurrency", default="1,16,64", help="wrk connection counts (default 1,16,64)")

@@ -91,6 +91,7 @@ def goals(doc: Mapping[str, Any]) -> list[Goal]:
     out.append(Goal("N/C CPU per request at c=16, each in units of the upstream's own CPU per request", v,
                     "≥ 0.85", _at_least(v, 0.85)))
     out += round_goals(doc)
+    out += long_goals(doc)
     added = _diff(latency(doc, "C", 1), latency(doc, "B", 1))
     out.append(Goal("added p50 at c=1, C−B", added, "≤ 0.5 ms", _at_most(added, 0.5), " ms"))
     for q in ("p90", "p99"):
@@ -131,6 +132,25 @@ def upstream_units(cpu_per_1k: Mapping[str, float]) -> float | None:
     if not up:
         return None
     return float(sum(v for k, v in cpu_per_1k.items() if k != "wrk (client)")) / float(up)
+
+
+def long_goals(doc: Mapping[str, Any]) -> list[Goal]:
+    """Scenario L, a coding agent's long turn: the translated pair against the same-protocol path (a goal, as for
+    every pair), and, reported, what the long body costs against the floor (which never parses it) and Envoy."""
+    if _run(doc, "L-C", 16) is None:
+        return []
+    v = ratio(rps(doc, "L-D1", 16), rps(doc, "L-C", 16))
+    out = [Goal("L-D1/L-C req/s, c=16 (a long agent turn, OpenAI client -> Anthropic upstream)", v, "≥ 0.85",
+                _at_least(v, 0.85))]
+    v = ratio(cpu_units(doc, "L-N"), cpu_units(doc, "L-C"))
+    out.append(Goal("L-N/L-C CPU per request at c=16, upstream units (the floor never parses the body)", v,
+                    "(reported)", None))
+    v = ratio(rps(doc, "L-C", 16), rps(doc, "L-N", 16))
+    out.append(Goal("L-C/L-N req/s, c=16", v, "(reported)", None))
+    for sid in ("L-N", "L-C", "L-D1"):
+        v = _diff(latency(doc, sid, 1), latency(doc, "L-B", 1))
+        out.append(Goal(f"long body: added p50 at c=1, {sid}−L-B", v, "(reported)", None, " ms"))
+    return out
 
 
 def round_goals(doc: Mapping[str, Any]) -> list[Goal]:

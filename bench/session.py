@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from tokengate.procs import Supervisor, free_port, port_open
 from tokengate.render import render, translator_addresses
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL = ("A", "B", "N", "C", "D", "E", "F")
+ALL = ("A", "B", "N", "C", "D", "E", "L", "F")
 
 
 @dataclass
@@ -59,6 +59,11 @@ def _chat(url: str, model: str, headers: dict[str, str]) -> Target:
     return Target(f"{url}/v1/chat/completions", upstream.openai_request(model), headers)
 
 
+def _agent(url: str, model: str, headers: dict[str, str]) -> Target:
+    """Scenario L: a coding agent's ~200 KiB turn (``upstream.agent_request``) instead of a 100-byte question."""
+    return Target(f"{url}/v1/chat/completions", upstream.agent_request(model), headers)
+
+
 class Session:
     def __init__(self, opts: Options, workdir: Path, log: Callable[[str], None] = print) -> None:
         self.opts = opts
@@ -82,11 +87,11 @@ class Session:
             self._upstreams()
             if self.wants("A", "E"):
                 self._direct()
-            if self.wants("B", "E"):
+            if self.wants("B", "E", "L"):
                 self._passthrough()
-            if self.wants("N"):
+            if self.wants("N", "L"):
                 self._floor()
-            if self.wants("C", "D", "E") or self.opts.profile or self.opts.soak_s:
+            if self.wants("C", "D", "E", "L") or self.opts.profile or self.opts.soak_s:
                 self._tokengate()
             if self.opts.rounds and self.wants("N") and self.wants("C"):
                 self._rounds()
@@ -118,6 +123,12 @@ class Session:
 
     def _stream_body(self) -> bytes:
         return upstream.openai_request(gateway.STREAM_MODEL, stream=True)
+
+    def _long(self, sid: str, label: str, target: Target, watch: procs.Watch, **kw: Any) -> None:
+        """One L row: the long body at c=1 and c=16 (its c=64 would queue 13 MB of bodies and add nothing)."""
+        plan = replace(self.plan, concurrencies=tuple(c for c in self.plan.concurrencies if c <= 16))
+        self.fixed[sid] = run_fixed(sid, f"{label}, a coding agent's {len(target.body) // 1024} KiB turn", target,
+                                    plan, watch, log=self.log, **kw).as_json()
 
     def _stream_seconds(self) -> float:
         per = self.opts.stream_chunks * self.opts.stream_gap_ms / 1000 + 1
@@ -152,6 +163,9 @@ class Session:
                 target = _chat(url, gateway.OPENAI_MODEL, {"x-tokengate-model": gateway.OPENAI_MODEL})
                 self.fixed["B"] = run_fixed("B", "Envoy passthrough, no ext_proc", target, self.plan, watch,
                                             log=self.log).as_json()
+            if self.wants("L"):
+                self._long("L-B", "Envoy passthrough",
+                           _agent(url, gateway.OPENAI_MODEL, {"x-tokengate-model": gateway.OPENAI_MODEL}), watch)
             if self.wants("E"):
                 watch.add("sse upstream", self.sse_pid)
                 self.streaming["B"] = run_stream(
@@ -190,12 +204,15 @@ class Session:
         try:
             url, pids, admin = self._start_floor(sub, self.workdir / "n")
             watch = self._watch(**pids)
-            counters = gateway.envoy_counters(admin)
-            res = run_fixed("N", "no-op ext_proc floor (tokengate's Envoy config, nothing done per message)",
-                            _chat(url, gateway.OPENAI_MODEL, {}), self.plan, watch, log=self.log)
-            res.extra["ext_proc_msgs_per_request"] = gateway.messages_per_request(counters,
-                                                                                  gateway.envoy_counters(admin))
-            self.fixed["N"] = res.as_json()
+            if self.wants("N"):
+                counters = gateway.envoy_counters(admin)
+                res = run_fixed("N", "no-op ext_proc floor (tokengate's Envoy config, nothing done per message)",
+                                _chat(url, gateway.OPENAI_MODEL, {}), self.plan, watch, log=self.log)
+                res.extra["ext_proc_msgs_per_request"] = gateway.messages_per_request(counters,
+                                                                                      gateway.envoy_counters(admin))
+                self.fixed["N"] = res.as_json()
+            if self.wants("L"):
+                self._long("L-N", "no-op ext_proc floor", _agent(url, gateway.OPENAI_MODEL, {}), watch)
             if self.wants("E"):
                 watch.add("sse upstream", self.sse_pid)
                 self.streaming["N"] = run_stream(
@@ -299,6 +316,11 @@ class Session:
                 self.plan, watch, max_seconds=self._stream_seconds(), log=self.log)
             self.streaming["C"]["translator_peak_rss_kib"] = {n: procs.memory_kib(p, "VmHWM") or 0
                                                               for n, p in translators.items()}
+        if self.wants("L"):
+            self._long("L-C", "tokengate, OpenAI -> OpenAI", _agent(gw.url, gateway.OPENAI_MODEL, auth),
+                       self._gw_watch(gw), translators=translators)
+            self._long("L-D1", "tokengate, OpenAI client -> Anthropic upstream",
+                       _agent(gw.url, gateway.ANTHROPIC_MODEL, auth), self._gw_watch(gw), translators=translators)
         if self.opts.profile:
             self._profile(gw, same, translators)
         if self.opts.soak_s:

@@ -47,6 +47,35 @@ def openai_request(model: str, *, stream: bool = False) -> bytes:
     return orjson.dumps(doc)
 
 
+def agent_request(model: str, kib: int = 200) -> bytes:
+    """A coding agent's turn in OpenAI's protocol, about ``kib`` KiB: a long system prompt, 24 tools with JSON
+    schemas, and a conversation of tool calls and their results (source files, command output) that grows
+    until the body is that long: what Claude Code, Codex CLI and their kind send on every turn (100–700 KB)."""
+    props = {"path": {"type": "string", "description": "Absolute path of the file."},
+             "offset": {"type": "integer", "description": "Line to start at (1-based)."},
+             "pattern": {"type": "string", "description": "A regular expression (ripgrep syntax)."}}
+    tools = [{"type": "function", "function": {
+        "name": f"tool_{i}", "description": f"Tool {i}: reads, searches or edits the workspace. " * 6,
+        "parameters": {"type": "object", "properties": props, "required": ["path"], "additionalProperties": False}}}
+        for i in range(24)]
+    system = "You are a coding agent working in a repository. Follow the user's instructions exactly. " * 120
+    code = "".join(f"    def step_{n}(self, x: int) -> int:  # «{n}» → returns x + {n}\n        return x + {n}\n\n"
+                   for n in range(40))
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system},
+                                      {"role": "user", "content": "Fix the failing test in src/steps.py."}]
+    turn, room = 0, kib * 1024 - len(orjson.dumps(tools))
+    while len(orjson.dumps(messages)) < room:
+        call = f"call_{turn:04d}"
+        messages.append({"role": "assistant", "content": None, "tool_calls": [{
+            "id": call, "type": "function",
+            "function": {"name": f"tool_{turn % 24}", "arguments": orjson.dumps(
+                {"path": f"/repo/src/module_{turn}.py", "offset": 1}).decode()}}]})
+        messages.append({"role": "tool", "tool_call_id": call, "content": f"# module_{turn}.py\nclass M:\n{code}"})
+        turn += 1
+    messages.append({"role": "user", "content": "Now run the tests again."})
+    return orjson.dumps({"model": model, "messages": messages, "tools": tools, "max_tokens": 64})
+
+
 def anthropic_request(model: str) -> bytes:
     return orjson.dumps({"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": PROMPT}]})
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import orjson
 import pytest
 import yaml
 
@@ -15,6 +16,7 @@ from bench import passthrough, procs, report, stats, wrk
 from bench.noop import calibrated, spin
 from bench.sse_server import content_event, frame
 from bench.stream_client import ResponseReader
+from bench.upstream import agent_request
 
 
 @pytest.mark.parametrize(
@@ -301,3 +303,32 @@ def test_the_floor_burns_python_only_when_asked() -> None:
     one, ten = calibrated(0.0001), calibrated(0.001)
     assert 0 < one < ten
     assert spin(4) == 0 ^ 1 ^ 2 ^ 3
+
+
+def test_scenario_l_sends_a_coding_agents_long_turn() -> None:
+    """L's body: about the size asked, valid OpenAI chat with tools, every tool call answered by its result."""
+    body = agent_request("gpt-bench", kib=200)
+    assert 200 * 1024 <= len(body) < 210 * 1024
+    doc = orjson.loads(body)
+    assert doc["model"] == "gpt-bench" and len(doc["tools"]) == 24
+    calls = [c["id"] for m in doc["messages"] if m["role"] == "assistant" for c in m["tool_calls"]]
+    answered = [m["tool_call_id"] for m in doc["messages"] if m["role"] == "tool"]
+    assert len(calls) > 30 and calls == answered
+    assert len(agent_request("gpt-bench", kib=600)) >= 600 * 1024
+
+
+def test_long_goals_hold_the_translated_pair_and_report_the_floor() -> None:
+    """L-D1/L-C is a goal like every pair; against the floor and Envoy, L is reported, not judged."""
+    doc = {"fixed": {sid: {"available": True, "runs": {
+        "1": {"rps": 1.0, "latency_ms": {"p50": p50}},
+        "16": {"rps": rps, "latency_ms": {"p50": p50}, "cpu_per_1k": {"upstream envoy": 0.1, "envoy": units / 10}}}}
+        for sid, rps, p50, units in (("L-B", 2000.0, 1.0, 3.0), ("L-N", 800.0, 2.0, 9.0), ("L-C", 400.0, 3.5, 19.0),
+                                     ("L-D1", 300.0, 4.0, 20.0))}}
+    by_name = {g.measure.split(" (")[0].split(",")[0]: g for g in report.long_goals(doc)}
+    assert (0.75, False) == (by_name["L-D1/L-C req/s"].value, by_name["L-D1/L-C req/s"].met)
+    assert 0.5 == pytest.approx(by_name["L-N/L-C CPU per request at c=16"].value)
+    assert by_name["L-N/L-C CPU per request at c=16"].met is None
+    added = {g.measure: g.value for g in report.long_goals(doc) if g.measure.startswith("long body")}
+    assert added == {"long body: added p50 at c=1, L-N−L-B": 1.0, "long body: added p50 at c=1, L-C−L-B": 2.5,
+                     "long body: added p50 at c=1, L-D1−L-B": 3.0}
+    assert report.long_goals({"fixed": {}}) == []  # no L run: no rows
