@@ -4,6 +4,7 @@ request conversion under random and mutated bodies."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
@@ -21,6 +22,7 @@ from fakes.responses import ResponsesCodec
 from fakes.script import ToolCall, Usage
 from translator.errors import UserFacingError
 from translator.extproc.router import _depth
+from translator.extproc.upstream import renamed
 from translator.passthrough import Passthrough
 from translator.protocols import REGISTRY
 from translator.protocols.convert import client_tool_names, translate_request
@@ -263,15 +265,38 @@ def _nesting(doc: Any) -> int:
     return 1 + max(map(_nesting, doc), default=0)
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=5),
-                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner,
-                                                                                       max_size=4), max_leaves=40)
+# many small containers (json_values above: fewer, with every kind of number, for the conversion tests)
+nestings = st.recursive(st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=5),
+                        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner,
+                                                                                    max_size=4), max_leaves=40)
 
 
 @PROPS
-@given(st.dictionaries(st.text(max_size=3), json_values, max_size=4) | st.lists(json_values, max_size=4))
+@given(st.dictionaries(st.text(max_size=3), nestings, max_size=4) | st.lists(nestings, max_size=4))
 def test_the_routers_depth_of_a_body_is_its_nesting(doc: dict[str, Any] | list[Any]) -> None:
     """The router refuses bodies nested more than 128 deep (tests/inprocess/test_errors.py); its level-by-level
     count agrees with the recursive definition on any document, as parsed back from its JSON."""
     parsed = orjson.loads(orjson.dumps(doc))
     assert _depth(parsed) == _nesting(parsed)
+
+
+@PROPS
+@given(st.dictionaries(st.text(max_size=5), nestings, max_size=4), st.text(min_size=1, max_size=12),
+       st.text(min_size=1, max_size=12), st.booleans(), st.sampled_from([None, 1, 2]), st.booleans())
+def test_a_renamed_body_is_the_callers_with_only_its_model_changed(
+        rest: dict[str, Any], asked: str, model: str, first: bool, indent: int | None, ascii_only: bool) -> None:
+    """Whatever the body and however its caller spelled it (spacing, escapes, where "model" is, a nested "model"),
+    the splice either declines or gives the same document with only the model renamed, the rest of the bytes the
+    caller's own."""
+    rest = {"messages": [{"model": asked}], **rest}  # a nested "model" with the same value
+    rest.pop("model", None)
+    doc = {"model": asked, **rest} if first else {**rest, "model": asked}
+    raw = json.dumps(doc, indent=indent, ensure_ascii=ascii_only).encode()
+    out = renamed(raw, asked, model)
+    if out is None:
+        assert not first or ascii_only  # declined only where the bytes do not show it (not first, or escaped)
+        return
+    assert orjson.loads(out) == {**doc, "model": model}
+    old, new = orjson.dumps(asked), orjson.dumps(model)
+    cut = out.index(new, out.index(b":"))  # the value of the first key, "model"
+    assert out[:cut] + old + out[cut + len(new):] == raw

@@ -258,3 +258,33 @@ def test_a_streams_usage_option_goes_onto_the_callers_own_bytes_or_into_its_own_
             **own, "stream_options": {"include_obfuscation": False, "include_usage": True}}
 
     run(redis_url, scenario)
+
+
+def test_a_renamed_model_goes_on_in_the_callers_own_bytes(redis_url: str) -> None:
+    """An alias on a direct route (and a deployment's own name for the model): when "model" is the body's first
+    key, as coding agents write it, the caller's bytes go on with only its value replaced (a stream's usage option
+    spliced on too); elsewhere in the body, the body is serialized with the model renamed."""
+    async def scenario(tg: InProcess) -> None:
+        key = await tg.key("acme")
+        answer = [response_body(OPENAI_ANSWER, status=200, deployment="oai"), response_body(b"", end=True)]
+        raw = (b' {\n "model" :\t"gpt-alias", "messages": [{"role": "user", "content": "Say h\\u00e9llo.",'
+               b' "model": "gpt-alias"}], "temperature": 1.50 }\n')
+        ex = await tg.process([request_headers(CHAT, bearer(key)), request_body(raw), *answer])
+        sent = new_body(ex.responses[1])
+        assert sent == raw.replace(b'"gpt-alias", "messages"', b'"gpt-test", "messages"')
+        assert set_headers(ex.responses[1])["content-length"] == str(len(sent))
+
+        streamed = raw.replace(b'"temperature"', b'"stream": true, "temperature"')
+        ex = await tg.process([request_headers(CHAT, bearer(key)), request_body(streamed),
+                               response_body(b"data: [DONE]\n\n", status=200, deployment="oai"),
+                               response_body(b"", end=True)])
+        renamed = streamed.replace(b'"gpt-alias", "messages"', b'"gpt-test", "messages"')
+        assert new_body(ex.responses[1]) == renamed[:renamed.rindex(b"}")] + b',"stream_options":{"include_usage":true}}\n'
+
+        later = {"messages": [{"role": "user", "content": "hi"}], "model": "gpt-latest"}  # openai-python's order
+        ex = await tg.process([request_headers(CHAT, bearer(key)), request_body(later),
+                               response_body(OPENAI_ANSWER, status=200, deployment="oai-renamed"),
+                               response_body(b"", end=True)])
+        assert orjson.loads(new_body(ex.responses[1]) or b"null") == {**later, "model": "gpt-test-2025-01-01"}
+
+    run(redis_url, scenario)

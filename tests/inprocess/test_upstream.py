@@ -135,6 +135,10 @@ def test_a_renamed_model_gets_the_deployments_name_in_the_body(redis_url: str) -
         sent = new_body(reply)
         assert sent is not None and orjson.loads(sent) == {**OPENAI_BODY, "model": "gpt-test-2025-01-01"}
         assert set_headers(reply) == {"content-length": str(len(sent))}
+        # "model" first: the caller's bytes, only its value replaced (neither parsed nor serialized again)
+        raw = b'{"model":  "gpt-latest", "messages": [{"role": "user", "content": "h\\u00e9"}], "top_p": 1.0}'
+        assert new_body(up.on_request_body(request_body(raw))) == raw.replace(b'"gpt-latest"',
+                                                                            b'"gpt-test-2025-01-01"')
 
     run(redis_url, scenario)
 

@@ -47,7 +47,16 @@ from translator.errors import (
     kind_for_status,
 )
 from translator.extproc import messages as m
-from translator.extproc.upstream import Ctx, attempt_body, attempt_headers, needs_body, signed, waited
+from translator.extproc.upstream import (
+    Ctx,
+    attempt_body,
+    attempt_headers,
+    needs_body,
+    renamed,
+    renames_only,
+    signed,
+    waited,
+)
 from translator.passthrough import array_error
 from translator.protocols import REGISTRY
 from translator.protocols.base import Codec, estimate_tokens
@@ -275,20 +284,26 @@ class RouterProcessor:
             key, value = option
             have = body.get(key)
             body[key] = {**have, **value} if isinstance(have, dict) else dict(value)  # never the codec's own
+        own = raw if option is None or appended else None  # the caller's bytes, while only splices change them
         changed = option is not None
         direct = self.gw.direct.get(model)
         if direct is not None:  # one provider and model: set once what every attempt needs (no upstream filter)
             self.direct = direct
             headers, remove = await self._direct_headers(codec, ep, direct, model)
             if needs_body(codec, asked, direct, ep.kind):
-                body = attempt_body(codec, ep.kind, self.stream, direct, body)
-                changed, appended = True, False
+                changed = True  # a body only renamed stays the caller's bytes with the model's name replaced
+                own = renamed(own, asked, direct.model) if own and renames_only(codec, direct, ep.kind) else None
+                if own is None:
+                    body = attempt_body(codec, ep.kind, self.stream, direct, body)
         else:
             ctx = Ctx(self.protocol, ep.kind, self.stream, ep.sse, asked)
             headers, remove = {ROUTE_HEADER: model, CTX_HEADER: ctx.encode()}, list(CLIENT_CREDENTIAL_HEADERS)
         if not changed:
             return m.routed(headers, remove)
-        out = _appended(raw, *option) if appended and option is not None else orjson.dumps(body)
+        if own is None:
+            out = orjson.dumps(body)
+        else:
+            out = _appended(own, *option) if appended and option is not None else own
         if direct is not None and direct.flavour.needs_body:  # signed over this request's own bytes
             headers["content-length"] = str(len(out))
             headers.update(signed(direct, headers, out))
