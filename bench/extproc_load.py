@@ -1,13 +1,15 @@
 """One ext_proc server under load, without Envoy: its CPU per request, and what it adds to latency.
 
     python -m bench.extproc_load [--server translator|noop] [--requests 6000] [--concurrency 16]
-                                 [--stream] [--callgrind FILE [--cache-sim]]
+                                 [--stream] [--long] [--to-anthropic] [--callgrind FILE [--cache-sim]]
 
 Starts a Redis and one server on the bench's gateway config (``bench/gateway.py``) — a translator, or
 the no-op floor (``bench/noop.py``) — and sends it, over real gRPC on its unix socket, the four messages
 Envoy sends its router filter for a C request: the request headers (a bench key), the body, the
 answer's body with the attributes Envoy adds, its end. ``--stream`` makes it a streamed request
-(``"stream": true``, two SSE chunks, the usage chunk the gateway asks for). It reports the server's CPU
+(``"stream": true``, two SSE chunks, the usage chunk the gateway asks for); ``--long`` sends scenario L's coding-agent
+turn (203 KiB) instead of the 100-byte question, and ``--to-anthropic`` names the Anthropic model (the body translated,
+the answer an Anthropic message, as in D1 and L-D1). It reports the server's CPU
 per request (utime + stime of all its threads, the warm-up left out) and the median round trip of the
 first three messages (what the server adds to a stream's time to first token).
 
@@ -49,25 +51,30 @@ ROOT = Path(__file__).resolve().parent.parent
 WARM_UP = 50  # requests per concurrent caller before the measured ones
 
 
-def messages(key: str, *, stream: bool) -> list[pb.ProcessingRequest]:
-    """What Envoy's router filter sends the server for one C request (the request id differs each time)."""
+def messages(key: str, *, stream: bool, long: bool = False, anthropic: bool = False) -> list[pb.ProcessingRequest]:
+    """What Envoy's router filter sends the server for one C request (the request id differs each time); with ``long``
+    an L-C one, with ``anthropic`` a D1 (or L-D1) one."""
     headers = {":method": "POST", ":path": "/v1/chat/completions", ":authority": "127.0.0.1", ":scheme": "http",
                "content-type": "application/json", "authorization": f"Bearer {key}", "user-agent": "wrk",
                "x-request-id": os.urandom(8).hex(), "x-forwarded-proto": "http"}
     attrs = Struct()
-    attrs.update({"response.code": 200, "upstream.request_attempt_count": 1, DEPLOYMENT_ATTR: "oai-fast"})
+    model = gateway.ANTHROPIC_MODEL if anthropic else gateway.OPENAI_MODEL
+    attrs.update({"response.code": 200, "upstream.request_attempt_count": 1,
+                  DEPLOYMENT_ATTR: "ant-fast" if anthropic else "oai-fast"})
+    if stream and anthropic:
+        raise ValueError("a streamed request to the Anthropic model is not among the messages this load sends")
     if stream:
         first = sse_server.content_event(gateway.OPENAI_MODEL, 1)
         last = sse_server.usage_event(gateway.OPENAI_MODEL, 1) + b"data: [DONE]\n\n"
     else:
-        first, last = orjson.dumps(upstream.OPENAI_RESPONSE), b""
+        first, last = orjson.dumps(upstream.ANTHROPIC_RESPONSE if anthropic else upstream.OPENAI_RESPONSE), b""
+    body = upstream.agent_request(model) if long else upstream.openai_request(model, stream=stream)
     answer = pb.ProcessingRequest(response_body=pb.HttpBody(body=first))
     answer.attributes[ATTR_NAMESPACE].CopyFrom(attrs)
     return [
         pb.ProcessingRequest(request_headers=pb.HttpHeaders(headers=HeaderMap(
             headers=[HeaderValue(key=k, raw_value=v.encode()) for k, v in headers.items()]))),
-        pb.ProcessingRequest(request_body=pb.HttpBody(
-            body=upstream.openai_request(gateway.OPENAI_MODEL, stream=stream), end_of_stream=True)),
+        pb.ProcessingRequest(request_body=pb.HttpBody(body=body, end_of_stream=True)),
         answer,
         pb.ProcessingRequest(response_body=pb.HttpBody(body=last, end_of_stream=True)),
     ]
@@ -79,7 +86,7 @@ def cpu_s(pid: int) -> float:
 
 
 async def load(sock: str, key: str, requests: int, concurrency: int, stream: bool,
-               pid: int) -> dict[str, float]:
+               pid: int, **shape: bool) -> dict[str, float]:
     async with grpc.aio.insecure_channel(sock) as channel:
         await asyncio.wait_for(channel.channel_ready(), 300)
         stub = pb_grpc.ExternalProcessorStub(channel)
@@ -88,7 +95,7 @@ async def load(sock: str, key: str, requests: int, concurrency: int, stream: boo
         async def one() -> None:
             call = stub.Process(metadata=(("x-tokengate-filter", "router"),))
             start = time.perf_counter()
-            for i, msg in enumerate(messages(key, stream=stream)):
+            for i, msg in enumerate(messages(key, stream=stream, **shape)):
                 await call.write(msg)
                 reply = await call.read()
                 if reply is grpc.aio.EOF or reply.HasField("immediate_response"):
@@ -136,8 +143,10 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
         stack.callback(server.wait)
         stack.callback(server.terminate)  # SIGTERM: callgrind writes its file as the server exits
-        result = asyncio.run(load(sock, key, args.requests, args.concurrency, args.stream, server.pid))
-    return {"server": args.server, "stream": args.stream, "concurrency": args.concurrency, **result}
+        result = asyncio.run(load(sock, key, args.requests, args.concurrency, args.stream, server.pid,
+                                  long=args.long, anthropic=args.to_anthropic))
+    return {"server": args.server, "stream": args.stream, "long": args.long, "to_anthropic": args.to_anthropic,
+            "concurrency": args.concurrency, **result}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=6000)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--stream", action="store_true", help="a streamed request (two SSE chunks)")
+    p.add_argument("--long", action="store_true", help="scenario L's body: a coding agent's 203 KiB turn")
+    p.add_argument("--to-anthropic", action="store_true", help="the Anthropic model: the body translated (D1, L-D1)")
     p.add_argument("--callgrind", metavar="FILE", help="run the server under valgrind's callgrind, writing FILE")
     p.add_argument("--cache-sim", action="store_true",
                    help="with --callgrind: simulate the caches too (instruction and data cache misses per function)")

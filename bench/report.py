@@ -218,7 +218,7 @@ def _msgs(s: Mapping[str, Any]) -> str:
     """ext_proc messages / gRPC streams per request (router + upstream filter), from Envoy's counters."""
     m = s.get("ext_proc_msgs_per_request") or {}
     if not m:
-        return "0 / 0" if s.get("id") in ("A", "B", "F") else DASH
+        return "0 / 0" if s.get("id") in ("A", "B", "F", "L-B") else DASH
     msgs = m.get("router", 0) + m.get("upstream", 0)
     if "router_streams" not in m:
         return f"{msgs:.2f} / ?"
@@ -283,7 +283,8 @@ def notes(doc: Mapping[str, Any]) -> list[str]:
         f"- Machine: {m.get('cpus', '?')} CPUs ({m.get('cpu_model', '?')}), {m.get('memory_gib', '?')} GiB, "
         f"{m.get('kernel', '?')}; Python {m.get('python', '?')}; Envoy {meta.get('versions', {}).get('envoy', '?')}.",
         f"- Load: {meta.get('versions', {}).get('wrk', 'wrk')}, `{o.get('wrk', '')}` per concurrency, "
-        f"after a {o.get('warmup_s', '?')} s warm-up; keep-alive; same JSON request body for A/B/C/F. "
+        f"after a {o.get('warmup_s', '?')} s warm-up; keep-alive; the same small JSON request for A/B/N/C/F, "
+        "L a coding agent's long turn. "
         "Latency is wrk's (uncorrected for coordinated omission).",
         "- wrk, Envoy, the translators, Redis and the upstream share the same cores; nothing is pinned, so "
         "absolute numbers move with the load generator's own CPU (its column in the CPU figures).",

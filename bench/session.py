@@ -124,11 +124,16 @@ class Session:
     def _stream_body(self) -> bytes:
         return upstream.openai_request(gateway.STREAM_MODEL, stream=True)
 
-    def _long(self, sid: str, label: str, target: Target, watch: procs.Watch, **kw: Any) -> None:
+    def _long(self, sid: str, label: str, target: Target, watch: procs.Watch,
+              counters: Callable[[], dict[str, int]] | None = None, **kw: Any) -> None:
         """One L row: the long body at c=1 and c=16 (its c=64 would queue 13 MB of bodies and add nothing)."""
         plan = replace(self.plan, concurrencies=tuple(c for c in self.plan.concurrencies if c <= 16))
-        self.fixed[sid] = run_fixed(sid, f"{label}, a coding agent's {len(target.body) // 1024} KiB turn", target,
-                                    plan, watch, log=self.log, **kw).as_json()
+        before = counters() if counters else {}
+        res = run_fixed(sid, f"{label}, a coding agent's {len(target.body) // 1024} KiB turn", target, plan, watch,
+                        log=self.log, **kw)
+        if counters:
+            res.extra["ext_proc_msgs_per_request"] = gateway.messages_per_request(before, counters())
+        self.fixed[sid] = res.as_json()
 
     def _stream_seconds(self) -> float:
         per = self.opts.stream_chunks * self.opts.stream_gap_ms / 1000 + 1
@@ -212,7 +217,8 @@ class Session:
                                                                                       gateway.envoy_counters(admin))
                 self.fixed["N"] = res.as_json()
             if self.wants("L"):
-                self._long("L-N", "no-op ext_proc floor", _agent(url, gateway.OPENAI_MODEL, {}), watch)
+                self._long("L-N", "no-op ext_proc floor", _agent(url, gateway.OPENAI_MODEL, {}), watch,
+                           lambda: gateway.envoy_counters(admin))
             if self.wants("E"):
                 watch.add("sse upstream", self.sse_pid)
                 self.streaming["N"] = run_stream(
@@ -318,9 +324,10 @@ class Session:
                                                               for n, p in translators.items()}
         if self.wants("L"):
             self._long("L-C", "tokengate, OpenAI -> OpenAI", _agent(gw.url, gateway.OPENAI_MODEL, auth),
-                       self._gw_watch(gw), translators=translators)
+                       self._gw_watch(gw), gw.envoy_counters, translators=translators)
             self._long("L-D1", "tokengate, OpenAI client -> Anthropic upstream",
-                       _agent(gw.url, gateway.ANTHROPIC_MODEL, auth), self._gw_watch(gw), translators=translators)
+                       _agent(gw.url, gateway.ANTHROPIC_MODEL, auth), self._gw_watch(gw), gw.envoy_counters,
+                       translators=translators)
         if self.opts.profile:
             self._profile(gw, same, translators)
         if self.opts.soak_s:

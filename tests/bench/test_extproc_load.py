@@ -11,15 +11,18 @@ import pytest
 
 from bench import extproc_load
 from translator.extproc.messages import ATTR_NAMESPACE
+from translator.upstream_http import DEPLOYMENT_ATTR
 
 
-@pytest.mark.parametrize(("server", "stream"), [("translator", False), ("translator", True), ("noop", False)])
-def test_each_server_routes_every_request_and_is_measured(server: str, stream: bool,
+@pytest.mark.parametrize(("server", "flags"), [("translator", ()), ("translator", ("--stream",)), ("noop", ()),
+                                               ("translator", ("--long", "--to-anthropic"))])
+def test_each_server_routes_every_request_and_is_measured(server: str, flags: tuple[str, ...],
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--server", server, "--requests", "20", "--concurrency", "2"] + (["--stream"] if stream else [])
+    argv = ["--server", server, "--requests", "20", "--concurrency", "2", *flags]
     assert extproc_load.main(argv) == 0
     report = orjson.loads(capsys.readouterr().out)
-    assert (report["server"], report["stream"], report["requests"]) == (server, stream, 20)
+    assert (report["server"], report["stream"], report["requests"]) == (server, "--stream" in flags, 20)
+    assert (report["long"], report["to_anthropic"]) == ("--long" in flags, "--to-anthropic" in flags)
     assert report["cpu_us_per_request"] > 0 and report["rps"] > 0 and report["first_three_p50_us"] > 0
 
 
@@ -32,3 +35,13 @@ def test_the_messages_are_what_envoy_sends_for_a_c_request() -> None:
     assert answer.response_body.body.startswith(b"data: ") and not answer.response_body.end_of_stream
     assert answer.attributes[ATTR_NAMESPACE].fields["response.code"].number_value == 200
     assert end.response_body.end_of_stream and end.response_body.body.endswith(b"data: [DONE]\n\n")
+
+
+def test_a_long_translated_request_is_scenario_l_d1s() -> None:
+    """--long --to-anthropic: L's body naming the Anthropic model, answered by an Anthropic message from ant-fast."""
+    _, body, answer, end = extproc_load.messages("tg-k", stream=False, long=True, anthropic=True)
+    sent = orjson.loads(body.request_body.body)
+    assert sent["model"] == "claude-bench" and len(body.request_body.body) > 200 * 1024
+    assert orjson.loads(answer.response_body.body)["type"] == "message"
+    assert answer.attributes[ATTR_NAMESPACE].fields[DEPLOYMENT_ATTR].string_value == "ant-fast"
+    assert end.response_body.end_of_stream and not end.response_body.body
