@@ -127,7 +127,8 @@ class Session:
     def _long(self, sid: str, label: str, target: Target, watch: procs.Watch,
               counters: Callable[[], dict[str, int]] | None = None, **kw: Any) -> None:
         """One L row: the long body at c=1 and c=16 (its c=64 would queue 13 MB of bodies and add nothing)."""
-        plan = replace(self.plan, concurrencies=tuple(c for c in self.plan.concurrencies if c <= 16))
+        low = tuple(c for c in self.plan.concurrencies if c <= 16) or (min(self.plan.concurrencies),)
+        plan = replace(self.plan, concurrencies=low)
         before = counters() if counters else {}
         res = run_fixed(sid, f"{label}, a coding agent's {len(target.body) // 1024} KiB turn", target, plan, watch,
                         log=self.log, **kw)
