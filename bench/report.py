@@ -16,7 +16,7 @@ from typing import Any
 from bench.stats import ratio
 
 DASH = "–"
-D_IDS = ("D1", "D2", "D3")
+D_IDS = ("D1", "D2", "D3", "D4", "D5")
 
 
 @dataclass(frozen=True)

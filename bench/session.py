@@ -234,7 +234,7 @@ class Session:
         """The floor and tokengate up together, c=16 runs taking turns (the order rotated each round):
         a slow phase of the machine hits both sides of each ratio alike."""
         n, secs = self.opts.rounds, self.opts.round_s
-        self.log(f"rounds: {n} x (N, C{', D1-D3' if self.wants('D') else ''}) at c=16, {secs:g} s each, taking turns")
+        self.log(f"rounds: {n} x (N, C{', D1-D5' if self.wants('D') else ''}) at c=16, {secs:g} s each, taking turns")
         sub = Supervisor(self.workdir / "logs")
         gw: gateway.Gateway | None = None
         try:
@@ -348,6 +348,10 @@ class Session:
             ("D3", "tokengate, Gemini client -> OpenAI upstream",
              Target(f"{gw.url}/v1beta/models/{gateway.OPENAI_MODEL}:generateContent", upstream.gemini_request(),
                     {"x-goog-api-key": key}), "candidates"),
+            ("D4", "tokengate, OpenAI Responses client -> Anthropic upstream",
+             Target(f"{gw.url}/v1/responses", upstream.responses_request(gateway.ANTHROPIC_MODEL), bearer), "output"),
+            ("D5", "tokengate, OpenAI Responses client -> OpenAI Chat Completions upstream",
+             Target(f"{gw.url}/v1/responses", upstream.responses_request(gateway.OPENAI_MODEL), bearer), "output"),
         ]
 
     def _profile(self, gw: gateway.Gateway, target: Target, translators: dict[str, int]) -> None:

@@ -80,6 +80,11 @@ def anthropic_request(model: str) -> bytes:
     return orjson.dumps({"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": PROMPT}]})
 
 
+def responses_request(model: str) -> bytes:
+    """The same question through the OpenAI Responses API (the ``openai`` SDK's ``client.responses``, Codex CLI)."""
+    return orjson.dumps({"model": model, "input": PROMPT, "max_output_tokens": 64})
+
+
 def gemini_request() -> bytes:
     return orjson.dumps({"contents": [{"role": "user", "parts": [{"text": PROMPT}]}],
                          "generationConfig": {"maxOutputTokens": 64}})
