@@ -279,12 +279,12 @@ class RouterProcessor:
         # Usage is always asked of the upstream (Codec.stream_usage_option); an event the caller did not ask for is
         # removed on the way back. A key the body did not have goes last, spliced onto the caller's own bytes.
         option = codec.stream_usage_option if self.stream and not self.include_usage else None
-        appended = option is not None and bool(body) and option[0] not in body
+        own: bytes | None = raw  # the body as it goes on, while only splices change the caller's bytes
         if option is not None:
             key, value = option
+            own = _appended(raw, key, value) if body and key not in body else None  # None: serialized from body
             have = body.get(key)
             body[key] = {**have, **value} if isinstance(have, dict) else dict(value)  # never the codec's own
-        own = raw if option is None or appended else None  # the caller's bytes, while only splices change them
         changed = option is not None
         direct = self.gw.direct.get(model)
         if direct is not None:  # one provider and model: set once what every attempt needs (no upstream filter)
@@ -300,10 +300,7 @@ class RouterProcessor:
             headers, remove = {ROUTE_HEADER: model, CTX_HEADER: ctx.encode()}, list(CLIENT_CREDENTIAL_HEADERS)
         if not changed:
             return m.routed(headers, remove)
-        if own is None:
-            out = orjson.dumps(body)
-        else:
-            out = _appended(own, *option) if appended and option is not None else own
+        out = orjson.dumps(body) if own is None else own
         if direct is not None and direct.flavour.needs_body:  # signed over this request's own bytes
             headers["content-length"] = str(len(out))
             headers.update(signed(direct, headers, out))
