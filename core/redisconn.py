@@ -32,7 +32,7 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlencode, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -64,7 +64,7 @@ _options: weakref.WeakKeyDictionary[Any, Options] = weakref.WeakKeyDictionary()
 def connect(url: str, **kwargs: Any) -> aioredis.Redis:
     """A client for ``url`` (see the module docstring); ``kwargs`` are connection options
     (timeouts, health checks) passed to every connection it makes."""
-    parts = urlsplit(url)
+    parts, netloc = _split(url)
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     try:
         opts = Options(int(query.pop("wait_replicas", 0)), int(query.pop("wait_ms", 200)),
@@ -77,11 +77,12 @@ def connect(url: str, **kwargs: Any) -> aioredis.Redis:
     if scheme not in ("redis", "rediss", "unix") or flavour not in ("", "cluster", "sentinel"):
         raise ValueError(f"redis URL: unknown scheme {parts.scheme!r} (redis, rediss, unix, "
                          "redis+cluster, rediss+cluster, redis+sentinel, rediss+sentinel)")
-    auth: dict[str, Any] = {"username": unquote(parts.username) if parts.username else None,
-            "password": unquote(parts.password) if parts.password else None}
+    user, _, password = netloc.rpartition("@")[0].partition(":")
+    auth: dict[str, Any] = {"username": unquote(user) if user else None,
+                            "password": unquote(password) if password else None}
     client: aioredis.Redis
     if flavour == "cluster":
-        nodes = [ClusterNode(h, p) for h, p in _hosts(parts.netloc, 6379)]
+        nodes = [ClusterNode(h, p) for h, p in _hosts(netloc, 6379)]
         client = cast(aioredis.Redis, RedisCluster(startup_nodes=nodes, ssl=scheme == "rediss",
                                                    **auth, **kwargs))
     elif flavour == "sentinel":
@@ -90,10 +91,10 @@ def connect(url: str, **kwargs: Any) -> aioredis.Redis:
             raise ValueError("redis URL: redis+sentinel://host:port,.../<service name>[/db]")
         tls: dict[str, Any] = {"ssl": True} if scheme == "rediss" else {}
         # the URL's credentials are the primary's and replicas'; Sentinels are asked without them
-        sentinel = Sentinel(_hosts(parts.netloc, 26379), sentinel_kwargs={**tls, **kwargs}, **auth, **tls, **kwargs)
+        sentinel = Sentinel(_hosts(netloc, 26379), sentinel_kwargs={**tls, **kwargs}, **auth, **tls, **kwargs)
         client = sentinel.master_for(path[0], redis_class=_SentinelPrimary, db=int(path[1]) if len(path) > 1 else 0)
     else:
-        plain = parts._replace(query=urlencode(query)).geturl()
+        plain = parts._replace(netloc=netloc, query=urlencode(query)).geturl()
         client = aioredis.Redis.from_url(plain, **kwargs)
     _options[client] = opts
     return client
@@ -106,6 +107,15 @@ class _SentinelPrimary(aioredis.Redis):
         await super().aclose(close_connection_pool)
         for s in getattr(self.connection_pool, "sentinel_manager", Sentinel([])).sentinels:
             await s.aclose()
+
+
+def _split(url: str) -> tuple[SplitResult, str]:
+    """``url`` split, with its netloc (user, password, hosts) taken apart first: a list of hosts with a bracketed
+    IPv6 one after another is no netloc to a ``urlsplit`` with the fix for CVE-2024-11168 ("Invalid IPv6 URL": the
+    image's Python 3.11.13 and Debian's 3.11.2 have it)."""
+    scheme, sep, rest = url.partition("://")
+    netloc = rest[:min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))] if sep else ""
+    return urlsplit(scheme + sep + rest[len(netloc):]), netloc
 
 
 def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:

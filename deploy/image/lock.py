@@ -6,7 +6,8 @@
 The image installs exactly these (``pip install --no-deps``, then ``pip
 check``), so it runs what ``make test`` ran. The list is the closure of
 ``[project].dependencies`` in pyproject.toml (extras such as ``redis[hiredis]``
-included) for the image's platform: Linux, this Python's minor version. Run it
+included) for the image's platform: Linux, the image's Python (the Dockerfile's
+``PYTHON_IMAGE``), with the versions installed beside this one. Run it
 again after changing a dependency; tests/deploy fails while the lock misses
 one or pins a version outside pyproject's range.
 
@@ -19,6 +20,7 @@ and ``grpcio-tools``, whose protoc compiles ``proto/`` (``proto/generate.py``).
 from __future__ import annotations
 
 import importlib.metadata as md
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -30,9 +32,21 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _environment(extra: str = "") -> dict[str, str]:
+def image_python(dockerfile: Path = ROOT / "Dockerfile") -> str:
+    """The Python version the image runs: the Dockerfile's ``ARG PYTHON_IMAGE=python:X.Y.Z-…``."""
+    found = re.search(r"^ARG PYTHON_IMAGE=python:(\d+\.\d+\.\d+)", dockerfile.read_text(), re.M)
+    if found is None:
+        raise SystemExit("Dockerfile: no ARG PYTHON_IMAGE=python:X.Y.Z-…")
+    return found.group(1)
+
+
+def environment(extra: str = "") -> dict[str, str]:
+    """Where the image's requirement markers are evaluated: Linux, the image's Python (not this one's: a
+    dependency such as ``async-timeout; python_full_version < "3.11.3"`` depends on its patch release)."""
     env = {k: str(v) for k, v in default_environment().items()}
-    env.update(sys_platform="linux", platform_system="Linux", os_name="posix", extra=extra)
+    full = image_python()
+    env.update(sys_platform="linux", platform_system="Linux", os_name="posix", extra=extra,
+               python_full_version=full, python_version=".".join(full.split(".")[:2]))
     return env
 
 
@@ -59,7 +73,7 @@ def closure(roots: list[Requirement]) -> dict[str, str]:
     seen: set[tuple[str, frozenset[str]]] = set()
     while todo:
         req, extra = todo.pop()
-        if req.marker is not None and not req.marker.evaluate(_environment(extra)):
+        if req.marker is not None and not req.marker.evaluate(environment(extra)):
             continue
         name = canonicalize_name(req.name)
         key = (name, frozenset(req.extras))
@@ -71,14 +85,14 @@ def closure(roots: list[Requirement]) -> dict[str, str]:
         for dep in dist.requires or []:
             sub = Requirement(dep)
             for wanted in ("", *sorted(req.extras)):
-                if sub.marker is None or sub.marker.evaluate(_environment(wanted)):
+                if sub.marker is None or sub.marker.evaluate(environment(wanted)):
                     todo.append((sub, wanted))
                     break
     return pinned
 
 
 def render(pins: dict[str, str], *, build: bool = False) -> str:
-    py = f"{sys.version_info.major}.{sys.version_info.minor}"
+    py = image_python()
     if build:
         lines = [
             "# What the image's build stage adds to requirements.txt, pinned (generated; do not edit).",

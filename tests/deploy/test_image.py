@@ -9,8 +9,10 @@ The simulation test runs envoyctl.py from where the Dockerfile takes it.
 from __future__ import annotations
 
 import importlib.metadata as md
+import importlib.util
 import re
 import tomllib
+from types import ModuleType
 
 import pytest
 from packaging.requirements import Requirement
@@ -22,6 +24,17 @@ from tests.deploy.pod import image_files
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 LOCK = ROOT / "deploy" / "image" / "requirements.txt"
 LOCK_COMMAND = ".venv/bin/python deploy/image/lock.py > deploy/image/requirements.txt"
+
+
+def _lock_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("image_lock", ROOT / "deploy" / "image" / "lock.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+IMAGE_ENV = _lock_module().environment()  # markers as the image's Python reads them, not this one
 
 
 def _pins() -> dict[str, str]:
@@ -78,7 +91,7 @@ def test_the_lock_covers_every_dependency_within_its_range() -> None:
     problems = []
     for spec in project["dependencies"]:
         req = Requirement(spec)
-        if req.marker is not None and not req.marker.evaluate({"sys_platform": "linux", "platform_system": "Linux"}):
+        if req.marker is not None and not req.marker.evaluate(IMAGE_ENV):
             continue
         name = canonicalize_name(req.name)
         if name not in pins:
@@ -101,7 +114,7 @@ def test_the_lock_is_closed_under_dependencies() -> None:
             continue  # another version here: its metadata says nothing about the pinned one
         for dep in dist.requires or []:
             req = Requirement(dep)
-            if req.marker is not None and not req.marker.evaluate({"sys_platform": "linux", "extra": ""}):
+            if req.marker is not None and not req.marker.evaluate(IMAGE_ENV):
                 continue
             if canonicalize_name(req.name) not in pins:
                 missing.append(f"{name} needs {req.name}")
