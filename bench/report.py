@@ -298,12 +298,33 @@ def notes(doc: Mapping[str, Any]) -> list[str]:
         f"- E: {o.get('stream_chunks', '?')} SSE chunks {o.get('stream_gap_ms', '?')} ms apart per stream; TTFT is "
         "request written → first chunk read; chunk latency is upstream write → client read (CLOCK_MONOTONIC).",
     ]
+    if split := rounds_cpu(doc):
+        out.append(f"- CPU s per 1k requests in the interleaved rounds, medians by process kind: {split}.")
     foreign = max((r.get("foreign_cpu_share", 0.0) for s in doc.get("fixed", {}).values()
                    for r in s.get("runs", {}).values()), default=0.0)
     if foreign > 0.15:
         out.append(f"- **Other processes used up to {foreign:.2f} cores during some runs** (see "
                    "`foreign_cpu_share` in the JSON): those figures are skewed; rerun on a quiet machine.")
     return out
+
+
+def rounds_cpu(doc: Mapping[str, Any]) -> str:
+    """Where each stack's CPU went in the interleaved rounds: per scenario, each kind of process (its workers
+    added up: ``translator-0`` and ``translator-1`` are ``translator``) as the median of the rounds; "" without."""
+    per = (doc.get("rounds") or {}).get("cpu_per_1k") or {}
+    parts = []
+    for sid, runs in per.items():
+        kinds: dict[str, list[float]] = {}
+        for run in runs:
+            summed: dict[str, float] = {}
+            for name, v in run.items():
+                kind = name.rsplit("-", 1)[0] if name[-1:].isdigit() else name
+                summed[kind] = summed.get(kind, 0.0) + v
+            for kind, v in summed.items():
+                kinds.setdefault(kind, []).append(v)
+        if kinds:
+            parts.append(f"{sid} " + " · ".join(f"{k} {statistics.median(v):.3f}" for k, v in kinds.items()))
+    return "; ".join(parts)
 
 
 def _c_note(c: Mapping[str, Any] | None) -> str:

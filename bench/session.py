@@ -254,6 +254,7 @@ class Session:
             watches = {sid: self._watch(**floor_pids) if sid == "N" else gw_watch for sid in order}
             rps: dict[str, list[float]] = {sid: [] for sid in order}
             units: dict[str, list[float | None]] = {sid: [] for sid in order}  # CPU per request, upstream units
+            per_1k: dict[str, list[dict[str, float]]] = {sid: [] for sid in order}  # … and each process's, in s
             chunks: dict[str, list[int]] = {sid: [] for sid in streams}
             ttft: dict[str, list[int]] = {sid: [] for sid in streams}
             for r in range(n):
@@ -261,6 +262,7 @@ class Session:
                     run = measured(targets[sid], self.plan.settings(16, secs), watches[sid])
                     rps[sid].append(run["rps"])
                     units[sid].append(upstream_units(run["cpu_per_1k"]))
+                    per_1k[sid].append(run["cpu_per_1k"])
                 for sid, (base, headers) in streams.items():  # a few streams each, taking turns too
                     got = asyncio.run(stream_client.run(
                         int(base.rsplit(":", 1)[1]), "/v1/chat/completions", self._stream_body(), headers,
@@ -268,7 +270,8 @@ class Session:
                     chunks[sid] += got.chunk_ns
                     ttft[sid] += got.ttft_ns
                 self.log(f"  round {r + 1}: " + "  ".join(f"{sid} {v[-1]:,.0f}" for sid, v in rps.items()))
-            self.extras["rounds"] = {"count": n, "seconds": secs, "concurrency": 16, "rps": rps, "cpu_units": units}
+            self.extras["rounds"] = {"count": n, "seconds": secs, "concurrency": 16, "rps": rps, "cpu_units": units,
+                                    "cpu_per_1k": per_1k}
             if streams:
                 self.extras["rounds"]["streaming"] = {
                     sid: {"chunk_us": summary_json(Summary.of([v / 1e3 for v in chunks[sid]])),

@@ -288,6 +288,19 @@ def test_the_rounds_cpu_ratio_is_the_median_of_each_rounds_own() -> None:
     assert [g.met for g in report.round_goals(doc) if g.measure.startswith("N/C CPU")] == [True]  # 0.889, 0.9, 0.889
 
 
+def test_the_rounds_cpu_split_adds_up_each_kinds_workers_and_takes_the_median() -> None:
+    """Each process kind's CPU in the rounds (a kind's workers added up in each round, then the median of the
+    rounds), N and C side by side in the notes; nothing without the per-process figures."""
+    doc = {"rounds": {"cpu_per_1k": {
+        "N": [{"envoy": 0.5, "noop-0": 0.3, "noop-1": 0.3}, {"envoy": 0.7, "noop-0": 0.4, "noop-1": 0.2},
+              {"envoy": 0.4, "noop-0": 0.5, "noop-1": 0.5}],
+        "C": [{"envoy": 0.5, "translator-0": 0.4, "translator-1": 0.5, "redis": 0.04}]}}}
+    assert "N envoy 0.500 · noop 0.600; C envoy 0.500 · translator 0.900 · redis 0.040" == report.rounds_cpu(doc)
+    assert any("medians by process kind: N envoy 0.500" in line for line in report.notes(doc))
+    assert "" == report.rounds_cpu({"rounds": {"cpu_units": {}}})
+    assert not any("process kind" in line for line in report.notes({}))
+
+
 def test_cpu_units_cancel_a_slow_phase_of_the_machine() -> None:
     """Everything 20% dearer in N's run (the upstream too): the ratio sees only what N and C do differently."""
     doc = {"fixed": {sid: {"available": True, "runs": {"16": {"rps": 1.0, "cpu_per_1k": per}}} for sid, per in (
