@@ -19,6 +19,7 @@ and ``grpcio-tools``, whose protoc compiles ``proto/`` (``proto/generate.py``).
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as md
 import re
 import sys
@@ -32,6 +33,7 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@functools.cache
 def image_python(dockerfile: Path = ROOT / "Dockerfile") -> str:
     """The Python version the image runs: the Dockerfile's ``ARG PYTHON_IMAGE=python:X.Y.Z-…``."""
     found = re.search(r"^ARG PYTHON_IMAGE=python:(\d+\.\d+\.\d+)", dockerfile.read_text(), re.M)
