@@ -10,11 +10,16 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 import redis
+import redis.asyncio as aioredis
+from redis._parsers.encoders import Encoder
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.sentinel import SentinelManagedConnection
+from redis.exceptions import DataError
 
 from core import redisconn
 from core.billing.ops import Billing
@@ -127,11 +132,43 @@ def test_the_urls_connect_reads() -> None:
     assert seeds == [("10.0.0.1", 7000), ("10.0.0.2", 6379), ("::1", 7002)]
     assert redisconn.options(cluster).shards == 8
     assert redisconn.is_cluster(cluster) and not redisconn.is_cluster(plain)
+    unix = redisconn.connect("unix:///run/redis/redis.sock?db=2")  # urlunsplit made it "unix:/…": refused
+    assert (unix.connection_pool.connection_kwargs["path"], unix.connection_pool.connection_kwargs["db"]) == \
+        ("/run/redis/redis.sock", 2)
     for bad, why in (("memcached://x", "unknown scheme"), ("redis+sentinel://127.0.0.1:26379", "service name"),
                      ("redis://x/?wait_replicas=lots", "integers"), ("redis://x/?metering_shards=0", "metering_shards"),
                      ("redis+cluster://:1", "no host")):
         with pytest.raises(ValueError, match=why):
             redisconn.connect(bad)
+
+
+def test_script_calls_are_packed_whole_into_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every kind of client packs EVAL/EVALSHA with hiredis in one call, without redis-py's encoding of each argument
+    in Python, into the same bytes, and refuses what redis-py refuses; other commands go redis-py's way."""
+    own = aioredis.Connection()  # redis-py's packing, untouched
+    encoded: list[object] = []
+    plain_encode = Encoder.encode
+    monkeypatch.setattr(Encoder, "encode", lambda self, v: encoded.append(v) or plain_encode(self, v))
+    pools = [redisconn.connect(u).connection_pool for u in ("redis://h:1/0", "rediss://h:1/0", "unix:///r.sock")]
+    made = [pool.make_connection() for pool in pools]
+    node_class = cast(RedisCluster, redisconn.connect("redis+cluster://h:1")).nodes_manager.connection_kwargs[
+        "connection_class"]
+    made.append(node_class(host="h", port=1))
+    sentinel = redisconn.connect("redis+sentinel://h:1/s").connection_pool.connection_class
+    assert issubclass(sentinel, redisconn._PacksScripts) and issubclass(sentinel, SentinelManagedConnection)
+    script = ("EVALSHA", "ab12", 2, "tg:{acct}:k", "tg:{acct}:é", b"\x00pb\r\n", 7, -3, 0.25, 10**20, "")
+    others = [("EVAL", "return 1", 0), ("SET", "k", b"v", "EX", 30), ("CONFIG GET", "maxmemory")]
+    for conn in made:
+        encoded.clear()
+        assert b"".join(own.pack_command(*script)) == b"".join(conn.pack_command(*script))
+        assert [] == encoded  # (own's encoder was bound before the spy)
+        for call in others:
+            assert b"".join(own.pack_command(*call)) == b"".join(conn.pack_command(*call))
+        encoded.clear()
+        conn.pack_command("SET", "k", b"v")
+        assert [b"SET", "k", b"v"] == encoded  # each argument encoded in Python, as ever
+        with pytest.raises(DataError):
+            conn.pack_command("EVALSHA", "ab12", 0, True)  # no bools, as before
 
 
 def test_the_admin_api_says_a_credit_was_not_confirmed(tmp_path: Path) -> None:
