@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 # The venv's interpreter: Debian's python3.11 where the machine has it (with its venv module) — built with
 # profile-guided and link-time optimization and linked statically, as the image's python:3.11-slim is, and
-# 10-15% faster on the request path than a shared-library build such as pyenv's (docs/performance.md,
-# "The interpreter") — else python3. An existing .venv keeps its interpreter: `make clean venv` to change.
+# ~13% faster here than a shared-library build without either such as pyenv's (docs/performance.md, "The
+# interpreter and the access log") — else python3. An existing .venv keeps its interpreter: `make clean venv`.
 PYTHON ?= $(shell /usr/bin/python3.11 -c 'import venv, ensurepip' 2>/dev/null && echo /usr/bin/python3.11 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin

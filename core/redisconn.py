@@ -113,9 +113,10 @@ _SCRIPT_CALLS = frozenset(("EVALSHA", "EVAL"))
 
 class _PacksScripts:
     """A connection that has hiredis pack a script call whole. redis-py first encodes every argument in Python, which
-    for the settler's one call a batch (eleven arguments an event) was about half its CPU: 16-30 µs an event, 11-15
-    this way (docs/performance.md, "Settlement's arguments"). The bytes are the same: hiredis packs str, bytes, int and
-    float as redis-py does, and refuses the rest (bool, None …), which then go the usual way and fail as before."""
+    for the settler's one call a batch (eleven arguments an event) was about half its CPU: 19.5-27 µs an event,
+    14-16.5 this way (docs/performance.md, "Settlement's arguments"). The bytes are the same: hiredis packs str,
+    bytes, int and float as redis-py does, and refuses the rest (bool, None …), which then go the usual way and fail
+    as before."""
 
     def pack_command(self, *args: Any) -> list[bytes]:
         if args[0] in _SCRIPT_CALLS:
