@@ -35,14 +35,21 @@ def _stamp(venv: Path) -> Path:
     return venv / ".bench-installed"
 
 
+def _stamped(spec: str) -> str:
+    """What the stamp says of an install: ``spec`` on this interpreter (LiteLLM runs on the one tokengate runs on,
+    and a venv made from another — say before ``make venv`` changed interpreter — is made again)."""
+    return f"{spec}\n{os.path.realpath(sys.executable)}\n"
+
+
 def ensure_installed(spec: str = SPEC, venv: Path = VENV, log: Callable[[str], None] = print) -> Path:
-    """The venv's ``litellm`` script, installing ``spec`` first when the venv lacks it."""
+    """The venv's ``litellm`` script, installing ``spec`` first when the venv lacks it or was made for another
+    spec or interpreter."""
     script = venv / "bin" / "litellm"
     stamp = _stamp(venv)
-    if script.exists() and stamp.exists() and stamp.read_text().strip() == spec:
+    if script.exists() and stamp.exists() and stamp.read_text() == _stamped(spec):
         return script
     log(f"  F: installing {spec} into {venv} (first use; cached afterwards)…")
-    steps = [[sys.executable, "-m", "venv", str(venv)],
+    steps = [[sys.executable, "-m", "venv", "--clear", str(venv)],
              [str(venv / "bin" / "python"), "-m", "pip", "install", "--progress-bar", "off", spec]]
     for argv in steps:
         # pip's progress goes straight to our stdout; its errors are kept for the report
@@ -53,7 +60,7 @@ def ensure_installed(spec: str = SPEC, venv: Path = VENV, log: Callable[[str], N
         log(f"  F: {' '.join(argv[1:4])} … done")
     if not script.exists():
         raise Unavailable(f"{spec} installed no litellm script")
-    stamp.write_text(spec + "\n")
+    stamp.write_text(_stamped(spec))
     return script
 
 

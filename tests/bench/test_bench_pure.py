@@ -6,13 +6,15 @@ No timing is asserted anywhere: speed lives in `make bench`.
 from __future__ import annotations
 
 import math
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import yaml
 
-from bench import passthrough, procs, report, stats, wrk
+from bench import litellm, passthrough, procs, report, stats, wrk
 from bench.noop import calibrated, spin
 from bench.sse_server import content_event, frame
 from bench.stream_client import ResponseReader
@@ -346,3 +348,29 @@ def test_long_goals_hold_the_translated_pair_and_report_the_floor() -> None:
     assert added == {"long body: added p50 at c=1, L-N−L-B": 1.0, "long body: added p50 at c=1, L-C−L-B": 2.5,
                      "long body: added p50 at c=1, L-D1−L-B": 3.0}
     assert report.long_goals({"fixed": {}}) == []  # no L run: no rows
+
+
+def test_litellm_is_installed_again_for_another_spec_or_interpreter(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scenario F's venv is kept while its stamp names the same spec on this interpreter; a stamp of another (or of
+    before the interpreter was recorded) makes the venv again, cleared, on this one."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "litellm").write_text("")
+    calls: list[list[str]] = []
+
+    def run(argv: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(litellm.subprocess, "run", run)
+    stamp = venv / ".bench-installed"
+    stamp.write_text(litellm._stamped("litellm==1"))
+    assert venv / "bin" / "litellm" == litellm.ensure_installed("litellm==1", venv, log=lambda _: None)
+    assert [] == calls
+    for before in ("litellm==1\n", "litellm==1\n/usr/bin/python3.9\n", litellm._stamped("litellm==2")):
+        stamp.write_text(before)
+        calls.clear()
+        litellm.ensure_installed("litellm==1", venv, log=lambda _: None)
+        assert ["-m", "venv", "--clear", str(venv)] == calls[0][1:] and "litellm==1" == calls[1][-1]
+        assert litellm._stamped("litellm==1") == stamp.read_text()
