@@ -88,7 +88,7 @@ def test_a_model_on_one_provider_gets_a_direct_route_without_the_upstream_filter
             "direct/openai-responses/gpt-4o"] == list(direct)
     assert max(names.index(n) for n in direct) < names.index("model/gpt-4o")
     same, other = direct["direct/openai/gpt-4o"], direct["direct/anthropic/gpt-4o"]
-    assert ("gpt-4o#openai", "direct/gpt-4o", ["x-tokengate-model"]) == (
+    assert ("gpt-4o#openai", "direct/gpt-4o", ["x-tokengate-model", "x-envoy-external-address"]) == (
         same["match"]["headers"][0]["string_match"]["exact"], same["route"]["cluster"],
         same["request_headers_to_remove"])
     assert "tokengate.status" not in same["typed_per_filter_config"]

@@ -23,6 +23,7 @@ class Cost:
     router_msgs: int
     upstream_streams: int
     upstream_msgs: int
+    rejected_mutations: int = 0  # header changes Envoy refused (an x-envoy-* or a system header): none wanted
 
 
 def _counters(gw: GatewayUnderTest) -> dict[str, int]:
@@ -31,7 +32,7 @@ def _counters(gw: GatewayUnderTest) -> dict[str, int]:
     for line in text.splitlines():
         name, _, value = line.partition(": ")
         for scope in ("router", "upstream"):
-            for stat in ("streams_started", "stream_msgs_sent"):
+            for stat in ("streams_started", "stream_msgs_sent", "rejected_header_mutations"):
                 if name.endswith(f"ext_proc.{scope}.{stat}"):
                     out[f"{scope}.{stat}"] = out.get(f"{scope}.{stat}", 0) + int(value)
     return out
@@ -46,7 +47,8 @@ def ext_proc_cost(gw: GatewayUnderTest, call: Callable[[], httpx.Response]) -> t
         return after.get(k, 0) - before.get(k, 0)
 
     return status, Cost(d("router.streams_started"), d("router.stream_msgs_sent"),
-                        d("upstream.streams_started"), d("upstream.stream_msgs_sent"))
+                        d("upstream.streams_started"), d("upstream.stream_msgs_sent"),
+                        d("router.rejected_header_mutations") + d("upstream.rejected_header_mutations"))
 
 
 def _post(gw: GatewayUnderTest, path: str, body: dict[str, object], **headers: str) -> Callable[[], httpx.Response]:
@@ -110,4 +112,5 @@ def test_a_same_protocol_stream_opens_one_stream_and_no_upstream_filter(gateway:
     status, cost = ext_proc_cost(gateway, _post(
         gateway, "/v1/chat/completions", {"model": "gpt-test", "messages": CHAT, "stream": True},
         authorization=f"Bearer {gateway.key}"))
-    assert (200, 1, 0, 0) == (status, cost.router_streams, cost.upstream_streams, cost.upstream_msgs)
+    assert (200, 1, 0, 0, 0) == (status, cost.router_streams, cost.upstream_streams, cost.upstream_msgs,
+                                 cost.rejected_mutations)

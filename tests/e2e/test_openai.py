@@ -258,7 +258,8 @@ def test_only_the_protocols_headers_reach_the_provider(gateway: GatewayUnderTest
                json={"model": "gpt-test", "messages": MESSAGES}).raise_for_status()
     [req] = gateway.fake.requests
     got = {k.lower() for k in req.headers}
-    assert set() == got & {"cookie", "x-forwarded-for", "traceparent", "accept-encoding", "openai-organization"}
+    assert set() == got & {"cookie", "x-forwarded-for", "x-envoy-external-address", "traceparent", "accept-encoding",
+                           "openai-organization"}
     assert ("probe/1.0", "application/json") == (req.headers.get("user-agent"), req.headers.get("content-type"))
 
 

@@ -125,8 +125,10 @@ def attempt_headers(caller: Codec, kind: Kind, stream: bool, sse: bool, t: Targe
     if stream and ((not same and not sse) or reframes(caller, t)):
         # the translated stream is one JSON array, or SSE where the upstream's framing is another (AWS's)
         headers[RESPONSE_TYPE_HEADER] = stream_type(caller, sse)
+    # x-envoy-*: Envoy refuses an ext_proc's change to them (counted as rejected_header_mutations); the one it
+    # adds itself, the client's address, the provider's route removes (docs/architecture.md)
     remove = [h for h in client_headers
-              if h not in keep and h not in headers and not h.startswith((":", "x-tokengate-"))]
+              if h not in keep and h not in headers and not h.startswith((":", "x-tokengate-", "x-envoy-"))]
     return headers, remove
 
 
