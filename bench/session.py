@@ -24,6 +24,7 @@ from bench.report import upstream_units
 from bench.scenarios import Plan, measured, run_fixed, run_stream, summary_json
 from bench.stats import Summary
 from bench.wrk import Target
+from core import store
 from core.config import load, parse
 from tokengate.devstack import grpc_serving
 from tokengate.procs import Supervisor, free_port, port_open
@@ -57,6 +58,12 @@ class Options:
 
 def _chat(url: str, model: str, headers: dict[str, str]) -> Target:
     return Target(f"{url}/v1/chat/completions", upstream.openai_request(model), headers)
+
+
+def _floor_auth() -> dict[str, str]:
+    """The floor's requests carry a key as tokengate's do (same shape and length; the no-op server never reads
+    it), so Envoy and the ext_proc messages handle the same request bytes on both sides of N/C."""
+    return {"Authorization": f"Bearer {store.new_key(gateway.ACCOUNT)}"}
 
 
 def _agent(url: str, model: str, headers: dict[str, str]) -> Target:
@@ -213,17 +220,17 @@ class Session:
             if self.wants("N"):
                 counters = gateway.envoy_counters(admin)
                 res = run_fixed("N", "no-op ext_proc floor (tokengate's Envoy config, nothing done per message)",
-                                _chat(url, gateway.OPENAI_MODEL, {}), self.plan, watch, log=self.log)
+                                _chat(url, gateway.OPENAI_MODEL, _floor_auth()), self.plan, watch, log=self.log)
                 res.extra["ext_proc_msgs_per_request"] = gateway.messages_per_request(counters,
                                                                                       gateway.envoy_counters(admin))
                 self.fixed["N"] = res.as_json()
             if self.wants("L"):
-                self._long("L-N", "no-op ext_proc floor", _agent(url, gateway.OPENAI_MODEL, {}), watch,
+                self._long("L-N", "no-op ext_proc floor", _agent(url, gateway.OPENAI_MODEL, _floor_auth()), watch,
                            lambda: gateway.envoy_counters(admin))
             if self.wants("E"):
                 watch.add("sse upstream", self.sse_pid)
                 self.streaming["N"] = run_stream(
-                    "N", "no-op ext_proc floor", f"{url}/v1/chat/completions", self._stream_body(), {},
+                    "N", "no-op ext_proc floor", f"{url}/v1/chat/completions", self._stream_body(), _floor_auth(),
                     self.plan, watch, max_seconds=self._stream_seconds(), log=self.log)
         finally:
             sub.stop_all()
@@ -242,13 +249,14 @@ class Session:
             gw = gateway.start(self.workdir / "gw-rounds", self.upstream_port, self.stream_port,
                                workers=self.opts.workers, envoy_workers=self.opts.envoy_workers,
                                log_level=self.opts.log_level)
-            targets = {"N": _chat(url, gateway.OPENAI_MODEL, {}),
-                       "C": _chat(gw.url, gateway.OPENAI_MODEL, {"Authorization": f"Bearer {gw.key}"})}
+            auth = {"Authorization": f"Bearer {gw.key}"}
+            targets = {"N": _chat(url, gateway.OPENAI_MODEL, _floor_auth()),
+                       "C": _chat(gw.url, gateway.OPENAI_MODEL, auth)}
             if self.wants("D"):
                 targets.update({sid: t for sid, _, t, _ in self._pairs(gw)})
             for t in targets.values():
                 wrk.run(t, self.plan.settings(16, max(self.plan.warmup_s, 1.0)))
-            streams = {"N": (url, {}), "C": (gw.url, {"Authorization": f"Bearer {gw.key}"})} if self.wants("E") else {}
+            streams = {"N": (url, _floor_auth()), "C": (gw.url, auth)} if self.wants("E") else {}
             order = list(targets)
             gw_watch = self._gw_watch(gw)
             watches = {sid: self._watch(**floor_pids) if sid == "N" else gw_watch for sid in order}

@@ -14,11 +14,13 @@ import orjson
 import pytest
 import yaml
 
-from bench import litellm, passthrough, procs, report, stats, wrk
+from bench import gateway, litellm, passthrough, procs, report, stats, wrk
 from bench.noop import calibrated, spin
+from bench.session import _floor_auth
 from bench.sse_server import content_event, frame
 from bench.stream_client import ResponseReader
 from bench.upstream import agent_request
+from core import store
 
 
 @pytest.mark.parametrize(
@@ -319,6 +321,16 @@ def test_the_floor_burns_python_only_when_asked() -> None:
     one, ten = calibrated(0.0001), calibrated(0.001)
     assert 0 < one < ten
     assert spin(4) == 0 ^ 1 ^ 2 ^ 3
+
+
+def test_the_floor_is_sent_a_key_shaped_like_tokengates() -> None:
+    """N's requests carry an Authorization header as C's do, its key of a real key's shape and length, so the two
+    sides of N/C are the same request bytes (the no-op server never reads it)."""
+    [(name, value)] = _floor_auth().items()
+    real = store.new_key(gateway.ACCOUNT)
+    assert ("Authorization", len(real), gateway.ACCOUNT) == (
+        name, len(value.removeprefix("Bearer ")), store.account_of(value.removeprefix("Bearer ")))
+    assert value.startswith("Bearer ") and _floor_auth() != _floor_auth()
 
 
 def test_scenario_l_sends_a_coding_agents_long_turn() -> None:
