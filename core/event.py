@@ -44,8 +44,8 @@ except ImportError as exc:  # a checkout where proto/ was never compiled
                       "`.venv/bin/python proto/generate.py`)") from exc
 
 __all__ = ["ENTRY_FIELD", "LEGACY_ENTRY_FIELD", "LINE_END", "READS", "VERSION", "BadEvent", "MeteringEvent",
-           "UsageMessage", "as_json", "entry", "entry_of_line", "from_entry", "from_json", "from_json_bytes",
-           "from_line", "line", "new_id", "parse", "set_usage", "usage"]
+           "UsageMessage", "as_json", "entry", "entry_data", "entry_of_line", "from_entry", "from_json",
+           "from_json_bytes", "from_line", "line", "new_id", "parse", "set_usage", "usage"]
 
 VERSION = 1
 READS = frozenset({0, 1})
@@ -108,9 +108,14 @@ def entry(data: bytes) -> dict[str, bytes]:
     return {ENTRY_FIELD: data}
 
 
+def entry_data(fields: Mapping[Any, Any]) -> Any:
+    """The serialized event of a tg:metering entry (field names as bytes or str); None for a version-0 entry."""
+    return fields.get(b"pb", fields.get("pb"))
+
+
 def from_entry(fields: Mapping[Any, Any]) -> MeteringEvent:
     """The event of a tg:metering entry, of any version (field names as bytes or str)."""
-    data = fields.get(b"pb", fields.get("pb"))
+    data = entry_data(fields)
     if data is not None:
         return parse(data)
     raw = fields.get(b"event", fields.get("event"))

@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import ResponseError
 
-from core import event, redisconn, store
+from core import redisconn, store
 from core.billing.ops import Billing, Settlement
 from core.store import text
 from settler import metrics
@@ -151,7 +151,7 @@ class Settler:
         good: list[tuple[Any, Any, Settlement]] = []
         for entry_id, fields in entries:
             try:
-                good.append((entry_id, fields, Settlement.of(event.from_entry(fields))))
+                good.append((entry_id, fields, Settlement.of_entry(fields)))
             except (ValueError, TypeError) as exc:  # no event of a version this settler reads (event.BadEvent)
                 await self._dead_letter(entry_id, fields, exc)
         outcomes = await self.billing.settle_many([s for _, _, s in good]) if good else []
@@ -185,7 +185,7 @@ class Settler:
             ready: list[tuple[Any, Settlement]] = []
             for entry_id, fields in page:
                 with contextlib.suppress(ValueError, TypeError):
-                    ready.append((entry_id, Settlement.of(event.from_entry(fields))))
+                    ready.append((entry_id, Settlement.of_entry(fields)))
             if not ready:
                 continue
             outcomes = await self.billing.settle_many([s for _, s in ready])

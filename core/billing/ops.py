@@ -231,8 +231,16 @@ class Settlement:
     args: tuple[bytes | str, ...]  # what the script reads of it (scripts.SETTLE's ARGV per event)
 
     @classmethod
-    def of(cls, ev: MeteringEvent | Mapping[str, Any]) -> Settlement:
-        """``ev``: an event of any version, or a JSON object of one (version 0's, as tests write them)."""
+    def of_entry(cls, fields: Mapping[Any, Any]) -> Settlement:
+        """The settlement of a ``tg:metering`` entry (``event.from_entry``): a serialized event's own bytes go on to
+        the recent requests as they came, not serialized again."""
+        data = event.entry_data(fields)
+        return cls.of(event.from_entry(fields), data if isinstance(data, bytes) else None)
+
+    @classmethod
+    def of(cls, ev: MeteringEvent | Mapping[str, Any], data: bytes | None = None) -> Settlement:
+        """``ev``: an event of any version, or a JSON object of one (version 0's, as tests write them); ``data``: its
+        serialized form, when the caller has it."""
         if not isinstance(ev, MeteringEvent):
             ev = event.from_json(ev)
         if ev.version not in event.READS:
@@ -250,5 +258,6 @@ class Settlement:
         u = ev.usage
         failed = int(ev.status >= 400 or not ev.complete)
         counts = f"{ev.cost_nano} {failed} {u.input} {u.cache_read} {u.cache_write} {u.output} {u.reasoning}"
-        return cls(account, keys, (ev.SerializeToString(), f"{ts:.3f}", event_id, ev.model, ev.key_id, ev.lease,
+        return cls(account, keys, (ev.SerializeToString() if data is None else data, f"{ts:.3f}", event_id, ev.model,
+                                   ev.key_id, ev.lease,
                                    counts))  # scripts.SETTLE_ARGS of them

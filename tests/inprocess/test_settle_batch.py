@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import time
 
-from core import store
+import orjson
+
+from core import event, store
 from core.billing.ops import Settlement
 from tests.inprocess.harness import InProcess, run
 
@@ -17,6 +19,18 @@ def _event(event_id: str, cost: int, lease: str = "") -> Settlement:
     return Settlement.of({"event_id": event_id, "account": "acme", "model": "gpt-test", "key_id": "k1",
                           "usage": {"input": 10, "output": 5}, "cost_nano": cost, "status": 200,
                           "complete": True, "lease": lease, "ts": time.time()})
+
+
+def test_an_entrys_serialized_event_goes_on_to_the_recent_requests_as_it_came() -> None:
+    """The settler passes a stream entry's own bytes to SETTLE (the recent requests keep them), not the event
+    serialized again; a version-0 entry (JSON) has its event serialized."""
+    fields = {"event_id": "e1", "account": "acme", "model": "gpt-test", "cost_nano": 7, "status": 200}
+    data = event.MeteringEvent(version=event.VERSION, **fields).SerializeToString()
+    s = Settlement.of_entry({k.encode(): v for k, v in event.entry(data).items()})  # as redis-py gives it
+    assert s.args[0] is data and s.keys == Settlement.of(event.MeteringEvent.FromString(data)).keys
+    legacy = Settlement.of_entry({event.LEGACY_ENTRY_FIELD.encode(): orjson.dumps(fields)})
+    assert ("e1", 7) == (event.MeteringEvent.FromString(legacy.args[0]).event_id,
+                         event.MeteringEvent.FromString(legacy.args[0]).cost_nano)
 
 
 def test_a_batch_takes_each_leases_costs_from_its_hold_once_and_releases_own_holds(redis_url: str) -> None:
