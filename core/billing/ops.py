@@ -258,6 +258,6 @@ class Settlement:
         u = ev.usage
         failed = int(ev.status >= 400 or not ev.complete)
         counts = f"{ev.cost_nano} {failed} {u.input} {u.cache_read} {u.cache_write} {u.output} {u.reasoning}"
-        return cls(account, keys, (ev.SerializeToString() if data is None else data, f"{ts:.3f}", event_id, ev.model,
-                                   ev.key_id, ev.lease,
+        raw = ev.SerializeToString() if data is None else data
+        return cls(account, keys, (raw, f"{ts:.3f}", event_id, ev.model, ev.key_id, ev.lease,
                                    counts))  # scripts.SETTLE_ARGS of them
