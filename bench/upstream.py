@@ -14,9 +14,10 @@ from typing import Any
 import orjson
 import yaml
 
-from tokengate.devstack import envoy_binary, http_ok
+from tokengate.devstack import envoy_argv, http_ok
 from tokengate.procs import Child, Supervisor
 
+MAX_REQUEST_BYTES = 8 * 1024 * 1024  # the longest body a scenario sends (L: ~200 KiB), with room
 TEXT = "Hello! This is a fixed answer from the benchmark upstream."
 PROMPT = "Say hello in one short sentence."
 
@@ -112,8 +113,14 @@ def config(port: int, admin_port: int) -> dict[str, Any]:
                  ".HttpConnectionManager",
         "stat_prefix": "upstream",
         "route_config": {"name": "fixed", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]},
-        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+        # The whole request is read before the answer: a direct response sent at the request's headers, its body
+        # still unread, makes Envoy close the connection ("connection: close"), where a provider keeps it open.
+        "http_filters": [
+            {"name": "envoy.filters.http.buffer", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+                "max_request_bytes": MAX_REQUEST_BYTES}},
+            {"name": "envoy.filters.http.router", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
     }
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
@@ -129,11 +136,7 @@ def config(port: int, admin_port: int) -> dict[str, Any]:
 def start_envoy(sup: Supervisor, name: str, config_path: Path, admin_port: int,
                 *, concurrency: int | None = None) -> Child:
     """Start an Envoy with the flags ``tokengate.devstack.Stack`` uses; wait for admin /ready."""
-    argv = [envoy_binary(), "-c", str(config_path), "--disable-hot-restart", "--log-level", "warn",
-            "--drain-time-s", "1", "--drain-strategy", "immediate"]
-    if concurrency:
-        argv += ["--concurrency", str(concurrency)]
-    child = sup.start(name, argv)
+    child = sup.start(name, envoy_argv(config_path, concurrency or 0))
     sup.wait_until(child, lambda: http_ok(f"http://127.0.0.1:{admin_port}/ready"), 30, "ready")
     return child
 

@@ -131,6 +131,15 @@ def grpc_serving(address: str) -> bool:
     return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
 
 
+def envoy_argv(config: Path, workers: int = 0) -> list[str]:
+    """How the stack starts Envoy with ``config`` (``workers``: 0 is Envoy's default, one per core); the bench's
+    Envoys start the same way."""
+    argv = [envoy_binary(), "-c", str(config), "--disable-hot-restart", "--log-level", "warn",
+            "--drain-time-s", "5", "--drain-strategy", "immediate",
+            "--file-flush-interval-msec", "500"]  # the access log within half a second (default: 10 s)
+    return argv + ["--concurrency", str(workers)] if workers else argv
+
+
 def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=0.5) as resp:  # noqa: S310 - loopback URL we built
@@ -246,12 +255,7 @@ class Stack:
             log_level=self.log_level, metrics_dir=self.metrics_dir)
         for address, child in translators:
             sup.wait_until(child, lambda a=address: grpc_serving(a), 20, "serving gRPC health")  # type: ignore[misc]
-        argv = [envoy_binary(), "-c", str(self.envoy_config), "--disable-hot-restart",
-                "--log-level", "warn", "--drain-time-s", "5", "--drain-strategy", "immediate",
-                "--file-flush-interval-msec", "500"]  # the access log within half a second (default: 10 s)
-        if self.envoy_workers:
-            argv += ["--concurrency", str(self.envoy_workers)]
-        envoy = sup.start("envoy", argv)
+        envoy = sup.start("envoy", envoy_argv(self.envoy_config, self.envoy_workers))
         ready = f"http://127.0.0.1:{server.ready_port}/ready"
         sup.wait_until(envoy, lambda: http_ok(ready), 30, "ready")
         if self.supervised:
