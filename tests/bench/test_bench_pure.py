@@ -292,6 +292,21 @@ def test_the_rounds_cpu_ratio_is_the_median_of_each_rounds_own() -> None:
     assert [g.met for g in report.round_goals(doc) if g.measure.startswith("N/C CPU")] == [True]  # 0.889, 0.9, 0.889
 
 
+def test_the_rounds_cpu_ratio_in_seconds_leaves_the_load_generator_out() -> None:
+    """N/C CPU from each round's seconds a request (every process but wrk), whose upstream is not the same work
+    for both sides; median and range shown."""
+    n = [{"upstream envoy": 0.1, "envoy": 0.4, "noop-0": 0.3, "wrk (client)": 0.5},
+         {"upstream envoy": 0.1, "envoy": 0.5, "noop-0": 0.2, "wrk (client)": 0.5},
+         {"upstream envoy": 0.1, "envoy": 0.4, "noop-0": 0.4, "wrk (client)": 0.5}]
+    c = [{"upstream envoy": 0.1, "envoy": 0.5, "translator-0": 0.4, "redis": 0.0, "wrk (client)": 0.1},
+         {"upstream envoy": 0.1, "envoy": 0.5, "translator-0": 0.5, "wrk (client)": 0.1},
+         {"upstream envoy": 0.1, "envoy": 0.5, "translator-0": 0.4, "wrk (client)": 0.1}]
+    doc = {"rounds": {"count": 3, "rps": {"N": [1.0] * 3, "C": [1.0] * 3}, "cpu_per_1k": {"N": n, "C": c}}}
+    [goal] = [g for g in report.round_goals(doc) if g.measure.startswith("N/C CPU per request in seconds")]
+    assert (0.8, False) == (round(goal.value, 3), goal.met)  # 0.8 / 1.0, 0.8 / 1.1, 0.9 / 1.0
+    assert "median of 3 interleaved rounds (range 0.73–0.90)" in goal.measure
+
+
 def test_the_rounds_cpu_split_adds_up_each_kinds_workers_and_takes_the_median() -> None:
     """Each process kind's CPU in the rounds (a kind's workers added up in each round, then the median of the
     rounds), N and C side by side in the notes; nothing without the per-process figures."""
