@@ -42,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--profile-seconds", type=float, default=15.0)
     p.add_argument("--soak", type=float, default=0.0, metavar="SECONDS", help="hold moderate load this long")
     p.add_argument("--soak-connections", type=int, default=4)
-    p.add_argument("--rounds", type=int, default=5,
-                   help="interleaved c=16 rounds of N, C and D with both stacks up (0: none; default 5)")
+    p.add_argument("--rounds", type=int, default=10,  # a round's N/C moves ±0.1; the median of 5 moved ±0.03
+                   help="interleaved c=16 rounds of N, C and D with both stacks up (0: none; default 10)")
     p.add_argument("--round-seconds", type=float, default=4.0)
     p.add_argument("--round-streams", type=int, default=Options.round_streams,
                    help="streams of N and of C per round when E runs too (default 2)")
